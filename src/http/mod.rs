@@ -1,0 +1,13 @@
+//! HTTP/1.x: request heads, response heads, ranges, conditional requests, dates.
+//!
+//! Everything here is a pure function over bytes and strings; the worker does the I/O.
+
+pub mod conditional;
+pub mod date;
+pub mod range;
+pub mod request;
+pub mod response;
+pub mod status;
+
+pub use request::{Method, Parsed, Request};
+pub use status::Status;

@@ -1,0 +1,299 @@
+//! Request heads: parsing with httparse under the server's limits.
+
+use super::status::Status;
+
+/// Longest request head accepted (request line + headers + blank line).
+pub const HEAD_LIMIT_BYTES: usize = 8 * 1024;
+/// Longest request line accepted.
+pub const REQUEST_LINE_LIMIT_BYTES: usize = 4 * 1024;
+/// Most header fields accepted in one request.
+pub const HEADER_COUNT_LIMIT: usize = 100;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Options,
+    Other(String),
+}
+
+impl Method {
+    fn from_token(token: &str) -> Method {
+        match token {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "OPTIONS" => Method::Options,
+            other => Method::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Options => "OPTIONS",
+            Method::Other(token) => token,
+        }
+    }
+}
+
+/// The parts of a request head the server acts on, owned so the read buffer can move on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    pub method: Option<Method>,
+    /// The request target exactly as sent (origin form, or absolute form for proxies).
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    /// The Host header without its port.
+    pub host: Option<String>,
+    /// Whether the client wants the connection kept open after this response.
+    pub keep_alive: bool,
+    pub range: Option<String>,
+    pub if_range: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<String>,
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Request {
+    pub fn method(&self) -> &Method {
+        self.method.as_ref().unwrap_or(&Method::Get)
+    }
+
+    /// The request line for the access log, e.g. `GET /a.mp4 HTTP/1.1`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {} HTTP/1.{}",
+            self.method().as_str(),
+            self.target,
+            self.minor_version
+        )
+    }
+}
+
+/// What a buffer holds so far.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A whole head, and how many bytes of the buffer it used.
+    Complete(Request, usize),
+    /// More bytes are needed.
+    Partial,
+    /// The head is invalid; answer with this status and close.
+    Invalid(Status, &'static str),
+}
+
+/// Parses one request head at the start of `buf` under the server's limits.
+pub fn parse(buf: &[u8]) -> Parsed {
+    let line_end = buf.iter().position(|&b| b == b'\n');
+    if line_end.map_or(buf.len(), |end| end) > REQUEST_LINE_LIMIT_BYTES {
+        return Parsed::Invalid(Status::URI_TOO_LONG, "The request line is too long.");
+    }
+    let mut headers = [httparse::EMPTY_HEADER; HEADER_COUNT_LIMIT];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let head_len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() >= HEAD_LIMIT_BYTES {
+                return Parsed::Invalid(
+                    Status::HEADERS_TOO_LARGE,
+                    "The request head is too large.",
+                );
+            }
+            return Parsed::Partial;
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Parsed::Invalid(
+                Status::HEADERS_TOO_LARGE,
+                "The request has too many header fields.",
+            );
+        }
+        Err(httparse::Error::Version) => {
+            return Parsed::Invalid(
+                Status::BAD_REQUEST,
+                "The request does not use HTTP/1.0 or HTTP/1.1.",
+            );
+        }
+        Err(_) => return Parsed::Invalid(Status::BAD_REQUEST, "The request is malformed."),
+    };
+    if head_len > HEAD_LIMIT_BYTES {
+        return Parsed::Invalid(Status::HEADERS_TOO_LARGE, "The request head is too large.");
+    }
+    let (Some(method), Some(path), Some(minor_version)) =
+        (parsed.method, parsed.path, parsed.version)
+    else {
+        return Parsed::Invalid(Status::BAD_REQUEST, "The request line is incomplete.");
+    };
+    let mut request = Request {
+        method: Some(Method::from_token(method)),
+        target: path.to_string(),
+        minor_version,
+        keep_alive: minor_version >= 1,
+        ..Request::default()
+    };
+    let mut has_body = false;
+    let mut host_count = 0;
+    for header in parsed.headers.iter() {
+        let Ok(value) = std::str::from_utf8(header.value) else {
+            // Only fields we read need to be text; others may carry obs-text.
+            if is_one_of(
+                header.name,
+                &[
+                    "host",
+                    "range",
+                    "if-range",
+                    "if-none-match",
+                    "if-modified-since",
+                ],
+            ) {
+                return Parsed::Invalid(Status::BAD_REQUEST, "A header field is not valid text.");
+            }
+            continue;
+        };
+        let value = value.trim();
+        let name = header.name;
+        if name.eq_ignore_ascii_case("host") {
+            host_count += 1;
+            request.host = Some(strip_port(value).to_ascii_lowercase());
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("close") {
+                    request.keep_alive = false;
+                } else if token.eq_ignore_ascii_case("keep-alive") && minor_version == 0 {
+                    request.keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("range") {
+            request.range = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("if-range") {
+            request.if_range = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("if-none-match") {
+            request.if_none_match = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("if-modified-since") {
+            request.if_modified_since = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("referer") {
+            request.referer = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            request.user_agent = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || (name.eq_ignore_ascii_case("content-length") && value != "0")
+        {
+            has_body = true;
+        }
+    }
+    if host_count > 1 {
+        return Parsed::Invalid(
+            Status::BAD_REQUEST,
+            "The request has more than one Host header.",
+        );
+    }
+    if minor_version >= 1 && host_count == 0 {
+        return Parsed::Invalid(
+            Status::BAD_REQUEST,
+            "HTTP/1.1 requests must have a Host header.",
+        );
+    }
+    if has_body {
+        // We never read request bodies; the connection cannot be reused after one.
+        request.keep_alive = false;
+    }
+    Parsed::Complete(request, head_len)
+}
+
+fn is_one_of(name: &str, names: &[&str]) -> bool {
+    names.iter().any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    host.rsplit_once(':').map_or(host, |(name, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            name
+        } else {
+            host
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(buf: &[u8]) -> (Request, usize) {
+        match parse(buf) {
+            Parsed::Complete(request, len) => (request, len),
+            other => panic!("expected a complete head, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_a_simple_get() {
+        let (request, len) = complete(b"GET /a.mp4?start=1 HTTP/1.1\r\nHost: Example.com:8080\r\nRange: bytes=0-9\r\n\r\nNEXT");
+        assert_eq!(len, 66);
+        assert_eq!(request.method(), &Method::Get);
+        assert_eq!(request.target, "/a.mp4?start=1");
+        assert_eq!(request.host.as_deref(), Some("example.com"));
+        assert_eq!(request.range.as_deref(), Some("bytes=0-9"));
+        assert!(request.keep_alive);
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection_header() {
+        assert!(!complete(b"GET / HTTP/1.0\r\n\r\n").0.keep_alive);
+        assert!(
+            complete(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+                .0
+                .keep_alive
+        );
+        assert!(
+            !complete(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                .0
+                .keep_alive
+        );
+        assert!(
+            !complete(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
+                .0
+                .keep_alive
+        );
+    }
+
+    #[test]
+    fn limits_give_the_right_status() {
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: a\r\n"), Parsed::Partial);
+        assert!(matches!(
+            parse(b"GET / HTTP/1.1\r\n\r\n"),
+            Parsed::Invalid(Status::BAD_REQUEST, _)
+        ));
+        assert!(matches!(
+            parse(b"GARBAGE\r\n\r\n"),
+            Parsed::Invalid(Status::BAD_REQUEST, _)
+        ));
+        let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(5000));
+        assert!(matches!(
+            parse(long_line.as_bytes()),
+            Parsed::Invalid(Status::URI_TOO_LONG, _)
+        ));
+        let big_head = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n", "b".repeat(9000));
+        assert!(matches!(
+            parse(big_head.as_bytes()),
+            Parsed::Invalid(Status::HEADERS_TOO_LARGE, _)
+        ));
+        let many: String = (0..101).map(|i| format!("X{i}: y\r\n")).collect();
+        let head = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
+        assert!(matches!(
+            parse(head.as_bytes()),
+            Parsed::Invalid(Status::HEADERS_TOO_LARGE, _)
+        ));
+    }
+
+    #[test]
+    fn strips_ports_from_hosts() {
+        assert_eq!(strip_port("a.b:80"), "a.b");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("a.b"), "a.b");
+    }
+}

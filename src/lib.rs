@@ -1,0 +1,13 @@
+//! Loomiere: an HTTP pseudo-streaming server for FLV and MP4 files.
+//!
+//! The binary (`main.rs`) reads the command line and starts the [`master`];
+//! the modules below are also a library so that parsers can be tested and
+//! fuzzed without sockets.
+
+pub mod http;
+pub mod master;
+pub mod options;
+pub mod route;
+pub mod stats;
+pub mod sys;
+pub mod worker;

@@ -1,0 +1,631 @@
+//! The master process: binds the sockets, forks the workers and the monitor,
+//! supervises them, and acts on signals. It serves no requests itself.
+//!
+//! Signals are blocked and taken synchronously with `sigtimedwait`, so the
+//! master's logic runs in one plain loop with no handlers:
+//! SIGHUP reloads, SIGTERM/SIGINT drain, SIGQUIT exits at once, SIGCHLD reaps.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::options::{Options, OptionsError, Overrides};
+use crate::route::VirtualHosts;
+use crate::stats::{self, StatsRegion};
+use crate::sys::signals::{self, ChildExit};
+use crate::sys::{self, Account, Forked};
+use crate::worker::{self, Site};
+
+/// Longest pause between restarts of a worker that keeps dying at start-up.
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A worker that lived at least this long is restarted at once.
+const HEALTHY_LIFETIME: Duration = Duration::from_secs(2);
+/// How often the master wakes with nothing to do, to reap and schedule.
+const MASTER_TICK: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// A worker accepting on listener `socket`.
+    Worker {
+        socket: usize,
+    },
+    Monitor,
+}
+
+struct Child {
+    pid: libc::pid_t,
+    role: Role,
+    generation: u64,
+    stats_slot: Option<usize>,
+    started: Instant,
+}
+
+struct PendingRestart {
+    role: Role,
+    at: Instant,
+}
+
+struct Master {
+    options: Options,
+    options_path: Option<PathBuf>,
+    overrides: Overrides,
+    /// One SO_REUSEPORT socket per worker of the current generation.
+    listeners: Vec<TcpListener>,
+    listen_address: SocketAddr,
+    admin: Option<TcpListener>,
+    admin_address: Option<SocketAddr>,
+    site: Option<Site>,
+    account: Option<Account>,
+    region: &'static StatsRegion,
+    children: Vec<Child>,
+    generation: u64,
+    free_slots: Vec<usize>,
+    pending: Vec<PendingRestart>,
+    /// Consecutive quick deaths per role, for the restart back-off.
+    quick_deaths: Vec<(Role, u32)>,
+    draining_until: Option<Instant>,
+}
+
+/// Loads, overrides and validates the options: the one path for start-up, `-t` and reload.
+pub fn load_options(
+    path: Option<&std::path::Path>,
+    overrides: &Overrides,
+) -> Result<Options, OptionsError> {
+    let mut options = match path {
+        Some(path) => Options::load(path)?,
+        None => Options::defaults(),
+    };
+    options.apply(overrides);
+    options.validate()?;
+    resolve_account(&options, false)?;
+    Ok(options)
+}
+
+/// The account to switch to, when running as root. A missing default account
+/// falls back to `nobody` so a fresh machine runs; a missing explicit one is fatal.
+pub fn resolve_account(options: &Options, announce: bool) -> Result<Option<Account>, OptionsError> {
+    if !sys::is_root() {
+        return Ok(None);
+    }
+    let name = &options.user.name;
+    match sys::find_account(name) {
+        Ok(Some(account)) => Ok(Some(account)),
+        Ok(None) if !options.user.explicit => {
+            match sys::find_account(crate::options::FALLBACK_USER) {
+                Ok(Some(account)) => {
+                    if announce {
+                        log::warn!(
+                            "account '{name}' does not exist; running as '{}' (create it, or set options.user)",
+                            account.name
+                        );
+                    }
+                    Ok(Some(account))
+                }
+                _ => Err(OptionsError::option(
+                    "user",
+                    format!("neither '{name}' nor 'nobody' exists"),
+                )),
+            }
+        }
+        Ok(None) => Err(OptionsError::option(
+            "user",
+            format!("account '{name}' does not exist"),
+        )),
+        Err(e) => Err(OptionsError::option(
+            "user",
+            format!("cannot look up '{name}': {e}"),
+        )),
+    }
+}
+
+/// Binds `count` sockets on `address` with SO_REUSEPORT. Port 0 picks a free
+/// port for the first and binds the rest to the same one. A wildcard IPv6
+/// address falls back to IPv4 on machines without IPv6.
+fn bind_listeners(
+    address: SocketAddr,
+    count: usize,
+) -> std::io::Result<(Vec<TcpListener>, SocketAddr)> {
+    let first = match sys::socket::listen(address, true) {
+        Ok(listener) => listener,
+        Err(e)
+            if address.ip() == IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
+                && matches!(
+                    e.raw_os_error(),
+                    Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)
+                ) =>
+        {
+            sys::socket::listen(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), address.port()),
+                true,
+            )?
+        }
+        Err(e) => return Err(e),
+    };
+    let bound = first.local_addr()?;
+    let mut listeners = vec![first];
+    while listeners.len() < count {
+        listeners.push(sys::socket::listen(bound, true)?);
+    }
+    Ok((listeners, bound))
+}
+
+/// Starts the server and supervises it until it is told to stop. Returns the exit status.
+pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides) -> i32 {
+    signals::ignore_sigpipe();
+    if let Err(e) = signals::block(&signals::handled_set()) {
+        log::error!("cannot block signals: {e}");
+        return 1;
+    }
+    match sys::raise_open_files_limit() {
+        Ok(limit) if (limit as u64) < options.clients / options.workers as u64 + 64 => log::warn!(
+            "the open files limit ({limit}) is below what 'clients' may need per worker; raise it (ulimit -n) or lower 'clients'"
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot raise the open files limit: {e}"),
+    }
+    let account = match resolve_account(&options, true) {
+        Ok(account) => account,
+        Err(e) => {
+            log::error!("{e}");
+            return 1;
+        }
+    };
+    let requested = match options.listen_addresses() {
+        Ok(address) => address,
+        Err(e) => {
+            log::error!("option 'bind' {e}");
+            return 1;
+        }
+    };
+    let (listeners, listen_address) = match bind_listeners(requested, options.workers) {
+        Ok(bound) => bound,
+        Err(e) => {
+            log::error!(
+                "cannot listen on {requested}: {e} (is another server using the port? see options.port)"
+            );
+            return 1;
+        }
+    };
+    let (admin, admin_address) = match options.admin_address() {
+        Some(address) => match sys::socket::listen(address, false)
+            .and_then(|l| Ok((l.local_addr()?, l)))
+        {
+            Ok((bound, listener)) => (Some(listener), Some(bound)),
+            Err(e) => {
+                log::error!("cannot listen on the admin address {address}: {e} (see options.root)");
+                return 1;
+            }
+        },
+        None => (None, None),
+    };
+    let site = match compile_site(&options) {
+        Ok(site) => site,
+        Err(e) => {
+            log::error!("{e}");
+            return 1;
+        }
+    };
+    let region: &'static StatsRegion = match StatsRegion::new() {
+        Ok(region) => Box::leak(Box::new(region)),
+        Err(e) => {
+            log::error!("cannot create the shared statistics region: {e}");
+            return 1;
+        }
+    };
+    let globals = region.globals();
+    globals.started.store(sys::unix_now(), Ordering::Relaxed);
+    globals
+        .workers
+        .store(options.workers as u64, Ordering::Relaxed);
+    globals
+        .clients_limit
+        .store(options.clients, Ordering::Relaxed);
+    let mut master = Master {
+        options,
+        options_path,
+        overrides,
+        listeners,
+        listen_address,
+        admin,
+        admin_address,
+        site: Some(site),
+        account,
+        region,
+        children: Vec::new(),
+        generation: 1,
+        free_slots: (0..stats::SLOT_COUNT).rev().collect(),
+        pending: Vec::new(),
+        quick_deaths: Vec::new(),
+        draining_until: None,
+    };
+    master.announce();
+    master.start_generation();
+    master.supervise()
+}
+
+fn compile_site(options: &Options) -> Result<Site, OptionsError> {
+    Ok(Site {
+        vhosts: VirtualHosts::compile(&options.hosts)?,
+        mimes: options.mimes.clone(),
+        options: options.clone(),
+    })
+}
+
+impl Master {
+    fn announce(&self) {
+        let source = self
+            .options_path
+            .as_ref()
+            .map_or("built-in defaults".to_string(), |p| p.display().to_string());
+        let admin = self
+            .admin_address
+            .map_or("disabled".to_string(), |a| format!("http://{a}/monitor"));
+        log::info!(
+            "Loomiere {} listening on http://{} with {} workers (options: {source}; admin: {admin})",
+            env!("CARGO_PKG_VERSION"),
+            self.listen_address,
+            self.options.workers
+        );
+        for host in &self.options.hosts {
+            log::info!("host '{}' serves {}", host.pattern, host.folder.display());
+        }
+    }
+
+    /// Forks the workers and the monitor of the current generation.
+    fn start_generation(&mut self) {
+        for socket in 0..self.listeners.len() {
+            self.spawn(Role::Worker { socket });
+        }
+        if self.admin.is_some() {
+            self.spawn(Role::Monitor);
+        }
+    }
+
+    fn spawn(&mut self, role: Role) {
+        let stats_slot = match role {
+            Role::Worker { .. } => match self.free_slots.pop() {
+                Some(slot) => Some(slot),
+                None => {
+                    log::error!(
+                        "no free statistics slot for a new worker; too many workers draining"
+                    );
+                    return;
+                }
+            },
+            Role::Monitor => None,
+        };
+        match sys::fork() {
+            Ok(Forked::Child) => {
+                let code = self.become_child(role, stats_slot);
+                std::process::exit(code);
+            }
+            Ok(Forked::Parent(pid)) => {
+                if let Some(slot) = stats_slot {
+                    self.region
+                        .slot(slot)
+                        .pid
+                        .store(pid as u32, Ordering::Relaxed);
+                }
+                self.children.push(Child {
+                    pid,
+                    role,
+                    generation: self.generation,
+                    stats_slot,
+                    started: Instant::now(),
+                });
+            }
+            Err(e) => {
+                log::error!("cannot fork a {role:?}: {e}; retrying");
+                if let Some(slot) = stats_slot {
+                    self.free_slots.push(slot);
+                }
+                self.pending.push(PendingRestart {
+                    role,
+                    at: Instant::now() + Duration::from_secs(1),
+                });
+            }
+        }
+    }
+
+    /// Runs in the new child: keeps only its own sockets, drops privileges, serves.
+    fn become_child(&mut self, role: Role, stats_slot: Option<usize>) -> i32 {
+        if let Err(e) = sys::die_with_parent(libc::SIGTERM) {
+            log::warn!("cannot tie the child's life to the master's: {e}");
+        }
+        let listeners = std::mem::take(&mut self.listeners);
+        let admin = self.admin.take();
+        if let Some(account) = &self.account {
+            if let Err(e) = sys::switch_to(account) {
+                log::error!("cannot switch to account '{}': {e}", account.name);
+                return 1;
+            }
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match role {
+            Role::Worker { socket } => {
+                let Some(listener) = listeners.into_iter().nth(socket) else {
+                    return 1;
+                };
+                drop(admin);
+                let Some(site) = self.site.take() else {
+                    return 1;
+                };
+                let slot = self.region.slot(stats_slot.unwrap_or(0));
+                match worker::run(listener, site, slot, self.region.globals()) {
+                    Ok(code) => code,
+                    Err(e) => {
+                        log::error!("worker {} failed: {e}", std::process::id());
+                        1
+                    }
+                }
+            }
+            Role::Monitor => {
+                drop(listeners);
+                let _ = signals::unblock(&signals::handled_set());
+                let Some(admin) = admin else { return 1 };
+                stats::monitor::serve(admin, self.region, &self.options)
+            }
+        }));
+        result.unwrap_or(70)
+    }
+
+    fn supervise(&mut self) -> i32 {
+        let set = signals::handled_set();
+        loop {
+            let now = Instant::now();
+            let mut wait = MASTER_TICK;
+            if let Some(next) = self.pending.iter().map(|p| p.at).min() {
+                wait = wait.min(next.saturating_duration_since(now));
+            }
+            match signals::wait(&set, wait) {
+                Ok(Some(libc::SIGHUP)) => self.reload(),
+                Ok(Some(libc::SIGTERM)) | Ok(Some(libc::SIGINT)) => self.start_draining(),
+                Ok(Some(libc::SIGQUIT)) => {
+                    log::info!("SIGQUIT: stopping at once");
+                    for child in &self.children {
+                        signals::send(child.pid, libc::SIGKILL);
+                    }
+                    return 0;
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!("waiting for signals: {e}"),
+            }
+            self.reap();
+            if let Some(until) = self.draining_until {
+                if self.children.is_empty() {
+                    log::info!("all workers finished; exiting");
+                    return 0;
+                }
+                if Instant::now() >= until {
+                    log::warn!(
+                        "drain time-out reached; stopping {} children",
+                        self.children.len()
+                    );
+                    for child in &self.children {
+                        signals::send(child.pid, libc::SIGKILL);
+                    }
+                    return 0;
+                }
+                continue;
+            }
+            self.run_pending_restarts();
+        }
+    }
+
+    fn reap(&mut self) {
+        while let Some((pid, exit)) = signals::reap_child() {
+            let Some(position) = self.children.iter().position(|c| c.pid == pid) else {
+                continue;
+            };
+            let child = self.children.remove(position);
+            if let Some(slot) = child.stats_slot {
+                let stats = self.region.slot(slot);
+                // Connections of a dead worker no longer count against `clients`.
+                let orphaned = stats.connections_active.swap(0, Ordering::AcqRel);
+                self.region
+                    .globals()
+                    .clients_active
+                    .fetch_sub(orphaned as i64, Ordering::AcqRel);
+                stats.pid.store(0, Ordering::Relaxed);
+                self.free_slots.push(slot);
+            }
+            let how = match exit {
+                ChildExit::Exited(code) => format!("exited with status {code}"),
+                ChildExit::Signalled(signal) => format!("was killed by {}", signals::name(signal)),
+            };
+            let current = child.generation == self.generation && self.draining_until.is_none();
+            if !current {
+                log::info!(
+                    "{:?} {pid} of an earlier generation {how} (drained)",
+                    child.role
+                );
+                continue;
+            }
+            let lived = child.started.elapsed();
+            let deaths = self.count_quick_death(child.role, lived < HEALTHY_LIFETIME);
+            let delay = if deaths == 0 {
+                Duration::ZERO
+            } else {
+                (Duration::from_millis(100) * 2u32.saturating_pow(deaths.min(16) - 1))
+                    .min(RESTART_BACKOFF_MAX)
+            };
+            log::warn!(
+                "{:?} {pid} {how} after {:.1}s; starting a new one in {:.1}s",
+                child.role,
+                lived.as_secs_f64(),
+                delay.as_secs_f64()
+            );
+            self.region
+                .globals()
+                .worker_restarts
+                .fetch_add(1, Ordering::Relaxed);
+            self.pending.push(PendingRestart {
+                role: child.role,
+                at: Instant::now() + delay,
+            });
+        }
+    }
+
+    /// Records a death; returns how many quick deaths in a row this role has had.
+    fn count_quick_death(&mut self, role: Role, quick: bool) -> u32 {
+        let entry = match self.quick_deaths.iter_mut().find(|(r, _)| *r == role) {
+            Some(entry) => entry,
+            None => {
+                self.quick_deaths.push((role, 0));
+                self.quick_deaths.last_mut().expect("just pushed")
+            }
+        };
+        entry.1 = if quick { entry.1 + 1 } else { 0 };
+        entry.1
+    }
+
+    fn run_pending_restarts(&mut self) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.at <= now);
+        self.pending = later;
+        for restart in due {
+            let still_wanted = match restart.role {
+                Role::Worker { socket } => socket < self.listeners.len(),
+                Role::Monitor => self.admin.is_some(),
+            };
+            if still_wanted {
+                self.spawn(restart.role);
+            }
+        }
+    }
+
+    /// SIGTERM/SIGINT: stop accepting, let responses finish, then exit.
+    fn start_draining(&mut self) {
+        if self.draining_until.is_some() {
+            return;
+        }
+        let grace = Duration::from_secs_f64(self.options.drain_timeout);
+        log::info!(
+            "stopping: no new connections; in-flight responses have {:.0}s to finish",
+            grace.as_secs_f64()
+        );
+        self.draining_until = Some(Instant::now() + grace);
+        self.pending.clear();
+        for child in &self.children {
+            signals::send(child.pid, libc::SIGTERM);
+        }
+        // Close our copies so the kernel refuses new connections once the workers close theirs.
+        self.listeners.clear();
+        self.admin = None;
+    }
+
+    /// SIGHUP: re-reads options.lua; if valid, new workers take over and the old ones drain.
+    fn reload(&mut self) {
+        log::info!("SIGHUP: reloading the options");
+        let options = match load_options(self.options_path.as_deref(), &self.overrides) {
+            Ok(options) => options,
+            Err(e) => {
+                log::error!("reload failed, keeping the running configuration: {e}");
+                return;
+            }
+        };
+        let site = match compile_site(&options) {
+            Ok(site) => site,
+            Err(e) => {
+                log::error!("reload failed, keeping the running configuration: {e}");
+                return;
+            }
+        };
+        let account = match resolve_account(&options, true) {
+            Ok(account) => account,
+            Err(e) => {
+                log::error!("reload failed, keeping the running configuration: {e}");
+                return;
+            }
+        };
+        // Keep the sockets when the address is unchanged, so no queued connection is lost.
+        let requested = match options.listen_addresses() {
+            Ok(address) => address,
+            Err(e) => {
+                log::error!("reload failed, keeping the running configuration: option 'bind' {e}");
+                return;
+            }
+        };
+        let same_address = requested == self.listen_address
+            || (requested.port() == 0 && requested.ip() == self.listen_address.ip())
+            || (requested.port() == self.listen_address.port()
+                && requested.ip().is_unspecified()
+                && self.listen_address.ip().is_unspecified());
+        let base = if same_address {
+            self.listen_address
+        } else {
+            requested
+        };
+        let mut listeners = if same_address {
+            std::mem::take(&mut self.listeners)
+        } else {
+            Vec::new()
+        };
+        listeners.truncate(options.workers);
+        while listeners.len() < options.workers {
+            match sys::socket::listen(base, true)
+                .or_else(|_| bind_listeners(base, 1).map(|(mut l, _)| l.remove(0)))
+            {
+                Ok(listener) => listeners.push(listener),
+                Err(e) => {
+                    log::error!(
+                        "reload failed, keeping the running configuration: cannot listen on {base}: {e}"
+                    );
+                    if same_address {
+                        self.listeners = listeners;
+                    }
+                    return;
+                }
+            }
+        }
+        let listen_address = listeners
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .unwrap_or(base);
+        if options.admin_address() != self.options.admin_address() {
+            self.admin = match options.admin_address() {
+                Some(address) => match sys::socket::listen(address, false) {
+                    Ok(listener) => {
+                        self.admin_address = listener.local_addr().ok();
+                        Some(listener)
+                    }
+                    Err(e) => {
+                        log::error!(
+                            "cannot listen on the admin address {address}: {e}; the admin port is off"
+                        );
+                        None
+                    }
+                },
+                None => None,
+            };
+        }
+        self.listeners = listeners;
+        self.listen_address = listen_address;
+        self.options = options;
+        self.site = Some(site);
+        self.account = account;
+        self.pending.clear();
+        self.quick_deaths.clear();
+        let old_generation = self.generation;
+        self.generation += 1;
+        let globals = self.region.globals();
+        globals
+            .workers
+            .store(self.options.workers as u64, Ordering::Relaxed);
+        globals
+            .clients_limit
+            .store(self.options.clients, Ordering::Relaxed);
+        globals.reloads.fetch_add(1, Ordering::Relaxed);
+        self.start_generation();
+        for child in self
+            .children
+            .iter()
+            .filter(|c| c.generation == old_generation)
+        {
+            signals::send(child.pid, libc::SIGTERM);
+        }
+        self.announce();
+    }
+}

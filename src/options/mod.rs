@@ -1,0 +1,307 @@
+//! The server's configuration: built-in defaults, `options.lua`, command-line
+//! overrides, and validation into plain Rust values.
+//!
+//! Every error names the option (and, for Lua errors, the file and line) so
+//! that an operator knows what to change.
+
+mod lua;
+pub mod mime;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+pub use mime::MimeTable;
+
+/// Where the packaged configuration lives; used when `--options` is not given.
+pub const DEFAULT_OPTIONS_FILE: &str = "/etc/loomiere/options.lua";
+
+/// The account the server switches to after binding when started as root.
+pub const DEFAULT_USER: &str = "loomiere";
+/// The fallback when the default account does not exist on this machine.
+pub const FALLBACK_USER: &str = "nobody";
+
+/// One virtual host: requests whose Host matches `pattern` (PCRE2, unanchored,
+/// empty = everything) are served from `folder`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostOptions {
+    pub pattern: String,
+    pub folder: PathBuf,
+}
+
+/// The account setting and whether the operator chose it (which decides
+/// whether a missing account is fatal).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserOption {
+    pub name: String,
+    pub explicit: bool,
+}
+
+/// Every setting, validated. Field names follow the options.lua names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// The file these came from, if any.
+    pub source: Option<PathBuf>,
+    /// Listen address for the client port; `*` = every IPv4 and IPv6 address.
+    pub bind: String,
+    pub port: u16,
+    /// Admin port (/monitor); 0 disables it.
+    pub root: u16,
+    /// Listen address for the admin port.
+    pub root_bind: String,
+    pub workers: usize,
+    /// Maximum concurrent client connections over all workers.
+    pub clients: u64,
+    /// Seconds of play time sent ahead of the player.
+    pub throttle: f64,
+    /// Cache size in MiB, per worker.
+    pub cache: u64,
+    pub user: UserOption,
+    pub hosts: Vec<HostOptions>,
+    pub mimes: MimeTable,
+    /// Seconds a client has to send a complete request head.
+    pub header_timeout: f64,
+    /// Seconds an idle keep-alive connection is kept open.
+    pub keepalive_timeout: f64,
+    /// Seconds a response may make no progress before the connection is closed.
+    pub send_timeout: f64,
+    /// Seconds in-flight responses get to finish on SIGTERM or reload.
+    pub drain_timeout: f64,
+    /// Whether to write one access-log line per response on stderr.
+    pub access_log: bool,
+}
+
+/// The number of CPUs this process may run on (`options.cpus`).
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+impl Options {
+    /// The built-in configuration, used when there is no options file.
+    pub fn defaults() -> Options {
+        let folder = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Options {
+            source: None,
+            bind: "*".to_string(),
+            port: 8080,
+            root: 8081,
+            root_bind: "127.0.0.1".to_string(),
+            workers: cpu_count(),
+            clients: 10_000,
+            throttle: 20.0,
+            cache: 64,
+            user: UserOption {
+                name: DEFAULT_USER.to_string(),
+                explicit: false,
+            },
+            hosts: vec![HostOptions {
+                pattern: String::new(),
+                folder,
+            }],
+            mimes: MimeTable::defaults(),
+            header_timeout: 10.0,
+            keepalive_timeout: 15.0,
+            send_timeout: 60.0,
+            drain_timeout: 30.0,
+            access_log: true,
+        }
+    }
+
+    /// Loads `path` on top of the defaults. The error names the file and line
+    /// for Lua errors and the option for invalid values.
+    pub fn load(path: &Path) -> Result<Options, OptionsError> {
+        let source = std::fs::read(path)
+            .map_err(|e| OptionsError::new(format!("cannot read {}: {e}", path.display())))?;
+        let mut options = lua::evaluate(path, &source)?;
+        options.source = Some(path.to_path_buf());
+        Ok(options)
+    }
+
+    /// Applies command-line overrides (which win over the file).
+    pub fn apply(&mut self, overrides: &Overrides) {
+        if let Some(bind) = &overrides.bind {
+            self.bind = bind.clone();
+        }
+        if let Some(port) = overrides.port {
+            self.port = port;
+        }
+        if let Some(root) = overrides.root {
+            self.root = root;
+        }
+        if let Some(workers) = overrides.workers {
+            self.workers = workers;
+        }
+        if let Some(throttle) = overrides.throttle {
+            self.throttle = throttle;
+        }
+        if let Some(cache) = overrides.cache {
+            self.cache = cache;
+        }
+        if let Some(clients) = overrides.clients {
+            self.clients = clients;
+        }
+        if let Some(folder) = &overrides.folder {
+            match self.hosts.iter_mut().find(|h| h.pattern.is_empty()) {
+                Some(catch_all) => catch_all.folder = folder.clone(),
+                None => self.hosts.push(HostOptions {
+                    pattern: String::new(),
+                    folder: folder.clone(),
+                }),
+            }
+        }
+    }
+
+    /// Checks what can only be checked against the machine: folders exist,
+    /// numbers are in range, patterns compile, addresses parse. Folders are
+    /// made absolute and canonical.
+    pub fn validate(&mut self) -> Result<(), OptionsError> {
+        if self.workers == 0 || self.workers > 512 {
+            return Err(OptionsError::option(
+                "workers",
+                format!("must be between 1 and 512, not {}", self.workers),
+            ));
+        }
+        if self.clients == 0 {
+            return Err(OptionsError::option("clients", "must be at least 1"));
+        }
+        for (name, value) in [
+            ("throttle", self.throttle),
+            ("header_timeout", self.header_timeout),
+            ("keepalive_timeout", self.keepalive_timeout),
+            ("send_timeout", self.send_timeout),
+            ("drain_timeout", self.drain_timeout),
+        ] {
+            if !value.is_finite() || value < 0.0 || value > 86_400.0 {
+                return Err(OptionsError::option(
+                    name,
+                    format!("must be a number of seconds from 0 to 86400, not {value}"),
+                ));
+            }
+        }
+        for (name, value) in [
+            ("header_timeout", self.header_timeout),
+            ("send_timeout", self.send_timeout),
+        ] {
+            if value < 0.1 {
+                return Err(OptionsError::option(name, "must be at least 0.1 seconds"));
+            }
+        }
+        if self.cache > 1 << 20 {
+            return Err(OptionsError::option(
+                "cache",
+                format!("{} MB is more than 1 TB", self.cache),
+            ));
+        }
+        self.listen_addresses()
+            .map_err(|e| OptionsError::option("bind", e))?;
+        if self.root != 0 {
+            parse_bind(&self.root_bind, self.root)
+                .map_err(|e| OptionsError::option("root_bind", e))?;
+        }
+        if self.hosts.is_empty() {
+            return Err(OptionsError::option(
+                "hosts",
+                "no virtual host is defined; add at least options.hosts[''] = { folder = '/var/www' }",
+            ));
+        }
+        for host in &mut self.hosts {
+            let option = format!("hosts['{}']", host.pattern);
+            pcre2::bytes::Regex::new(&host.pattern).map_err(|e| {
+                OptionsError::option(&option, format!("pattern does not compile: {e}"))
+            })?;
+            let canonical = host.folder.canonicalize().map_err(|e| {
+                OptionsError::option(
+                    &option,
+                    format!("folder {} cannot be used: {e}", host.folder.display()),
+                )
+            })?;
+            if !canonical.is_dir() {
+                return Err(OptionsError::option(
+                    &option,
+                    format!("folder {} is not a directory", canonical.display()),
+                ));
+            }
+            host.folder = canonical;
+        }
+        if self.mimes.is_empty() {
+            return Err(OptionsError::option(
+                "mimes",
+                "the table is empty, so every file would be refused",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The client-port addresses to bind: `*` gives the IPv6 wildcard (which is
+    /// dual-stack) with an IPv4 fallback, decided when binding.
+    pub fn listen_addresses(&self) -> Result<SocketAddr, String> {
+        parse_bind(&self.bind, self.port)
+    }
+
+    /// The admin address, or None when the admin port is disabled.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        if self.root == 0 {
+            None
+        } else {
+            parse_bind(&self.root_bind, self.root).ok()
+        }
+    }
+}
+
+/// `*` → `[::]`; anything else must be an IP address literal (no DNS: start-up
+/// must not depend on a resolver).
+fn parse_bind(bind: &str, port: u16) -> Result<SocketAddr, String> {
+    let ip = match bind.trim() {
+        "*" | "" | "::" => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        "0.0.0.0" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        other => other
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .map_err(|_| format!("'{other}' is not '*' or an IP address"))?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Command-line values that override the options file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub port: Option<u16>,
+    pub root: Option<u16>,
+    pub workers: Option<usize>,
+    pub folder: Option<PathBuf>,
+    pub throttle: Option<f64>,
+    pub cache: Option<u64>,
+    pub clients: Option<u64>,
+}
+
+/// A configuration error, with the option or file:line it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionsError {
+    message: String,
+}
+
+impl OptionsError {
+    pub fn new(message: impl Into<String>) -> OptionsError {
+        OptionsError {
+            message: message.into(),
+        }
+    }
+
+    pub fn option(name: &str, message: impl fmt::Display) -> OptionsError {
+        OptionsError {
+            message: format!("option '{name}' {message}"),
+        }
+    }
+}
+
+impl fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for OptionsError {}

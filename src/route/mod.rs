@@ -1,0 +1,6 @@
+//! Routing a request to a file: virtual host selection and the sandbox.
+
+pub mod sandbox;
+pub mod vhost;
+
+pub use vhost::{VirtualHost, VirtualHosts};

@@ -1,0 +1,125 @@
+//! Virtual hosts: the first host whose PCRE2 pattern matches the Host header wins.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use pcre2::bytes::{Regex, RegexBuilder};
+
+use crate::options::{HostOptions, OptionsError};
+
+/// One configured host, ready to serve: its compiled pattern and its open folder.
+pub struct VirtualHost {
+    /// None for the empty pattern, which matches every host without running a regex.
+    pattern: Option<Regex>,
+    pub pattern_text: String,
+    pub folder: PathBuf,
+    /// The folder, held open so files are resolved beneath it (openat2) without
+    /// re-walking its path.
+    pub folder_dir: File,
+}
+
+/// The hosts in the order they were defined.
+pub struct VirtualHosts {
+    hosts: Vec<VirtualHost>,
+}
+
+impl VirtualHosts {
+    /// Compiles every pattern (with the JIT where available) and opens every folder.
+    pub fn compile(hosts: &[HostOptions]) -> Result<VirtualHosts, OptionsError> {
+        let mut compiled = Vec::with_capacity(hosts.len());
+        for host in hosts {
+            let option = format!("hosts['{}']", host.pattern);
+            let pattern = if host.pattern.is_empty() {
+                None
+            } else {
+                let regex = RegexBuilder::new()
+                    .jit_if_available(true)
+                    .caseless(true)
+                    .build(&host.pattern)
+                    .map_err(|e| {
+                        OptionsError::option(&option, format!("pattern does not compile: {e}"))
+                    })?;
+                Some(regex)
+            };
+            let folder_dir = File::open(&host.folder).map_err(|e| {
+                OptionsError::option(
+                    &option,
+                    format!("folder {} cannot be opened: {e}", host.folder.display()),
+                )
+            })?;
+            compiled.push(VirtualHost {
+                pattern,
+                pattern_text: host.pattern.clone(),
+                folder: host.folder.clone(),
+                folder_dir,
+            });
+        }
+        Ok(VirtualHosts { hosts: compiled })
+    }
+
+    /// The first host whose pattern matches `host` (unanchored search, so
+    /// anchors in the pattern decide), or None.
+    pub fn select(&self, host: &str) -> Option<&VirtualHost> {
+        self.hosts
+            .iter()
+            .find(|candidate| match &candidate.pattern {
+                None => true,
+                // A matching error (resource limits) counts as no match.
+                Some(regex) => regex.is_match(host.as_bytes()).unwrap_or(false),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(patterns: &[&str]) -> VirtualHosts {
+        let options: Vec<HostOptions> = patterns
+            .iter()
+            .map(|p| HostOptions {
+                pattern: p.to_string(),
+                folder: PathBuf::from("/"),
+            })
+            .collect();
+        VirtualHosts::compile(&options).expect("compiles")
+    }
+
+    #[test]
+    fn first_match_wins_and_empty_matches_all() {
+        let hosts = hosts(&[r"^video\.example\.com$", "example", ""]);
+        assert_eq!(
+            hosts
+                .select("video.example.com")
+                .map(|h| h.pattern_text.as_str()),
+            Some(r"^video\.example\.com$")
+        );
+        assert_eq!(
+            hosts
+                .select("www.EXAMPLE.org")
+                .map(|h| h.pattern_text.as_str()),
+            Some("example")
+        );
+        assert_eq!(
+            hosts.select("other").map(|h| h.pattern_text.as_str()),
+            Some("")
+        );
+    }
+
+    #[test]
+    fn no_match_is_none_and_bad_patterns_are_errors() {
+        assert!(hosts(&["^a$"]).select("b").is_none());
+        let bad = [HostOptions {
+            pattern: "(".into(),
+            folder: PathBuf::from("/"),
+        }];
+        let error = VirtualHosts::compile(&bad)
+            .err()
+            .expect("error")
+            .to_string();
+        assert!(
+            error.starts_with("option 'hosts['(']' pattern does not compile"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Thin safe wrappers over the system calls the server needs and `std` does not offer.
+//!
+//! This is the only module with `unsafe` code. Each block says why it holds.
+
+pub mod signals;
+pub mod socket;
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Turns a `-1` return into the thread's `errno` as an `io::Error`.
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// What `fork` returned in the calling process.
+pub enum Forked {
+    Parent(libc::pid_t),
+    Child,
+}
+
+/// Forks the process. The child must not return into code that expects other
+/// threads: the server forks before it starts any.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: the master is single-threaded when it forks, so the child gets a
+    // consistent copy of every lock and allocator state.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// Asks the kernel to send `signal` to this process when its parent dies, so a
+/// worker never outlives a master killed with SIGKILL.
+pub fn die_with_parent(signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
+    check(
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) }
+            as libc::c_long,
+    )?;
+    Ok(())
+}
+
+/// Anonymous shared memory that survives `fork`: every process sees the same bytes.
+pub struct SharedMapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl SharedMapping {
+    /// Maps `len` zeroed bytes shared between this process and its future children.
+    pub fn new(len: usize) -> io::Result<SharedMapping> {
+        // SAFETY: an anonymous mapping with no address hint; the kernel picks a
+        // fresh, page-aligned, zero-filled region of `len` bytes.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedMapping {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+// SAFETY: the mapping is only ever accessed through atomics (see `stats`).
+unsafe impl Send for SharedMapping {}
+unsafe impl Sync for SharedMapping {}
+
+/// Sends up to `count` bytes of `file` starting at `*offset` to `socket`,
+/// advancing `*offset` by what was sent.
+pub fn sendfile(socket: RawFd, file: RawFd, offset: &mut u64, count: usize) -> io::Result<usize> {
+    let mut off = *offset as libc::off_t;
+    // SAFETY: both descriptors are open for the duration of the call and `off`
+    // is a valid, exclusively borrowed off_t.
+    let sent = check(unsafe { libc::sendfile(socket, file, &mut off, count) } as libc::c_long)?;
+    *offset = off as u64;
+    Ok(sent as usize)
+}
+
+/// `send(2)` without SIGPIPE; with `more`, tells TCP that more data follows
+/// (MSG_MORE), so a response head and the first body bytes share a packet.
+pub fn send(socket: RawFd, buf: &[u8], more: bool) -> io::Result<usize> {
+    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+    // SAFETY: `buf` is a valid slice for the whole call.
+    let sent = check(
+        unsafe { libc::send(socket, buf.as_ptr().cast(), buf.len(), flags) } as libc::c_long,
+    )?;
+    Ok(sent as usize)
+}
+
+/// Opens `relative` for reading beneath the directory `dir`, refusing any path
+/// that would leave it: `..` components, absolute symlinks and symlinks that
+/// point outside. Falls back to a canonicalising check on kernels without
+/// openat2 (before Linux 5.6).
+pub fn open_beneath(dir: &File, dir_path: &Path, relative: &Path) -> io::Result<File> {
+    let c_relative = CString::new(relative.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut how: libc::open_how = unsafe_zeroed_open_how();
+    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: `how` is a fully initialised open_how, its size is passed, and the
+    // path is a valid NUL-terminated string.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            c_relative.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: the kernel just returned this descriptor to us alone.
+        return Ok(unsafe { File::from_raw_fd(fd as RawFd) });
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    let resolved = dir_path.join(relative).canonicalize()?;
+    if !resolved.starts_with(dir_path) {
+        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nonblocking()
+        .open(resolved)
+}
+
+fn unsafe_zeroed_open_how() -> libc::open_how {
+    // SAFETY: open_how is a plain struct of integers, for which all-zero is valid
+    // (and required for the fields we do not set).
+    unsafe { std::mem::zeroed() }
+}
+
+trait NonBlockingOpen {
+    fn custom_flags_nonblocking(&mut self) -> &mut Self;
+}
+
+impl NonBlockingOpen for std::fs::OpenOptions {
+    fn custom_flags_nonblocking(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit; returns the new soft limit.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit to fill in.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } as libc::c_long)?;
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: as above; the soft limit never exceeds the hard one.
+        check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } as libc::c_long)?;
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// The real user id, to decide whether privileges can and must be dropped.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A system account to run as after binding.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub name: String,
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+}
+
+/// Looks an account up in the password database.
+pub fn find_account(name: &str) -> io::Result<Option<Account>> {
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(user)) => Ok(Some(Account {
+            name: user.name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+        })),
+        Ok(None) => Ok(None),
+        Err(errno) => Err(io::Error::from_raw_os_error(errno as i32)),
+    }
+}
+
+/// Switches this process to `account` for good: supplementary groups, group, then user.
+pub fn switch_to(account: &Account) -> io::Result<()> {
+    let name = CString::new(account.name.as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: plain system calls on integers and a valid C string; the order
+    // (groups, gid, uid) is the one that leaves no privilege behind.
+    unsafe {
+        check(libc::initgroups(name.as_ptr(), account.gid) as libc::c_long)?;
+        check(libc::setgid(account.gid) as libc::c_long)?;
+        check(libc::setuid(account.uid) as libc::c_long)?;
+    }
+    Ok(())
+}
+
+/// Current wall-clock time as seconds since the epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

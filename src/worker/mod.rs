@@ -1,0 +1,369 @@
+//! A worker process: one mio readiness loop over its listening socket, its
+//! connections, its signals and its timer wheel. Nothing in it blocks.
+
+mod access_log;
+pub mod connection;
+pub mod respond;
+pub mod timer_wheel;
+
+use std::io;
+use std::net::TcpListener as StdTcpListener;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::http::date::DateCache;
+use crate::stats::{Globals, StatsSlot};
+use crate::sys::signals;
+use connection::{Connection, Next};
+pub use respond::Site;
+use timer_wheel::TimerWheel;
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+/// Connection tokens start here; token = index + FIRST_CONNECTION.
+const FIRST_CONNECTION: usize = 2;
+/// Timer key that resumes accepting after running out of file descriptors.
+const RESUME_ACCEPT: usize = usize::MAX;
+/// How long to stop accepting when the process has no descriptor left.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Size of the read scratch buffer shared by every connection of a worker.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Time-outs, read once from the options.
+pub struct Timeouts {
+    pub header: Duration,
+    pub keepalive: Duration,
+    pub send: Duration,
+}
+
+/// What connections share inside one worker: configuration, clocks, buffers, counters.
+pub struct Env {
+    pub site: Site,
+    pub timeouts: Timeouts,
+    pub slot: &'static StatsSlot,
+    pub globals: &'static Globals,
+    pub now: Instant,
+    pub unix_now: i64,
+    pub dates: DateCache,
+    pub scratch: Box<[u8]>,
+    pub access_log: Vec<u8>,
+    pub draining: bool,
+    /// Connections that stopped to let others run and want another turn.
+    pub ready: Vec<usize>,
+}
+
+/// The loop and everything it owns.
+struct Worker {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    signals: SignalFd,
+    connections: Vec<Option<Connection>>,
+    free: Vec<usize>,
+    wheel: TimerWheel,
+    env: Env,
+    open: usize,
+}
+
+/// Runs a worker until it has drained after SIGTERM (returns 0) or is told to quit.
+pub fn run(
+    listener: StdTcpListener,
+    site: Site,
+    slot: &'static StatsSlot,
+    globals: &'static Globals,
+) -> io::Result<i32> {
+    let poll = Poll::new()?;
+    let mut listener = TcpListener::from_std(listener);
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let signals = SignalFd::with_flags(
+        &signals::handled_set(),
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    poll.registry().register(
+        &mut SourceFd(&signals.as_raw_fd()),
+        SIGNALS,
+        Interest::READABLE,
+    )?;
+    let now = Instant::now();
+    let options = &site.options;
+    let timeouts = Timeouts {
+        header: Duration::from_secs_f64(options.header_timeout),
+        keepalive: Duration::from_secs_f64(options.keepalive_timeout),
+        send: Duration::from_secs_f64(options.send_timeout),
+    };
+    let mut worker = Worker {
+        poll,
+        listener: Some(listener),
+        signals,
+        connections: Vec::new(),
+        free: Vec::new(),
+        wheel: TimerWheel::new(now),
+        env: Env {
+            site,
+            timeouts,
+            slot,
+            globals,
+            now,
+            unix_now: crate::sys::unix_now(),
+            dates: DateCache::default(),
+            scratch: vec![0u8; READ_CHUNK_BYTES].into_boxed_slice(),
+            access_log: Vec::with_capacity(64 * 1024),
+            draining: false,
+            ready: Vec::new(),
+        },
+        open: 0,
+    };
+    worker.run()
+}
+
+impl Worker {
+    fn run(&mut self) -> io::Result<i32> {
+        let mut events = Events::with_capacity(1024);
+        let mut due = Vec::new();
+        let mut ready = Vec::new();
+        loop {
+            let timeout = if self.env.ready.is_empty() {
+                self.wheel.next_wait(Instant::now())
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            self.env.now = Instant::now();
+            self.env.unix_now = crate::sys::unix_now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    SIGNALS => {
+                        if let Some(code) = self.take_signals() {
+                            access_log::flush(&mut self.env.access_log);
+                            return Ok(code);
+                        }
+                    }
+                    Token(token) => self.drive(token - FIRST_CONNECTION),
+                }
+            }
+            std::mem::swap(&mut ready, &mut self.env.ready);
+            for index in ready.drain(..) {
+                self.drive(index);
+            }
+            self.wheel.expire(self.env.now, &mut due);
+            for key in due.drain(..) {
+                self.on_timer(key);
+            }
+            if !self.env.access_log.is_empty() {
+                access_log::flush(&mut self.env.access_log);
+            }
+            if self.env.draining && self.open == 0 {
+                return Ok(0);
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOMEM)
+                    ) =>
+                {
+                    // The pending connection stays queued; edge-triggered readiness will not
+                    // report it again, so a timer retries.
+                    log::warn!(
+                        "accept: {e}; retrying in {ACCEPT_PAUSE:?} (raise the open files limit or lower 'clients')"
+                    );
+                    self.wheel
+                        .insert(self.env.now + ACCEPT_PAUSE, RESUME_ACCEPT);
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes a new connection in, or answers 503 when `clients` is reached.
+    fn admit(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
+        let limit = self.env.site.options.clients as i64;
+        let active = self
+            .env
+            .globals
+            .clients_active
+            .fetch_add(1, Ordering::AcqRel);
+        let _ = stream.set_nodelay(true);
+        let connection = if active >= limit {
+            self.env
+                .globals
+                .clients_active
+                .fetch_sub(1, Ordering::AcqRel);
+            StatsSlot::add(&self.env.slot.overloads, 1);
+            Connection::overloaded(stream, peer, &mut self.env)
+        } else {
+            StatsSlot::add(&self.env.slot.connections_total, 1);
+            StatsSlot::add(&self.env.slot.connections_active, 1);
+            Connection::new(stream, peer, &self.env)
+        };
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.connections.push(None);
+                self.connections.len() - 1
+            }
+        };
+        let mut connection = connection;
+        let token = Token(index + FIRST_CONNECTION);
+        if let Err(e) = self.poll.registry().register(
+            &mut connection.stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("cannot watch a new connection: {e}");
+            self.release(connection);
+            self.free.push(index);
+            return;
+        }
+        self.connections[index] = Some(connection);
+        self.open += 1;
+        self.drive(index);
+    }
+
+    /// Runs a connection's state machine and acts on the result.
+    fn drive(&mut self, index: usize) {
+        let Some(Some(connection)) = self.connections.get_mut(index) else {
+            return;
+        };
+        match connection.drive(index + FIRST_CONNECTION, &mut self.env) {
+            Next::Wait => self.arm_timer(index),
+            Next::Close => self.close(index),
+        }
+    }
+
+    fn on_timer(&mut self, key: usize) {
+        if key == RESUME_ACCEPT {
+            self.accept_all();
+            return;
+        }
+        let Some(Some(connection)) = self.connections.get_mut(key) else {
+            return;
+        };
+        connection.timer = None;
+        if connection.deadline > self.env.now {
+            self.arm_timer(key);
+            return;
+        }
+        match connection.on_deadline(key + FIRST_CONNECTION, &mut self.env) {
+            Next::Wait => self.arm_timer(key),
+            Next::Close => self.close(key),
+        }
+    }
+
+    /// Makes sure the connection's timer matches its current deadline.
+    fn arm_timer(&mut self, index: usize) {
+        let Some(Some(connection)) = self.connections.get_mut(index) else {
+            return;
+        };
+        match connection.timer {
+            Some((_, armed)) if armed == connection.deadline => {}
+            Some((id, _)) => {
+                self.wheel.cancel(id);
+                connection.timer = Some((
+                    self.wheel.insert(connection.deadline, index),
+                    connection.deadline,
+                ));
+            }
+            None => {
+                connection.timer = Some((
+                    self.wheel.insert(connection.deadline, index),
+                    connection.deadline,
+                ))
+            }
+        }
+    }
+
+    fn close(&mut self, index: usize) {
+        let Some(slot) = self.connections.get_mut(index) else {
+            return;
+        };
+        let Some(mut connection) = slot.take() else {
+            return;
+        };
+        if let Some((id, _)) = connection.timer.take() {
+            self.wheel.cancel(id);
+        }
+        let _ = self.poll.registry().deregister(&mut connection.stream);
+        self.release(connection);
+        self.free.push(index);
+        self.open -= 1;
+    }
+
+    /// Gives back what a connection held in the shared counters.
+    fn release(&mut self, connection: Connection) {
+        if connection.counted {
+            self.env
+                .globals
+                .clients_active
+                .fetch_sub(1, Ordering::AcqRel);
+            self.env
+                .slot
+                .connections_active
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads pending signals. Returns an exit code when the worker must stop now.
+    fn take_signals(&mut self) -> Option<i32> {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match info.ssi_signo as libc::c_int {
+                libc::SIGTERM | libc::SIGINT => self.start_draining(),
+                libc::SIGQUIT => return Some(0),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Stops accepting and lets in-flight responses finish; idle connections close now.
+    fn start_draining(&mut self) {
+        if self.env.draining {
+            return;
+        }
+        self.env.draining = true;
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let idle: Vec<usize> = self
+            .connections
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().filter(|c| c.is_idle()).map(|_| i))
+            .collect();
+        for index in idle {
+            self.close(index);
+        }
+        log::debug!(
+            "worker {} draining: {} connections in flight",
+            std::process::id(),
+            self.open
+        );
+    }
+}

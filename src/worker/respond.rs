@@ -1,0 +1,240 @@
+//! Turns a parsed request into a response: the head bytes and, for files, the
+//! byte range to send. Decides every status; does no socket I/O.
+
+use std::fs::File;
+
+use crate::http::conditional::{self, Validators};
+use crate::http::range::{self, RangeOutcome};
+use crate::http::response::{self, ALLOWED_METHODS};
+use crate::http::{Method, Request, Status};
+use crate::options::{MimeTable, Options};
+use crate::route::{VirtualHosts, sandbox};
+
+/// What a worker serves: the validated options and what was compiled from them.
+pub struct Site {
+    pub options: Options,
+    pub vhosts: VirtualHosts,
+    pub mimes: MimeTable,
+}
+
+/// The part of a file a response sends, by sendfile.
+pub struct FileBody {
+    pub file: File,
+    /// Next byte of the file to send.
+    pub offset: u64,
+    /// One past the last byte to send.
+    pub end: u64,
+}
+
+/// The decisions about a response; its head is already in the output buffer.
+pub struct Reply {
+    pub status: Status,
+    pub body: Option<FileBody>,
+    /// Whether the connection stays open afterwards (as the head says).
+    pub keep_alive: bool,
+}
+
+/// Builds the response to `request` into `out`. `keep_alive` is whether the
+/// connection may stay open (the client's wish, unless we are draining).
+pub fn respond(
+    site: &Site,
+    request: &Request,
+    keep_alive: bool,
+    date: &str,
+    out: &mut Vec<u8>,
+) -> Reply {
+    let head_only = match request.method() {
+        Method::Get => false,
+        Method::Head => true,
+        Method::Options => {
+            response::start(out, Status::OK, date);
+            response::header(out, "Allow", ALLOWED_METHODS);
+            response::header(out, "Content-Length", 0);
+            response::finish(out, keep_alive, request.minor_version);
+            return Reply {
+                status: Status::OK,
+                body: None,
+                keep_alive,
+            };
+        }
+        Method::Other(_) => {
+            return error(
+                out,
+                date,
+                request,
+                keep_alive,
+                Status::METHOD_NOT_ALLOWED,
+                "This method is not allowed.",
+            );
+        }
+    };
+    let err = |out: &mut Vec<u8>, status: Status, detail: &str| {
+        let mut reply = error(out, date, request, keep_alive, status, detail);
+        if head_only {
+            // HEAD gets GET's headers without the page.
+            let body_start = out
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(out.len(), |p| p + 4);
+            out.truncate(body_start);
+            reply.body = None;
+        }
+        reply
+    };
+    let host = request.host.as_deref().unwrap_or("");
+    let Some(vhost) = site.vhosts.select(host) else {
+        return err(
+            out,
+            Status::NOT_FOUND,
+            &format!("Host \"{host}\" is unknown."),
+        );
+    };
+    let relative = match sandbox::relative_path(sandbox::path_of(&request.target)) {
+        Ok(relative) => relative,
+        Err(refusal) => return err(out, refusal.status, refusal.detail),
+    };
+    let opened = match sandbox::open(&vhost.folder_dir, &vhost.folder, &relative) {
+        Ok(opened) => opened,
+        Err(refusal) => return err(out, refusal.status, refusal.detail),
+    };
+    let Some(content_type) = site.mimes.lookup(&relative) else {
+        return err(out, Status::NOT_FOUND, "Files of this type are not served.");
+    };
+    let etag = conditional::file_etag(opened.modified, opened.size);
+    let validators = Validators {
+        etag: &etag,
+        modified: opened.modified,
+    };
+    let last_modified = crate::http::date::format(opened.modified);
+    if conditional::is_not_modified(
+        request.if_none_match.as_deref(),
+        request.if_modified_since.as_deref(),
+        &validators,
+    ) {
+        response::start(out, Status::NOT_MODIFIED, date);
+        response::header(out, "Last-Modified", &last_modified);
+        response::header(out, "ETag", &etag);
+        response::finish(out, keep_alive, request.minor_version);
+        return Reply {
+            status: Status::NOT_MODIFIED,
+            body: None,
+            keep_alive,
+        };
+    }
+    let size = opened.size;
+    let wanted = match &request.range {
+        Some(range)
+            if request
+                .if_range
+                .as_deref()
+                .is_none_or(|v| conditional::if_range_matches(v, &validators)) =>
+        {
+            range::evaluate(range, size)
+        }
+        _ => RangeOutcome::Full,
+    };
+    let (status, first, end) = match wanted {
+        RangeOutcome::Full => (Status::OK, 0, size),
+        RangeOutcome::Partial { first, last } => (Status::PARTIAL_CONTENT, first, last + 1),
+        RangeOutcome::Unsatisfiable => {
+            let page = response::error_page(
+                Status::RANGE_NOT_SATISFIABLE,
+                &request.target,
+                "The range is outside the file.",
+            );
+            response::start(out, Status::RANGE_NOT_SATISFIABLE, date);
+            response::header(out, "Content-Type", "text/html; charset=utf-8");
+            response::header(out, "Content-Length", page.len());
+            response::header(out, "Content-Range", format_args!("bytes */{size}"));
+            response::finish(out, keep_alive, request.minor_version);
+            if !head_only {
+                out.extend_from_slice(page.as_bytes());
+            }
+            return Reply {
+                status: Status::RANGE_NOT_SATISFIABLE,
+                body: None,
+                keep_alive,
+            };
+        }
+    };
+    response::start(out, status, date);
+    response::header(out, "Content-Type", content_type);
+    response::header(out, "Content-Length", end - first);
+    if status == Status::PARTIAL_CONTENT {
+        response::header(
+            out,
+            "Content-Range",
+            format_args!("bytes {first}-{}/{size}", end - 1),
+        );
+    }
+    response::header(out, "Last-Modified", &last_modified);
+    response::header(out, "ETag", &etag);
+    response::header(out, "Accept-Ranges", "bytes");
+    response::finish(out, keep_alive, request.minor_version);
+    let body = if head_only || first == end {
+        None
+    } else {
+        Some(FileBody {
+            file: opened.file,
+            offset: first,
+            end,
+        })
+    };
+    Reply {
+        status,
+        body,
+        keep_alive,
+    }
+}
+
+/// An error response with a small HTML page.
+pub fn error(
+    out: &mut Vec<u8>,
+    date: &str,
+    request: &Request,
+    keep_alive: bool,
+    status: Status,
+    detail: &str,
+) -> Reply {
+    error_page_reply(
+        out,
+        date,
+        &request.target,
+        keep_alive,
+        request.minor_version,
+        status,
+        detail,
+    )
+}
+
+/// An error response for a request that could not be parsed (so it has no target or version).
+pub fn error_page_reply(
+    out: &mut Vec<u8>,
+    date: &str,
+    target: &str,
+    keep_alive: bool,
+    minor_version: u8,
+    status: Status,
+    detail: &str,
+) -> Reply {
+    let page = response::error_page(status, target, detail);
+    response::start(out, status, date);
+    response::header(out, "Content-Type", "text/html; charset=utf-8");
+    response::header(out, "Content-Length", page.len());
+    if status == Status::METHOD_NOT_ALLOWED {
+        response::header(out, "Allow", ALLOWED_METHODS);
+    }
+    if status == Status::SERVICE_UNAVAILABLE {
+        response::header(out, "Retry-After", RETRY_AFTER_SECS);
+    }
+    response::finish(out, keep_alive, minor_version);
+    out.extend_from_slice(page.as_bytes());
+    Reply {
+        status,
+        body: None,
+        keep_alive,
+    }
+}
+
+/// The Retry-After of a 503 for a full server.
+pub const RETRY_AFTER_SECS: u32 = 5;
