@@ -1,0 +1,334 @@
+//! Test harness: starts the real `loomiere` binary on free ports and talks to
+//! it over real sockets.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_loomiere");
+
+/// A fresh, empty folder under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "loomiere-test-{label}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        set_mode(&path, 0o755);
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn write(&self, name: &str, contents: &[u8]) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent");
+        }
+        std::fs::write(&path, contents).expect("write file");
+        set_mode(&path, if path.is_dir() { 0o755 } else { 0o644 });
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so large files need no fixture.
+pub fn pattern_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A running server; killed (SIGQUIT, at once) when dropped.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `loomiere` with `args` plus `-p 0` (a free port) unless a port is given,
+    /// and waits until it listens.
+    pub fn start(args: &[&str]) -> Server {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        if !args.iter().any(|a| *a == "-p" || *a == "--port") {
+            all.extend(["-p".to_string(), "0".to_string()]);
+        }
+        if !args.iter().any(|a| *a == "-r" || *a == "--root") {
+            all.extend(["-r".to_string(), "0".to_string()]);
+        }
+        let mut child = Command::new(BINARY)
+            .args(&all)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start loomiere");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut port_tx = Some(port_tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(tx) = &port_tx {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let address = rest.split_whitespace().next().unwrap_or("");
+                        if let Ok(addr) = address.parse::<SocketAddr>() {
+                            let _ = tx.send(addr.port());
+                            port_tx = None;
+                        }
+                    }
+                }
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let port = match port_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {:?}", log.lock().expect("log").clone());
+            }
+        };
+        let server = Server { child, port, log };
+        server.wait_until_serving();
+        server
+    }
+
+    fn wait_until_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+                if stream.write_all(b"OPTIONS * HTTP/1.0\r\n\r\n").is_ok() {
+                    let mut buf = [0u8; 12];
+                    if stream.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1") {
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server never answered");
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill takes integers only.
+        unsafe {
+            libc::kill(self.pid(), signal);
+        }
+    }
+
+    /// The worker and monitor processes of the master.
+    pub fn children(&self) -> Vec<i32> {
+        let path = format!("/proc/{0}/task/{0}/children", self.pid());
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+
+    /// Waits until some log line contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log.lock().expect("log").iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Waits for the master to exit and returns its status code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        stream
+    }
+
+    /// Sends raw bytes on a new connection and reads until the server closes it.
+    pub fn raw(&self, request: &[u8]) -> Vec<u8> {
+        let mut stream = self.connect();
+        stream.write_all(request).expect("send");
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        response
+    }
+
+    /// GET `path` with extra header lines; the connection is closed after.
+    pub fn get(&self, path: &str, headers: &[&str]) -> Response {
+        self.request("GET", path, headers)
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[&str]) -> Response {
+        let mut text = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        for header in headers {
+            text.push_str(header);
+            text.push_str("\r\n");
+        }
+        text.push_str("\r\n");
+        Response::parse(&self.raw(text.as_bytes()), method == "HEAD").expect("a response")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.signal(libc::SIGQUIT);
+        if self.wait_exit(Duration::from_secs(5)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub status_line: String,
+    /// Header lines in order, as (name, value).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Bytes after this response (pipelined responses, or junk).
+    pub rest: Vec<u8>,
+}
+
+impl Response {
+    /// Parses one response from the start of `bytes`. Every line must end in CRLF.
+    pub fn parse(bytes: &[u8], head_only: bool) -> Option<Response> {
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&bytes[..end]).ok()?;
+        assert!(!head.replace("\r\n", "").contains('\n'), "bare LF in head: {head:?}");
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next()?.to_string();
+        let status = status_line.split(' ').nth(1)?.parse().ok()?;
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (n, v) = l.split_once(':').expect("header line has a colon");
+                (n.to_string(), v.trim().to_string())
+            })
+            .collect();
+        let body_start = end + 4;
+        let length = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse::<usize>().expect("numeric length"));
+        let body_len = if head_only || status == 304 { 0 } else { length.unwrap_or(bytes.len() - body_start) };
+        let body_end = (body_start + body_len).min(bytes.len());
+        Some(Response {
+            status,
+            status_line,
+            headers,
+            body: bytes[body_start..body_end].to_vec(),
+            rest: bytes[body_end..].to_vec(),
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn header_names(&self) -> Vec<&str> {
+        self.headers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+}
+
+/// Reads exactly one response (head and Content-Length body) from a keep-alive stream.
+pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Response {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("read head");
+        assert!(n > 0, "connection closed mid-head: {:?}", String::from_utf8_lossy(&buf));
+        buf.push(byte[0]);
+    }
+    let response = Response::parse(&buf, true).expect("head");
+    let length: usize = response.header("content-length").map_or(0, |v| v.parse().expect("length"));
+    if !head_only && response.status != 304 {
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).expect("read body");
+        buf.extend_from_slice(&body);
+    }
+    Response::parse(&buf, head_only).expect("response")
+}
+
+/// Writes an options.lua into `dir` and returns its path.
+pub fn options_file(dir: &TempDir, text: &str) -> PathBuf {
+    dir.write("options.lua", text.as_bytes())
+}
+
+/// sha256 of a file or of bytes, through coreutils' sha256sum.
+pub fn sha256_file(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+}
+
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = bytes.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("sha256sum output");
+    let _ = writer.join();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+}
