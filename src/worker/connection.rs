@@ -122,13 +122,13 @@ impl Connection {
     }
 
     /// Runs the state machine until it must wait for the socket or is finished.
-    pub fn drive(&mut self, token: usize, env: &mut Env) -> Next {
+    pub fn drive(&mut self, index: usize, env: &mut Env) -> Next {
         let mut sent_this_turn = 0u64;
         loop {
             let step = match self.phase {
                 Phase::ReadingHead => self.read_head(env),
                 Phase::WritingHead => self.write_head(env),
-                Phase::SendingBody => self.send_body(env, &mut sent_this_turn, token),
+                Phase::SendingBody => self.send_body(env, &mut sent_this_turn, index),
                 Phase::Lingering => self.linger(env),
             };
             match step {
@@ -257,14 +257,14 @@ impl Connection {
         }
     }
 
-    fn send_body(&mut self, env: &mut Env, sent_this_turn: &mut u64, token: usize) -> Step {
+    fn send_body(&mut self, env: &mut Env, sent_this_turn: &mut u64, index: usize) -> Step {
         let Some(body) = &mut self.body else {
             return self.finish_exchange(env);
         };
         while body.offset < body.end {
             if *sent_this_turn >= FAIR_SHARE_BYTES {
                 // Edge-triggered: no new event will come, so ask for another turn.
-                env.ready.push(token);
+                env.ready.push(index);
                 return Step::Wait;
             }
             let count = (body.end - body.offset).min(SENDFILE_CHUNK_BYTES as u64) as usize;
@@ -344,14 +344,14 @@ impl Connection {
     }
 
     /// Called when `deadline` has passed. Returns what the loop should do.
-    pub fn on_deadline(&mut self, token: usize, env: &mut Env) -> Next {
+    pub fn on_deadline(&mut self, index: usize, env: &mut Env) -> Next {
         match self.phase {
             Phase::ReadingHead => {
                 if self.input.is_empty() && self.served > 0 {
                     return Next::Close; // an idle keep-alive connection just ends
                 }
                 self.time_out_head(env);
-                self.drive(token, env)
+                self.drive(index, env)
             }
             Phase::WritingHead | Phase::SendingBody => {
                 let quiet_until = self.last_progress + env.timeouts.send;

@@ -252,7 +252,7 @@ impl Worker {
         let Some(Some(connection)) = self.connections.get_mut(index) else {
             return;
         };
-        match connection.drive(index + FIRST_CONNECTION, &mut self.env) {
+        match connection.drive(index, &mut self.env) {
             Next::Wait => self.arm_timer(index),
             Next::Close => self.close(index),
         }
@@ -271,7 +271,7 @@ impl Worker {
             self.arm_timer(key);
             return;
         }
-        match connection.on_deadline(key + FIRST_CONNECTION, &mut self.env) {
+        match connection.on_deadline(key, &mut self.env) {
             Next::Wait => self.arm_timer(key),
             Next::Close => self.close(key),
         }
