@@ -10,7 +10,10 @@ use common::{Server, TempDir, pattern_bytes, read_response, sha256_bytes, sha256
 fn site() -> (TempDir, Server) {
     let dir = TempDir::new("conn");
     for i in 0..10 {
-        dir.write(&format!("f{i}.txt"), format!("file number {i}\n").as_bytes());
+        dir.write(
+            &format!("f{i}.txt"),
+            format!("file number {i}\n").as_bytes(),
+        );
     }
     dir.write("small.mp4", &pattern_bytes(10_240, 7));
     let server = Server::start(&["-f", dir.path().to_str().expect("utf8"), "-w", "2"]);
@@ -23,11 +26,16 @@ fn a_hundred_sequential_requests_share_one_connection() {
     let mut stream = server.connect();
     for i in 0..100 {
         let path = format!("/f{}.txt", i % 10);
-        stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes()).expect("send");
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+            .expect("send");
         let response = read_response(&mut stream, false);
         assert_eq!(response.status, 200, "request {i}");
         assert_eq!(response.header("Connection"), None);
-        assert_eq!(response.body, format!("file number {}\n", i % 10).into_bytes());
+        assert_eq!(
+            response.body,
+            format!("file number {}\n", i % 10).into_bytes()
+        );
     }
 }
 
@@ -49,7 +57,9 @@ fn ten_pipelined_requests_are_answered_in_order() {
         }
     }
     // The connection is still usable after the batch.
-    stream.write_all(b"GET /f9.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").expect("send");
+    stream
+        .write_all(b"GET /f9.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .expect("send");
     let last = read_response(&mut stream, false);
     assert_eq!(last.header("Connection"), Some("close"));
     let mut rest = Vec::new();
@@ -63,7 +73,9 @@ fn two_hundred_concurrent_connections_are_all_served() {
     let expected = pattern_bytes(10_240, 7);
     let mut streams: Vec<_> = (0..200).map(|_| server.connect()).collect();
     for stream in &mut streams {
-        stream.write_all(b"GET /small.mp4 HTTP/1.1\r\nHost: a\r\n\r\n").expect("send");
+        stream
+            .write_all(b"GET /small.mp4 HTTP/1.1\r\nHost: a\r\n\r\n")
+            .expect("send");
     }
     for stream in &mut streams {
         let response = read_response(stream, false);

@@ -28,18 +28,40 @@ fn ok_200_has_exactly_the_file_headers() {
     assert_eq!(response.status_line, "HTTP/1.1 200 OK");
     assert_eq!(
         names(&response),
-        ["Server", "Date", "Content-Type", "Content-Length", "Last-Modified", "ETag", "Accept-Ranges", "Connection"]
+        [
+            "Server",
+            "Date",
+            "Content-Type",
+            "Content-Length",
+            "Last-Modified",
+            "ETag",
+            "Accept-Ranges",
+            "Connection"
+        ]
     );
-    assert!(response.header("Server").expect("server").starts_with("Loomiere/"));
+    assert!(
+        response
+            .header("Server")
+            .expect("server")
+            .starts_with("Loomiere/")
+    );
     assert_eq!(response.header("Content-Type"), Some("video/mp4"));
     assert_eq!(response.header("Content-Length"), Some("1000"));
     assert_eq!(response.header("Accept-Ranges"), Some("bytes"));
     assert_eq!(response.header("Connection"), Some("close"));
     let meta = std::fs::metadata(dir.path().join("clip.mp4")).expect("meta");
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(response.header("ETag"), Some(format!("\"{:x}-{:x}\"", meta.mtime(), meta.size()).as_str()));
+    assert_eq!(
+        response.header("ETag"),
+        Some(format!("\"{:x}-{:x}\"", meta.mtime(), meta.size()).as_str())
+    );
     assert!(response.header("Date").expect("date").ends_with(" GMT"));
-    assert!(response.header("Last-Modified").expect("lm").ends_with(" GMT"));
+    assert!(
+        response
+            .header("Last-Modified")
+            .expect("lm")
+            .ends_with(" GMT")
+    );
     assert_eq!(response.body, pattern_bytes(1000, 1));
 }
 
@@ -67,7 +89,10 @@ fn several_ranges_or_a_stale_if_range_give_the_whole_file() {
     let etag = multi.header("ETag").expect("etag").to_string();
     let stale = server.get("/clip.mp4", &["Range: bytes=0-1", "If-Range: \"other\""]);
     assert_eq!(stale.status, 200);
-    let fresh = server.get("/clip.mp4", &["Range: bytes=0-1", &format!("If-Range: {etag}")]);
+    let fresh = server.get(
+        "/clip.mp4",
+        &["Range: bytes=0-1", &format!("If-Range: {etag}")],
+    );
     assert_eq!(fresh.status, 206);
 }
 
@@ -77,10 +102,16 @@ fn not_modified_304_for_matching_validators() {
     let first = server.get("/clip.mp4", &[]);
     let etag = first.header("ETag").expect("etag").to_string();
     let modified = first.header("Last-Modified").expect("lm").to_string();
-    for header in [format!("If-None-Match: {etag}"), format!("If-Modified-Since: {modified}")] {
+    for header in [
+        format!("If-None-Match: {etag}"),
+        format!("If-Modified-Since: {modified}"),
+    ] {
         let response = server.get("/clip.mp4", &[&header]);
         assert_eq!(response.status_line, "HTTP/1.1 304 Not Modified");
-        assert_eq!(names(&response), ["Server", "Date", "Last-Modified", "ETag", "Connection"]);
+        assert_eq!(
+            names(&response),
+            ["Server", "Date", "Last-Modified", "ETag", "Connection"]
+        );
         assert!(response.body.is_empty());
     }
     let changed = server.get("/clip.mp4", &["If-None-Match: \"nope\""]);
@@ -89,8 +120,15 @@ fn not_modified_304_for_matching_validators() {
 
 fn assert_error(response: &Response, status: u16, reason: &str) {
     assert_eq!(response.status_line, format!("HTTP/1.1 {status} {reason}"));
-    assert_eq!(response.header("Content-Type"), Some("text/html; charset=utf-8"));
-    let length: usize = response.header("Content-Length").expect("length").parse().expect("number");
+    assert_eq!(
+        response.header("Content-Type"),
+        Some("text/html; charset=utf-8")
+    );
+    let length: usize = response
+        .header("Content-Length")
+        .expect("length")
+        .parse()
+        .expect("number");
     assert_eq!(response.body.len(), length);
     assert!(String::from_utf8_lossy(&response.body).contains(&format!("{status} {reason}")));
 }
@@ -98,7 +136,11 @@ fn assert_error(response: &Response, status: u16, reason: &str) {
 #[test]
 fn bad_request_400_closes_the_connection() {
     let (_dir, server) = site();
-    for raw in [&b"GARBAGE\r\n\r\n"[..], b"GET / HTTP/1.1\r\n\r\n", b"GET /clip.mp4 HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n"] {
+    for raw in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET /clip.mp4 HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
+    ] {
         let response = Response::parse(&server.raw(raw), false).expect("response");
         assert_error(&response, 400, "Bad Request");
         assert_eq!(response.header("Connection"), Some("close"));
@@ -118,7 +160,10 @@ fn forbidden_403_for_directories_and_unreadable_files() {
     let response = server.get("/secret.mp4", &[]);
     let worker_is_root = server.children().iter().any(|pid| {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+            .map(|s| {
+                s.lines()
+                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+            })
             .unwrap_or(false)
     });
     if !worker_is_root {
@@ -155,16 +200,24 @@ fn request_timeout_408_when_the_head_is_slow() {
     dir.write("a.txt", b"a");
     let options = options_file(
         &dir,
-        &format!("options.header_timeout = 1\noptions.hosts[''] = {{ folder = '{}' }}\n", dir.path().display()),
+        &format!(
+            "options.header_timeout = 1\noptions.hosts[''] = {{ folder = '{}' }}\n",
+            dir.path().display()
+        ),
     );
     let server = Server::start(&["-o", options.to_str().expect("utf8"), "-w", "1"]);
     let mut stream = server.connect();
-    stream.write_all(b"GET /a.txt HTTP/1.1\r\nHost: a\r\n").expect("partial head");
+    stream
+        .write_all(b"GET /a.txt HTTP/1.1\r\nHost: a\r\n")
+        .expect("partial head");
     let started = Instant::now();
     let mut bytes = Vec::new();
     stream.read_to_end(&mut bytes).expect("read");
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(5), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
     let response = Response::parse(&bytes, false).expect("response");
     assert_error(&response, 408, "Request Timeout");
     assert_eq!(response.header("Connection"), Some("close"));
@@ -190,7 +243,10 @@ fn range_not_satisfiable_416_names_the_size() {
 #[test]
 fn headers_too_large_431() {
     let (_dir, server) = site();
-    let big = format!("GET /clip.mp4 HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "b".repeat(9000));
+    let big = format!(
+        "GET /clip.mp4 HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(9000)
+    );
     let response = Response::parse(&server.raw(big.as_bytes()), false).expect("response");
     assert_error(&response, 431, "Request Header Fields Too Large");
     let many: String = (0..120).map(|i| format!("X-{i}: y\r\n")).collect();
@@ -203,11 +259,20 @@ fn headers_too_large_431() {
 fn service_unavailable_503_past_the_clients_cap() {
     let dir = TempDir::new("cap");
     dir.write("a.txt", b"a");
-    let server = Server::start(&["-f", dir.path().to_str().expect("utf8"), "-w", "1", "--clients", "2"]);
+    let server = Server::start(&[
+        "-f",
+        dir.path().to_str().expect("utf8"),
+        "-w",
+        "1",
+        "--clients",
+        "2",
+    ]);
     // The harness's readiness probe has closed; hold two connections open.
     let mut held = vec![server.connect(), server.connect()];
     for stream in &mut held {
-        stream.write_all(b"GET /a.txt HTTP/1.1\r\nHost: a\r\n\r\n").expect("send");
+        stream
+            .write_all(b"GET /a.txt HTTP/1.1\r\nHost: a\r\n\r\n")
+            .expect("send");
         let response = common::read_response(stream, false);
         assert_eq!(response.status, 200);
     }
@@ -233,23 +298,37 @@ fn head_sends_exactly_the_headers_of_get() {
     for path in ["/clip.mp4", "/missing.mp4", "/sub"] {
         let get = server.get(path, &["Range: bytes=0-9"]);
         let head = server.request("HEAD", path, &["Range: bytes=0-9"]);
-        let strip = |r: &Response| r.headers.iter().filter(|(n, _)| n != "Date").cloned().collect::<Vec<_>>();
+        let strip = |r: &Response| {
+            r.headers
+                .iter()
+                .filter(|(n, _)| n != "Date")
+                .cloned()
+                .collect::<Vec<_>>()
+        };
         assert_eq!(strip(&get), strip(&head), "{path}");
         assert_eq!(get.status_line, head.status_line);
-        assert!(head.body.is_empty() && head.rest.is_empty(), "HEAD sent a body for {path}");
+        assert!(
+            head.body.is_empty() && head.rest.is_empty(),
+            "HEAD sent a body for {path}"
+        );
     }
 }
 
 #[test]
 fn http10_closes_unless_asked_to_keep_alive() {
     let (_dir, server) = site();
-    let closing = Response::parse(&server.raw(b"GET /notes.txt HTTP/1.0\r\n\r\n"), false).expect("response");
+    let closing =
+        Response::parse(&server.raw(b"GET /notes.txt HTTP/1.0\r\n\r\n"), false).expect("response");
     assert_eq!(closing.status, 200);
     assert_eq!(closing.header("Connection"), Some("close"));
     let mut stream = server.connect();
-    stream.write_all(b"GET /notes.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").expect("send");
+    stream
+        .write_all(b"GET /notes.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .expect("send");
     let kept = common::read_response(&mut stream, false);
     assert_eq!(kept.header("Connection"), Some("keep-alive"));
-    stream.write_all(b"GET /notes.txt HTTP/1.0\r\n\r\n").expect("second request on the same connection");
+    stream
+        .write_all(b"GET /notes.txt HTTP/1.0\r\n\r\n")
+        .expect("second request on the same connection");
     assert_eq!(common::read_response(&mut stream, false).body, b"hello\n");
 }

@@ -10,11 +10,22 @@ fn traversal_attempts_are_all_refused() {
     outside.write("secret.mp4", b"TOP-SECRET");
     let dir = TempDir::new("sandbox");
     dir.write("public/ok.mp4", b"fine");
-    std::os::unix::fs::symlink(outside.path().join("secret.mp4"), dir.path().join("escape.mp4")).expect("symlink");
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.mp4"),
+        dir.path().join("escape.mp4"),
+    )
+    .expect("symlink");
     std::os::unix::fs::symlink(outside.path(), dir.path().join("outdir")).expect("symlink");
     std::os::unix::fs::symlink("public/ok.mp4", dir.path().join("inside.mp4")).expect("symlink");
     let server = Server::start(&["-f", dir.path().to_str().expect("utf8"), "-w", "1"]);
-    let relative_secret = format!("{}/secret.mp4", outside.path().file_name().and_then(|n| n.to_str()).expect("name"));
+    let relative_secret = format!(
+        "{}/secret.mp4",
+        outside
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+    );
     let attempts = [
         format!("/../{relative_secret}"),
         format!("/public/../../{relative_secret}"),
@@ -33,11 +44,25 @@ fn traversal_attempts_are_all_refused() {
         let request = format!("GET {attempt} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
         let raw = server.raw(request.as_bytes());
         let response = Response::parse(&raw, false).expect("response");
-        assert!(matches!(response.status, 400 | 403 | 404), "{attempt} got {}", response.status);
-        assert!(!String::from_utf8_lossy(&raw).contains("TOP-SECRET"), "{attempt} leaked the file");
-        assert!(!String::from_utf8_lossy(&raw).contains("root:"), "{attempt} leaked /etc/passwd");
+        assert!(
+            matches!(response.status, 400 | 403 | 404),
+            "{attempt} got {}",
+            response.status
+        );
+        assert!(
+            !String::from_utf8_lossy(&raw).contains("TOP-SECRET"),
+            "{attempt} leaked the file"
+        );
+        assert!(
+            !String::from_utf8_lossy(&raw).contains("root:"),
+            "{attempt} leaked /etc/passwd"
+        );
     }
-    assert_eq!(server.get("/escape.mp4", &[]).status, 403, "a symlink out of the folder is forbidden");
+    assert_eq!(
+        server.get("/escape.mp4", &[]).status,
+        403,
+        "a symlink out of the folder is forbidden"
+    );
     // Symlinks that stay inside the folder are fine.
     let inside = server.get("/inside.mp4", &[]);
     assert_eq!(inside.status, 200);

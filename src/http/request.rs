@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn parses_a_simple_get() {
         let (request, len) = complete(b"GET /a.mp4?start=1 HTTP/1.1\r\nHost: Example.com:8080\r\nRange: bytes=0-9\r\n\r\nNEXT");
-        assert_eq!(len, 66);
+        assert_eq!(len, 73);
         assert_eq!(request.method(), &Method::Get);
         assert_eq!(request.target, "/a.mp4?start=1");
         assert_eq!(request.host.as_deref(), Some("example.com"));

@@ -272,7 +272,14 @@ fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
 fn describe(error: &mlua::Error) -> String {
     match error {
         mlua::Error::SyntaxError { message, .. } => message.clone(),
-        mlua::Error::RuntimeError(message) => message.clone(),
+        mlua::Error::RuntimeError(message) => {
+            // mlua appends a traceback; the first line already names file:line.
+            message
+                .split("\nstack traceback:")
+                .next()
+                .unwrap_or(message)
+                .to_string()
+        }
         mlua::Error::CallbackError { cause, .. } => describe(cause),
         mlua::Error::FromLuaConversionError { from, to, message } => {
             format!(

@@ -57,7 +57,11 @@ pub fn set_mode(path: &Path, mode: u32) {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so large files need no fixture.
@@ -124,7 +128,10 @@ impl Server {
             Ok(port) => port,
             Err(_) => {
                 let _ = child.kill();
-                panic!("server did not start: {:?}", log.lock().expect("log").clone());
+                panic!(
+                    "server did not start: {:?}",
+                    log.lock().expect("log").clone()
+                );
             }
         };
         let server = Server { child, port, log };
@@ -178,7 +185,13 @@ impl Server {
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if self.log.lock().expect("log").iter().any(|l| l.contains(needle)) {
+            if self
+                .log
+                .lock()
+                .expect("log")
+                .iter()
+                .any(|l| l.contains(needle))
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -200,7 +213,9 @@ impl Server {
 
     pub fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
         stream
     }
 
@@ -219,7 +234,8 @@ impl Server {
     }
 
     pub fn request(&self, method: &str, path: &str, headers: &[&str]) -> Response {
-        let mut text = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        let mut text =
+            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
         for header in headers {
             text.push_str(header);
             text.push_str("\r\n");
@@ -256,7 +272,10 @@ impl Response {
     pub fn parse(bytes: &[u8], head_only: bool) -> Option<Response> {
         let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
         let head = std::str::from_utf8(&bytes[..end]).ok()?;
-        assert!(!head.replace("\r\n", "").contains('\n'), "bare LF in head: {head:?}");
+        assert!(
+            !head.replace("\r\n", "").contains('\n'),
+            "bare LF in head: {head:?}"
+        );
         let mut lines = head.split("\r\n");
         let status_line = lines.next()?.to_string();
         let status = status_line.split(' ').nth(1)?.parse().ok()?;
@@ -271,7 +290,11 @@ impl Response {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
             .map(|(_, v)| v.parse::<usize>().expect("numeric length"));
-        let body_len = if head_only || status == 304 { 0 } else { length.unwrap_or(bytes.len() - body_start) };
+        let body_len = if head_only || status == 304 {
+            0
+        } else {
+            length.unwrap_or(bytes.len() - body_start)
+        };
         let body_end = (body_start + body_len).min(bytes.len());
         Some(Response {
             status,
@@ -283,7 +306,10 @@ impl Response {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn header_names(&self) -> Vec<&str> {
@@ -297,11 +323,17 @@ pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Response {
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
         let n = stream.read(&mut byte).expect("read head");
-        assert!(n > 0, "connection closed mid-head: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "connection closed mid-head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.push(byte[0]);
     }
     let response = Response::parse(&buf, true).expect("head");
-    let length: usize = response.header("content-length").map_or(0, |v| v.parse().expect("length"));
+    let length: usize = response
+        .header("content-length")
+        .map_or(0, |v| v.parse().expect("length"));
     if !head_only && response.status != 304 {
         let mut body = vec![0u8; length];
         stream.read_exact(&mut body).expect("read body");
@@ -317,12 +349,23 @@ pub fn options_file(dir: &TempDir, text: &str) -> PathBuf {
 
 /// sha256 of a file or of bytes, through coreutils' sha256sum.
 pub fn sha256_file(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 pub fn sha256_bytes(bytes: &[u8]) -> String {
-    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
     let mut stdin = child.stdin.take().expect("stdin");
     let data = bytes.to_vec();
     let writer = std::thread::spawn(move || {
@@ -330,5 +373,9 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
     });
     let out = child.wait_with_output().expect("sha256sum output");
     let _ = writer.join();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }

@@ -1,0 +1,200 @@
+//! `loomiere -t` and the command line: exact messages and exit codes.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{BINARY, TempDir, options_file};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BINARY)
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run loomiere")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).trim_end().to_string()
+}
+
+fn check(dir: &TempDir, script: &str) -> (i32, String, String) {
+    let path = options_file(dir, script);
+    let output = run(&["-t", "-o", path.to_str().expect("utf8")]);
+    (
+        output.status.code().expect("exit code"),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
+#[test]
+fn a_good_file_is_ok() {
+    let dir = TempDir::new("opt-good");
+    let script = format!(
+        "options.port = 8090\noptions.root = false\noptions.workers = options.cpus\noptions.throttle = 10\n\
+         options.hosts['^video%.example$'] = {{ folder = '{0}' }}\noptions.hosts[''] = {{ folder = '{0}', routes = {{}} }}\n\
+         options.mimes['video/x-test'] = 'tst, tst2'\n",
+        dir.path().display()
+    );
+    let path = options_file(&dir, &script);
+    let (code, stdout, stderr) = check(&dir, &script);
+    assert_eq!(
+        (code, stdout.as_str(), stderr.as_str()),
+        (0, format!("options {}: ok", path.display()).as_str(), "")
+    );
+}
+
+#[test]
+fn each_kind_of_bad_file_is_reported_with_its_place() {
+    let dir = TempDir::new("opt-bad");
+    let path = dir.path().join("options.lua");
+    let p = path.display();
+    let folder = dir.path().display();
+    let cases = [
+        (
+            "options.port = 80\noptions.prot = 81\n".to_string(),
+            format!("options {p}: {p}:2: unknown option 'prot'"),
+        ),
+        (
+            "options.port = 'eighty'\n".to_string(),
+            format!("options {p}: {p}:1: option 'port' must be a number, not a string"),
+        ),
+        (
+            "options.port = \n".to_string(),
+            format!("options {p}: {p}:2: unexpected symbol near '<eof>'"),
+        ),
+        (
+            "error('boom')\n".to_string(),
+            format!("options {p}: {p}:1: boom"),
+        ),
+        (
+            "options.workers = 0\n".to_string(),
+            format!("options {p}: option 'workers' must be a whole number from 1 to 512, not 0"),
+        ),
+        (
+            "options.port = 1.5\n".to_string(),
+            format!("options {p}: option 'port' must be a whole number from 0 to 65535, not 1.5"),
+        ),
+        (
+            "options.hosts[''] = { folder = '/no/such/folder' }\n".to_string(),
+            format!(
+                "options {p}: option 'hosts['']' folder /no/such/folder cannot be used: No such file or directory (os error 2)"
+            ),
+        ),
+        (
+            format!("options.hosts['(unclosed'] = {{ folder = '{folder}' }}\n"),
+            format!(
+                "options {p}: option 'hosts['(unclosed']' pattern does not compile: PCRE2: error compiling pattern at offset 9: missing closing parenthesis"
+            ),
+        ),
+        (
+            "options.hosts[''] = { folder = 5 }\n".to_string(),
+            format!("options {p}: {p}:1: options.hosts[''].folder must be a string, not a number"),
+        ),
+        (
+            "options.bind = 'nowhere'\n".to_string(),
+            format!("options {p}: option 'bind' 'nowhere' is not '*' or an IP address"),
+        ),
+        (
+            "options.cpus = 4\n".to_string(),
+            format!("options {p}: {p}:1: option 'cpus' is read-only"),
+        ),
+        (
+            "options.user = 'no-such-account-here'\n".to_string(),
+            String::new(),
+        ),
+    ];
+    for (script, expected) in cases {
+        let (code, stdout, stderr) = check(&dir, &script);
+        if expected.is_empty() {
+            // An explicit account that does not exist only matters when started as root.
+            // SAFETY: geteuid cannot fail.
+            if unsafe { libc::geteuid() } == 0 {
+                assert_eq!(code, 1, "{script}");
+                assert_eq!(
+                    stderr,
+                    format!(
+                        "options {p}: option 'user' account 'no-such-account-here' does not exist"
+                    )
+                );
+            }
+            continue;
+        }
+        assert_eq!(
+            (code, stdout.as_str(), stderr.as_str()),
+            (1, "", expected.as_str()),
+            "script: {script}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_options_file_is_an_error() {
+    let output = run(&["-t", "-o", "/no/such/options.lua"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        "options /no/such/options.lua: cannot read /no/such/options.lua: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn flags_override_and_are_checked() {
+    let dir = TempDir::new("opt-flags");
+    let output = run(&[
+        "-t",
+        "-f",
+        dir.path().to_str().expect("utf8"),
+        "-p",
+        "0",
+        "-w",
+        "3",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).ends_with(": ok"));
+    let bad = run(&["-t", "-w", "many"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).starts_with("loomiere: --workers: 'many' is not a valid number"));
+}
+
+#[test]
+fn unknown_flags_print_usage_and_exit_2() {
+    let output = run(&["--frobnicate"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with("loomiere: Unrecognized option: 'frobnicate'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Usage: loomiere [options]"));
+    let stray = run(&["stray"]);
+    assert_eq!(stray.status.code(), Some(2));
+}
+
+#[test]
+fn help_and_version() {
+    let help = run(&["-h"]);
+    assert_eq!(help.status.code(), Some(0));
+    for flag in [
+        "--options",
+        "--test",
+        "--bind",
+        "--port",
+        "--root",
+        "--workers",
+        "--folder",
+        "--throttle",
+        "--cache",
+        "--clients",
+        "--help",
+        "--version",
+    ] {
+        assert!(text(&help.stdout).contains(flag), "help lacks {flag}");
+    }
+    let version = run(&["--version"]);
+    assert_eq!(
+        text(&version.stdout),
+        format!("loomiere {}", env!("CARGO_PKG_VERSION"))
+    );
+}
