@@ -158,7 +158,7 @@ pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides
         return 1;
     }
     match sys::raise_open_files_limit() {
-        Ok(limit) if (limit as u64) < options.clients / options.workers as u64 + 64 => log::warn!(
+        Ok(limit) if limit < options.clients / options.workers as u64 + 64 => log::warn!(
             "the open files limit ({limit}) is below what 'clients' may need per worker; raise it (ulimit -n) or lower 'clients'"
         ),
         Ok(_) => {}
@@ -335,11 +335,11 @@ impl Master {
         }
         let listeners = std::mem::take(&mut self.listeners);
         let admin = self.admin.take();
-        if let Some(account) = &self.account {
-            if let Err(e) = sys::switch_to(account) {
-                log::error!("cannot switch to account '{}': {e}", account.name);
-                return 1;
-            }
+        if let Some(account) = &self.account
+            && let Err(e) = sys::switch_to(account)
+        {
+            log::error!("cannot switch to account '{}': {e}", account.name);
+            return 1;
         }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match role {
             Role::Worker { socket } => {

@@ -77,7 +77,7 @@ impl Request {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
     /// A whole head, and how many bytes of the buffer it used.
-    Complete(Request, usize),
+    Complete(Box<Request>, usize),
     /// More bytes are needed.
     Partial,
     /// The head is invalid; answer with this status and close.
@@ -198,7 +198,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
         // We never read request bodies; the connection cannot be reused after one.
         request.keep_alive = false;
     }
-    Parsed::Complete(request, head_len)
+    Parsed::Complete(Box::new(request), head_len)
 }
 
 fn is_one_of(name: &str, names: &[&str]) -> bool {
@@ -225,7 +225,7 @@ mod tests {
 
     fn complete(buf: &[u8]) -> (Request, usize) {
         match parse(buf) {
-            Parsed::Complete(request, len) => (request, len),
+            Parsed::Complete(request, len) => (*request, len),
             other => panic!("expected a complete head, got {other:?}"),
         }
     }

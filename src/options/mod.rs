@@ -173,7 +173,7 @@ impl Options {
             ("send_timeout", self.send_timeout),
             ("drain_timeout", self.drain_timeout),
         ] {
-            if !value.is_finite() || value < 0.0 || value > 86_400.0 {
+            if !(0.0..=86_400.0).contains(&value) {
                 return Err(OptionsError::option(
                     name,
                     format!("must be a number of seconds from 0 to 86400, not {value}"),

@@ -88,6 +88,10 @@ impl SharedMapping {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 // SAFETY: the mapping is only ever accessed through atomics (see `stats`).

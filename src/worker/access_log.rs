@@ -84,7 +84,7 @@ impl Exchange {
 fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for byte in text.bytes() {
-        if byte == b'"' || byte == b'\\' || byte < 0x20 || byte >= 0x7f {
+        if byte == b'"' || byte == b'\\' || !(0x20..0x7f).contains(&byte) {
             escaped.push_str(&format!("\\x{byte:02X}"));
         } else {
             escaped.push(byte as char);

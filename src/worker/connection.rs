@@ -176,7 +176,7 @@ impl Connection {
         }
     }
 
-    fn answer(&mut self, request: http::Request, env: &mut Env) {
+    fn answer(&mut self, request: Box<http::Request>, env: &mut Env) {
         StatsSlot::add(&env.slot.requests_total, 1);
         let keep_alive = request.keep_alive && !env.draining;
         self.exchange = Some(Exchange::new(env.now, self.peer, Some(&request)));

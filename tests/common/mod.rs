@@ -112,14 +112,16 @@ impl Server {
             let mut port_tx = Some(port_tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(tx) = &port_tx {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        let address = rest.split_whitespace().next().unwrap_or("");
-                        if let Ok(addr) = address.parse::<SocketAddr>() {
-                            let _ = tx.send(addr.port());
-                            port_tx = None;
-                        }
-                    }
+                if let Some(tx) = &port_tx
+                    && let Some(rest) = line.split("listening on http://").nth(1)
+                    && let Ok(addr) = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .parse::<SocketAddr>()
+                {
+                    let _ = tx.send(addr.port());
+                    port_tx = None;
                 }
                 sink.lock().expect("log lock").push(line);
             }
