@@ -126,6 +126,12 @@ fn bind_listeners(
     address: SocketAddr,
     count: usize,
 ) -> std::io::Result<(Vec<TcpListener>, SocketAddr)> {
+    if address.port() != 0
+        && let Err(e) = sys::socket::check_unused(address)
+        && e.raw_os_error() == Some(libc::EADDRINUSE)
+    {
+        return Err(e);
+    }
     let first = match sys::socket::listen(address, true) {
         Ok(listener) => listener,
         Err(e)
@@ -153,6 +159,7 @@ fn bind_listeners(
 /// Starts the server and supervises it until it is told to stop. Returns the exit status.
 pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides) -> i32 {
     signals::ignore_sigpipe();
+    signals::reset_handled();
     if let Err(e) = signals::block(&signals::handled_set()) {
         log::error!("cannot block signals: {e}");
         return 1;

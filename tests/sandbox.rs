@@ -70,3 +70,31 @@ fn traversal_attempts_are_all_refused() {
     assert_eq!(server.get("/public/ok.mp4", &[]).body, b"fine");
     assert_eq!(server.get("/public//./ok.mp4", &[]).body, b"fine");
 }
+
+#[test]
+fn the_open_file_cache_never_serves_a_changed_file() {
+    let outside = TempDir::new("cache-outside");
+    outside.write("secret.mp4", b"TOP-SECRET");
+    let dir = TempDir::new("cache");
+    let path = dir.write("clip.mp4", b"first version");
+    let server = Server::start(&["-f", dir.path().to_str().expect("utf8"), "-w", "1"]);
+    for _ in 0..3 {
+        assert_eq!(server.get("/clip.mp4", &[]).body, b"first version");
+    }
+    // Rewritten in place with the same size.
+    std::fs::write(&path, b"second versio").expect("rewrite");
+    assert_eq!(server.get("/clip.mp4", &[]).body, b"second versio");
+    // Replaced by rename (a new inode).
+    let staged = dir.write("staged.tmp", b"third");
+    std::fs::rename(&staged, &path).expect("rename");
+    assert_eq!(server.get("/clip.mp4", &[]).body, b"third");
+    // Replaced by a symlink that leaves the folder.
+    std::fs::remove_file(&path).expect("remove");
+    std::os::unix::fs::symlink(outside.path().join("secret.mp4"), &path).expect("symlink");
+    let response = server.get("/clip.mp4", &[]);
+    assert_eq!(response.status, 403);
+    assert!(!String::from_utf8_lossy(&response.body).contains("TOP-SECRET"));
+    // Removed.
+    std::fs::remove_file(&path).expect("remove");
+    assert_eq!(server.get("/clip.mp4", &[]).status, 404);
+}

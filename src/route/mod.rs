@@ -1,5 +1,6 @@
 //! Routing a request to a file: virtual host selection and the sandbox.
 
+pub mod open_files;
 pub mod sandbox;
 pub mod vhost;
 

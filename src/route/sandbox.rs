@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::http::Status;
-use crate::sys;
+use crate::sys::{self, FileIdentity, FileKind};
 
 /// Why a request target was refused, with the status and a message for the page.
 #[derive(Debug, PartialEq, Eq)]
@@ -102,41 +102,23 @@ fn hex_value(digit: u8) -> Option<u8> {
 /// A regular file opened for a response, with what its headers need.
 pub struct OpenedFile {
     pub file: File,
-    pub size: u64,
-    /// Last modification, Unix seconds.
-    pub modified: i64,
+    pub identity: FileIdentity,
 }
 
 /// Opens `relative` beneath `folder` and checks that it is a readable regular file.
 pub fn open(folder_dir: &File, folder: &Path, relative: &[u8]) -> Result<OpenedFile, Refusal> {
+    const LISTING: Refusal = refuse(Status::FORBIDDEN, "Directory listings are not allowed.");
     if relative.is_empty() {
-        return Err(refuse(
-            Status::FORBIDDEN,
-            "Directory listings are not allowed.",
-        ));
+        return Err(LISTING);
     }
-    let file = sys::open_beneath(
-        folder_dir,
-        folder,
-        Path::new(std::ffi::OsStr::from_bytes(relative)),
-    )
-    .map_err(|e| open_refusal(&e))?;
-    let metadata = file.metadata().map_err(|e| open_refusal(&e))?;
-    if metadata.is_dir() {
-        return Err(refuse(
-            Status::FORBIDDEN,
-            "Directory listings are not allowed.",
-        ));
+    let path = Path::new(std::ffi::OsStr::from_bytes(relative));
+    let file = sys::open_beneath(folder_dir, folder, path).map_err(|e| open_refusal(&e))?;
+    let identity = sys::identity_of(&file).map_err(|e| open_refusal(&e))?;
+    match identity.kind {
+        FileKind::Regular => Ok(OpenedFile { file, identity }),
+        FileKind::Directory => Err(LISTING),
+        FileKind::Other => Err(refuse(Status::FORBIDDEN, "This is not a regular file.")),
     }
-    if !metadata.is_file() {
-        return Err(refuse(Status::FORBIDDEN, "This is not a regular file."));
-    }
-    use std::os::unix::fs::MetadataExt;
-    Ok(OpenedFile {
-        file,
-        size: metadata.len(),
-        modified: metadata.mtime(),
-    })
 }
 
 fn open_refusal(error: &io::Error) -> Refusal {

@@ -11,6 +11,8 @@ use crate::options::{HostOptions, OptionsError};
 pub struct VirtualHost {
     /// None for the empty pattern, which matches every host without running a regex.
     pattern: Option<Regex>,
+    /// Position in the configuration, which identifies the host in caches.
+    pub index: usize,
     pub pattern_text: String,
     pub folder: PathBuf,
     /// The folder, held open so files are resolved beneath it (openat2) without
@@ -49,6 +51,7 @@ impl VirtualHosts {
             })?;
             compiled.push(VirtualHost {
                 pattern,
+                index: compiled.len(),
                 pattern_text: host.pattern.clone(),
                 folder: host.folder.clone(),
                 folder_dir,

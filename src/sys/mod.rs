@@ -176,6 +176,65 @@ impl NonBlockingOpen for std::fs::OpenOptions {
     }
 }
 
+/// What identifies a file's current content: same device, inode, size and
+/// modification time means the same bytes, for every cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileIdentity {
+    pub device: u64,
+    pub inode: u64,
+    pub size: u64,
+    /// Modification time: seconds and nanoseconds since the epoch.
+    pub modified: i64,
+    pub modified_nanos: i64,
+    pub kind: FileKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Other,
+}
+
+fn identity_from(st: &libc::stat) -> FileIdentity {
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => FileKind::Regular,
+        libc::S_IFDIR => FileKind::Directory,
+        _ => FileKind::Other,
+    };
+    FileIdentity {
+        device: st.st_dev,
+        inode: st.st_ino,
+        size: st.st_size as u64,
+        modified: st.st_mtime,
+        modified_nanos: st.st_mtime_nsec,
+        kind,
+    }
+}
+
+/// `fstat` of an open file.
+pub fn identity_of(file: &File) -> io::Result<FileIdentity> {
+    // SAFETY: all-zero is a valid stat to fill in.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is open and `st` is valid for writing.
+    check(unsafe { libc::fstat(file.as_raw_fd(), &mut st) } as libc::c_long)?;
+    Ok(identity_from(&st))
+}
+
+/// `stat` of `relative` under the directory `dir`, following symlinks. Only
+/// used to check that a path still names a file opened safely before.
+pub fn identity_at(dir: &File, relative: &[u8]) -> io::Result<FileIdentity> {
+    let c_relative =
+        CString::new(relative).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: all-zero is a valid stat to fill in.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid descriptor, NUL-terminated path, writable stat.
+    check(
+        unsafe { libc::fstatat(dir.as_raw_fd(), c_relative.as_ptr(), &mut st, 0) } as libc::c_long,
+    )?;
+    Ok(identity_from(&st))
+}
+
 /// Raises the soft limit on open files to the hard limit; returns the new soft limit.
 pub fn raise_open_files_limit() -> io::Result<u64> {
     let mut limit = libc::rlimit {

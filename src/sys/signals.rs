@@ -34,6 +34,18 @@ pub fn unblock(set: &SigSet) -> io::Result<()> {
     sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(set), None).map_err(io::Error::from)
 }
 
+/// Restores the default disposition of the handled signals. A shell starts
+/// background commands with SIGINT and SIGQUIT ignored, and an ignored
+/// signal is discarded instead of queued, so `wait` would never see it.
+pub fn reset_handled() {
+    for signal in handled_set().iter() {
+        // SAFETY: installing SIG_DFL has no handler code to be unsafe.
+        unsafe {
+            libc::signal(signal as libc::c_int, libc::SIG_DFL);
+        }
+    }
+}
+
 /// Ignores SIGPIPE: a client that goes away must show up as EPIPE, not kill us.
 pub fn ignore_sigpipe() {
     // SAFETY: installing SIG_IGN has no handler code to be unsafe.

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 use super::check;
 
@@ -33,6 +33,20 @@ fn set_int_option(
 /// connections over them (one per worker: no thundering herd). An IPv6
 /// wildcard address also accepts IPv4 (dual-stack).
 pub fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let listener = bind(addr, reuse_port)?;
+    // SAFETY: plain call on our descriptor.
+    check(unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } as libc::c_long)?;
+    Ok(listener)
+}
+
+/// Fails with EADDRINUSE when another socket (even one with SO_REUSEPORT,
+/// which would otherwise share the port with us silently) holds `addr`.
+/// Binds without listening, so no connection can land on the probe.
+pub fn check_unused(addr: SocketAddr) -> io::Result<()> {
+    bind(addr, false).map(drop)
+}
+
+fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let (family, ipv6) = match addr {
         SocketAddr::V4(_) => (libc::AF_INET, false),
         SocketAddr::V6(_) => (libc::AF_INET6, true),

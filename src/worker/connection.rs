@@ -75,6 +75,9 @@ pub struct Connection {
     /// The timer armed for `armed_deadline`.
     pub timer: Option<(TimerId, Instant)>,
     last_progress: Instant,
+    /// Whether unread bytes may wait in the socket (false after a read that
+    /// returned less than asked, until the next readable event).
+    may_have_input: bool,
 }
 
 impl Connection {
@@ -94,6 +97,7 @@ impl Connection {
             deadline: env.now + env.timeouts.header,
             timer: None,
             last_progress: env.now,
+            may_have_input: true,
         }
     }
 
@@ -160,29 +164,52 @@ impl Connection {
             } else if env.draining {
                 return Step::Close;
             }
+            if !self.may_have_input {
+                // The last read emptied the socket; edge-triggered epoll reports new data.
+                return Step::Wait;
+            }
             match self.stream.read(&mut env.scratch[..]) {
                 Ok(0) => return Step::Close,
                 Ok(n) => {
+                    // A short read means the receive queue is empty now.
+                    self.may_have_input = n == env.scratch.len();
                     if self.input.is_empty() {
                         // The first byte of a request starts its header time-out.
                         self.deadline = env.now + env.timeouts.header;
                     }
                     self.input.extend_from_slice(&env.scratch[..n]);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.may_have_input = false;
+                    return Step::Wait;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return Step::Close,
             }
         }
     }
 
+    /// Called on a readable event: the socket has new bytes (or news of a close).
+    pub fn readable(&mut self) {
+        self.may_have_input = true;
+    }
+
     fn answer(&mut self, request: Box<http::Request>, env: &mut Env) {
         StatsSlot::add(&env.slot.requests_total, 1);
         let keep_alive = request.keep_alive && !env.draining;
-        self.exchange = Some(Exchange::new(env.now, self.peer, Some(&request)));
+        // The request's strings are only copied when they will be logged.
+        let logged = Some(&*request).filter(|_| env.site.options.access_log);
+        self.exchange = Some(Exchange::new(env.now, self.peer, logged));
         self.output.clear();
         let date = env.dates.get(env.unix_now);
-        let reply = respond::respond(&env.site, &request, keep_alive, date, &mut self.output);
+        let reply = respond::respond(
+            &env.site,
+            &mut env.open_files,
+            &request,
+            keep_alive,
+            date,
+            &mut self.output,
+        );
         self.start_writing(reply.status, reply.body, reply.keep_alive, env);
     }
 
@@ -270,7 +297,7 @@ impl Connection {
             let count = (body.end - body.offset).min(SENDFILE_CHUNK_BYTES as u64) as usize;
             match sys::sendfile(
                 self.stream.as_raw_fd(),
-                body.file.as_raw_fd(),
+                body.file.handle.as_raw_fd(),
                 &mut body.offset,
                 count,
             ) {

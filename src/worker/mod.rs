@@ -18,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::http::date::DateCache;
+use crate::route::open_files::OpenFiles;
 use crate::stats::{Globals, StatsSlot};
 use crate::sys::signals;
 use connection::{Connection, Next};
@@ -54,6 +55,7 @@ pub struct Env {
     pub scratch: Box<[u8]>,
     pub access_log: Vec<u8>,
     pub draining: bool,
+    pub open_files: OpenFiles,
     /// Connections that stopped to let others run and want another turn.
     pub ready: Vec<usize>,
 }
@@ -116,6 +118,7 @@ pub fn run(
             scratch: vec![0u8; READ_CHUNK_BYTES].into_boxed_slice(),
             access_log: Vec::with_capacity(64 * 1024),
             draining: false,
+            open_files: OpenFiles::default(),
             ready: Vec::new(),
         },
         open: 0,
@@ -150,7 +153,15 @@ impl Worker {
                             return Ok(code);
                         }
                     }
-                    Token(token) => self.drive(token - FIRST_CONNECTION),
+                    Token(token) => {
+                        let index = token - FIRST_CONNECTION;
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            if let Some(Some(connection)) = self.connections.get_mut(index) {
+                                connection.readable();
+                            }
+                        }
+                        self.drive(index);
+                    }
                 }
             }
             std::mem::swap(&mut ready, &mut self.env.ready);

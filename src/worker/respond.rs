@@ -1,13 +1,14 @@
 //! Turns a parsed request into a response: the head bytes and, for files, the
 //! byte range to send. Decides every status; does no socket I/O.
 
-use std::fs::File;
+use std::rc::Rc;
 
 use crate::http::conditional::{self, Validators};
 use crate::http::range::{self, RangeOutcome};
 use crate::http::response::{self, ALLOWED_METHODS};
 use crate::http::{Method, Request, Status};
 use crate::options::{MimeTable, Options};
+use crate::route::open_files::{OpenFile, OpenFiles};
 use crate::route::{VirtualHosts, sandbox};
 
 /// What a worker serves: the validated options and what was compiled from them.
@@ -19,7 +20,7 @@ pub struct Site {
 
 /// The part of a file a response sends, by sendfile.
 pub struct FileBody {
-    pub file: File,
+    pub file: Rc<OpenFile>,
     /// Next byte of the file to send.
     pub offset: u64,
     /// One past the last byte to send.
@@ -38,6 +39,7 @@ pub struct Reply {
 /// connection may stay open (the client's wish, unless we are draining).
 pub fn respond(
     site: &Site,
+    open_files: &mut OpenFiles,
     request: &Request,
     keep_alive: bool,
     date: &str,
@@ -93,27 +95,25 @@ pub fn respond(
         Ok(relative) => relative,
         Err(refusal) => return err(out, refusal.status, refusal.detail),
     };
-    let opened = match sandbox::open(&vhost.folder_dir, &vhost.folder, &relative) {
+    let opened = match open_files.open(vhost, &relative) {
         Ok(opened) => opened,
         Err(refusal) => return err(out, refusal.status, refusal.detail),
     };
     let Some(content_type) = site.mimes.lookup(&relative) else {
         return err(out, Status::NOT_FOUND, "Files of this type are not served.");
     };
-    let etag = conditional::file_etag(opened.modified, opened.size);
     let validators = Validators {
-        etag: &etag,
-        modified: opened.modified,
+        etag: &opened.etag,
+        modified: opened.identity.modified,
     };
-    let last_modified = crate::http::date::format(opened.modified);
     if conditional::is_not_modified(
         request.if_none_match.as_deref(),
         request.if_modified_since.as_deref(),
         &validators,
     ) {
         response::start(out, Status::NOT_MODIFIED, date);
-        response::header(out, "Last-Modified", &last_modified);
-        response::header(out, "ETag", &etag);
+        response::header(out, "Last-Modified", &opened.last_modified);
+        response::header(out, "ETag", &opened.etag);
         response::finish(out, keep_alive, request.minor_version);
         return Reply {
             status: Status::NOT_MODIFIED,
@@ -121,7 +121,7 @@ pub fn respond(
             keep_alive,
         };
     }
-    let size = opened.size;
+    let size = opened.identity.size;
     let wanted = match &request.range {
         Some(range)
             if request
@@ -167,15 +167,15 @@ pub fn respond(
             format_args!("bytes {first}-{}/{size}", end - 1),
         );
     }
-    response::header(out, "Last-Modified", &last_modified);
-    response::header(out, "ETag", &etag);
+    response::header(out, "Last-Modified", &opened.last_modified);
+    response::header(out, "ETag", &opened.etag);
     response::header(out, "Accept-Ranges", "bytes");
     response::finish(out, keep_alive, request.minor_version);
     let body = if head_only || first == end {
         None
     } else {
         Some(FileBody {
-            file: opened.file,
+            file: opened,
             offset: first,
             end,
         })
