@@ -155,10 +155,10 @@ impl Worker {
                     }
                     Token(token) => {
                         let index = token - FIRST_CONNECTION;
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            if let Some(Some(connection)) = self.connections.get_mut(index) {
-                                connection.readable();
-                            }
+                        if (event.is_readable() || event.is_read_closed() || event.is_error())
+                            && let Some(Some(connection)) = self.connections.get_mut(index)
+                        {
+                            connection.readable();
                         }
                         self.drive(index);
                     }
