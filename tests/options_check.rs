@@ -198,3 +198,19 @@ fn help_and_version() {
         format!("loomiere {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn the_packaged_options_file_is_valid() {
+    let dir = TempDir::new("opt-packaged");
+    let packaged = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/etc/loomiere/options.lua"
+    ))
+    .expect("etc/loomiere/options.lua");
+    // /var/www may not exist on a test machine; point the catch-all at a folder that does.
+    let script = packaged.replace("'/var/www'", &format!("'{}'", dir.path().display()));
+    assert_ne!(script, packaged, "the packaged file serves /var/www");
+    let (code, stdout, stderr) = check(&dir, &script);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.ends_with(": ok"));
+}

@@ -9,6 +9,7 @@ pub mod timer_wheel;
 use std::io;
 use std::net::TcpListener as StdTcpListener;
 use std::os::fd::AsRawFd;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -263,9 +264,19 @@ impl Worker {
         let Some(Some(connection)) = self.connections.get_mut(index) else {
             return;
         };
-        match connection.drive(index, &mut self.env) {
-            Next::Wait => self.arm_timer(index),
-            Next::Close => self.close(index),
+        // A bug in one request must not take the worker's other connections
+        // down with it: the panicking connection is closed, the loop goes on.
+        let env = &mut self.env;
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| connection.drive(index, env)));
+        match outcome {
+            Ok(Next::Wait) => self.arm_timer(index),
+            Ok(Next::Close) => self.close(index),
+            Err(_) => {
+                log::error!(
+                    "a request handler panicked; its connection was closed (please report this bug)"
+                );
+                self.close(index);
+            }
         }
     }
 
