@@ -33,6 +33,15 @@ enum Role {
     Monitor,
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Worker { socket } => write!(f, "worker #{socket}"),
+            Role::Monitor => f.write_str("monitor"),
+        }
+    }
+}
+
 struct Child {
     pid: libc::pid_t,
     role: Role,
@@ -323,7 +332,7 @@ impl Master {
                 });
             }
             Err(e) => {
-                log::error!("cannot fork a {role:?}: {e}; retrying");
+                log::error!("cannot fork a {role}: {e}; retrying");
                 if let Some(slot) = stats_slot {
                     self.free_slots.push(slot);
                 }
@@ -440,10 +449,13 @@ impl Master {
                 ChildExit::Exited(code) => format!("exited with status {code}"),
                 ChildExit::Signalled(signal) => format!("was killed by {}", signals::name(signal)),
             };
-            let current = child.generation == self.generation && self.draining_until.is_none();
-            if !current {
+            if self.draining_until.is_some() {
+                log::info!("{} {pid} {how} (stopping)", child.role);
+                continue;
+            }
+            if child.generation != self.generation {
                 log::info!(
-                    "{:?} {pid} of an earlier generation {how} (drained)",
+                    "{} {pid} of the previous configuration {how} after draining",
                     child.role
                 );
                 continue;
@@ -457,7 +469,7 @@ impl Master {
                     .min(RESTART_BACKOFF_MAX)
             };
             log::warn!(
-                "{:?} {pid} {how} after {:.1}s; starting a new one in {:.1}s",
+                "{} {pid} {how} after {:.1}s; starting a new one in {:.1}s",
                 child.role,
                 lived.as_secs_f64(),
                 delay.as_secs_f64()

@@ -64,7 +64,7 @@ fn sighup_with_a_broken_file_keeps_serving_and_a_good_one_takes_over() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        server.wait_for_log("of an earlier generation", Duration::from_secs(5)),
+        server.wait_for_log("of the previous configuration", Duration::from_secs(5)),
         "old workers drained and exited"
     );
     // Once the old generation is gone, every request sees the new folder.
