@@ -260,6 +260,17 @@ pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides
     master.supervise()
 }
 
+/// How long to wait before restarting a child that died `quick_deaths` times
+/// in a row soon after starting: at once for a healthy one, then 100 ms
+/// doubling up to `RESTART_BACKOFF_MAX`, so a crash loop cannot spin the CPU.
+fn restart_delay(quick_deaths: u32) -> Duration {
+    if quick_deaths == 0 {
+        return Duration::ZERO;
+    }
+    let doublings = quick_deaths.min(16) - 1;
+    (Duration::from_millis(100) * 2u32.pow(doublings)).min(RESTART_BACKOFF_MAX)
+}
+
 fn compile_site(options: &Options) -> Result<Site, OptionsError> {
     Ok(Site {
         vhosts: VirtualHosts::compile(&options.hosts)?,
@@ -462,12 +473,7 @@ impl Master {
             }
             let lived = child.started.elapsed();
             let deaths = self.count_quick_death(child.role, lived < HEALTHY_LIFETIME);
-            let delay = if deaths == 0 {
-                Duration::ZERO
-            } else {
-                (Duration::from_millis(100) * 2u32.saturating_pow(deaths.min(16) - 1))
-                    .min(RESTART_BACKOFF_MAX)
-            };
+            let delay = restart_delay(deaths);
             log::warn!(
                 "{} {pid} {how} after {:.1}s; starting a new one in {:.1}s",
                 child.role,
@@ -646,5 +652,20 @@ impl Master {
             signals::send(child.pid, libc::SIGTERM);
         }
         self.announce();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_only_when_children_keep_dying() {
+        assert_eq!(restart_delay(0), Duration::ZERO);
+        assert_eq!(restart_delay(1), Duration::from_millis(100));
+        assert_eq!(restart_delay(2), Duration::from_millis(200));
+        assert_eq!(restart_delay(5), Duration::from_millis(1600));
+        assert_eq!(restart_delay(8), RESTART_BACKOFF_MAX);
+        assert_eq!(restart_delay(u32::MAX), RESTART_BACKOFF_MAX);
     }
 }

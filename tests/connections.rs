@@ -115,3 +115,39 @@ fn a_50_mb_file_arrives_byte_identical_through_curl() {
     assert!(status.success());
     assert_eq!(sha256_file(&output), sha256_file(&path));
 }
+
+#[test]
+fn each_response_gets_a_combined_log_line_with_its_time() {
+    let (_dir, server) = site();
+    let response = server.get(
+        "/f1.txt",
+        &[
+            "Referer: http://example.com/page",
+            "User-Agent: Test \"Agent\"/1.0",
+        ],
+    );
+    assert_eq!(response.status, 200);
+    assert_eq!(server.get("/missing.txt", &[]).status, 404);
+    assert!(server.wait_for_log(
+        "\"GET /missing.txt HTTP/1.1\" 404",
+        std::time::Duration::from_secs(5)
+    ));
+    let log = server.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("GET /f1.txt"))
+        .expect("a log line for the request");
+    // 127.0.0.1 - - [24/Nov/2026:23:18:47 +0000] "GET /f1.txt HTTP/1.1" 200 14 "http://example.com/page" "Test \x22Agent\x22/1.0" 0.000
+    let (prefix, rest) = line.split_once(" [").expect("timestamp");
+    assert_eq!(prefix, "127.0.0.1 - -");
+    let (stamp, rest) = rest.split_once("] ").expect("timestamp end");
+    assert_eq!(stamp.len(), "24/Nov/2026:23:18:47 +0000".len(), "{stamp}");
+    assert!(stamp.ends_with(" +0000"));
+    let (fields, seconds) = rest.rsplit_once(' ').expect("response time");
+    assert_eq!(
+        fields,
+        "\"GET /f1.txt HTTP/1.1\" 200 14 \"http://example.com/page\" \"Test \\x22Agent\\x22/1.0\""
+    );
+    let seconds: f64 = seconds.parse().expect("seconds");
+    assert!((0.0..5.0).contains(&seconds));
+}

@@ -43,7 +43,7 @@ impl Exchange {
 
     /// Appends the log line to the worker's buffer. An unfinished response is
     /// logged with the bytes that did go out, as nginx does.
-    pub fn log(&self, env: &mut Env, _finished: bool) {
+    pub fn log(&self, env: &mut Env) {
         if !env.site.options.access_log {
             return;
         }
@@ -63,7 +63,11 @@ impl Exchange {
             env.access_log,
             "{ip} - - [{day:02}/{}/{year}:{hour:02}:{minute:02}:{second:02} +0000] \"{}\" {} {} \"{}\" \"{}\" {elapsed:.3}",
             date::month_name(month),
-            escape(&self.line),
+            escape(if self.line.is_empty() {
+                "-"
+            } else {
+                &self.line
+            }),
             self.status,
             self.body_bytes,
             escape(if self.referer.is_empty() {

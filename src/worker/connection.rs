@@ -329,7 +329,7 @@ impl Connection {
     fn finish_exchange(&mut self, env: &mut Env) -> Step {
         if let Some(exchange) = self.exchange.take() {
             env.slot.count_response(exchange.status);
-            exchange.log(env, true);
+            exchange.log(env);
         }
         self.body = None;
         self.output.clear();
@@ -402,7 +402,7 @@ impl Connection {
     fn log_unfinished(&mut self, env: &mut Env) {
         if let Some(exchange) = self.exchange.take() {
             env.slot.count_response(exchange.status);
-            exchange.log(env, false);
+            exchange.log(env);
         }
     }
 }
