@@ -4,8 +4,10 @@
 //! the modules below are also a library so that parsers can be tested and
 //! fuzzed without sockets.
 
+pub mod cache;
 pub mod http;
 pub mod master;
+pub mod media;
 pub mod options;
 pub mod route;
 pub mod stats;

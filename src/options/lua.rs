@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use mlua::{Lua, Table, Value};
 
 use super::{HostOptions, MimeTable, Options, OptionsError, UserOption, cpu_count};
+use crate::media::SeekMode;
 
 /// Lua that builds the `options` proxy. It returns the table the values are
 /// stored in, which the Rust side reads after the user's script has run.
@@ -127,6 +128,7 @@ const OPTION_TYPES: &[(&str, &str)] = &[
     ("send_timeout", "number"),
     ("drain_timeout", "number"),
     ("access_log", "boolean"),
+    ("seek", "string"),
     ("cpus", "readonly"),
 ];
 
@@ -165,6 +167,7 @@ fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {
     store.set("send_timeout", defaults.send_timeout)?;
     store.set("drain_timeout", defaults.drain_timeout)?;
     store.set("access_log", defaults.access_log)?;
+    store.set("seek", "keyframe")?;
     store.set("cpus", cpu_count())?;
     let mimes = lua.create_table()?;
     for (mime, list) in super::mime::DEFAULT_MIMES {
@@ -223,6 +226,17 @@ fn read_back(store: &Table, assigned: &Table) -> Result<Options, ReadError> {
     options.send_timeout = store.get("send_timeout")?;
     options.drain_timeout = store.get("drain_timeout")?;
     options.access_log = store.get("access_log")?;
+    options.seek = match store.get::<String>("seek")?.as_str() {
+        "keyframe" => SeekMode::Keyframe,
+        "exact" => SeekMode::Exact,
+        other => {
+            return Err(OptionsError::option(
+                "seek",
+                format!("must be 'keyframe' or 'exact', not '{other}'"),
+            )
+            .into());
+        }
+    };
     options.hosts = read_hosts(store)?;
     let mut mimes = MimeTable::default();
     for pair in store.get::<Table>("mimes")?.pairs::<String, String>() {

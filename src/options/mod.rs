@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 pub use mime::MimeTable;
 
+use crate::media::SeekMode;
+
 /// Where the packaged configuration lives; used when `--options` is not given.
 pub const DEFAULT_OPTIONS_FILE: &str = "/etc/loomiere/options.lua";
 
@@ -69,6 +71,8 @@ pub struct Options {
     pub drain_timeout: f64,
     /// Whether to write one access-log line per response on stderr.
     pub access_log: bool,
+    /// How MP4 seeks treat the frames between the keyframe and `start`.
+    pub seek: SeekMode,
 }
 
 /// The number of CPUs this process may run on (`options.cpus`).
@@ -106,6 +110,7 @@ impl Options {
             send_timeout: 60.0,
             drain_timeout: 30.0,
             access_log: true,
+            seek: SeekMode::Keyframe,
         }
     }
 

@@ -204,7 +204,8 @@ impl Connection {
         let date = env.dates.get(env.unix_now);
         let reply = respond::respond(
             &env.site,
-            &mut env.open_files,
+            &mut env.caches,
+            env.slot,
             &request,
             keep_alive,
             date,
@@ -272,14 +273,15 @@ impl Connection {
             }
         }
         StatsSlot::add(&env.slot.bytes_sent, self.output.len() as u64);
+        // Only body bytes count in the access log, like nginx's $body_bytes_sent;
+        // the output may hold a generated body part (error page, seek header).
+        if let Some(exchange) = &mut self.exchange {
+            exchange.body_bytes = body_len_of(&self.output);
+        }
         if self.body.is_some() {
             self.phase = Phase::SendingBody;
             Step::Continue
         } else {
-            // Only body bytes count in the access log, like nginx's $body_bytes_sent.
-            if let Some(exchange) = &mut self.exchange {
-                exchange.body_bytes = body_len_of(&self.output);
-            }
             self.finish_exchange(env)
         }
     }

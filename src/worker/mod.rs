@@ -18,11 +18,13 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use crate::cache::MediaCache;
 use crate::http::date::DateCache;
 use crate::route::open_files::OpenFiles;
 use crate::stats::{Globals, StatsSlot};
 use crate::sys::signals;
 use connection::{Connection, Next};
+use respond::Caches;
 pub use respond::Site;
 use timer_wheel::TimerWheel;
 
@@ -56,7 +58,7 @@ pub struct Env {
     pub scratch: Box<[u8]>,
     pub access_log: Vec<u8>,
     pub draining: bool,
-    pub open_files: OpenFiles,
+    pub caches: Caches,
     /// Connections that stopped to let others run and want another turn.
     pub ready: Vec<usize>,
 }
@@ -96,6 +98,7 @@ pub fn run(
     )?;
     let now = Instant::now();
     let options = &site.options;
+    let cache_mb = options.cache;
     let timeouts = Timeouts {
         header: Duration::from_secs_f64(options.header_timeout),
         keepalive: Duration::from_secs_f64(options.keepalive_timeout),
@@ -119,7 +122,10 @@ pub fn run(
             scratch: vec![0u8; READ_CHUNK_BYTES].into_boxed_slice(),
             access_log: Vec::with_capacity(64 * 1024),
             draining: false,
-            open_files: OpenFiles::default(),
+            caches: Caches {
+                open_files: OpenFiles::default(),
+                media: MediaCache::new(cache_mb),
+            },
             ready: Vec::new(),
         },
         open: 0,

@@ -3,19 +3,28 @@
 
 use std::rc::Rc;
 
+use crate::cache::MediaCache;
 use crate::http::conditional::{self, Validators};
 use crate::http::range::{self, RangeOutcome};
 use crate::http::response::{self, ALLOWED_METHODS};
 use crate::http::{Method, Request, Status};
+use crate::media::{FileSource, MediaError, MediaKind, query};
 use crate::options::{MimeTable, Options};
 use crate::route::open_files::{OpenFile, OpenFiles};
 use crate::route::{VirtualHosts, sandbox};
+use crate::stats::StatsSlot;
 
 /// What a worker serves: the validated options and what was compiled from them.
 pub struct Site {
     pub options: Options,
     pub vhosts: VirtualHosts,
     pub mimes: MimeTable,
+}
+
+/// What a worker keeps between requests.
+pub struct Caches {
+    pub open_files: OpenFiles,
+    pub media: MediaCache,
 }
 
 /// The part of a file a response sends, by sendfile.
@@ -39,7 +48,8 @@ pub struct Reply {
 /// connection may stay open (the client's wish, unless we are draining).
 pub fn respond(
     site: &Site,
-    open_files: &mut OpenFiles,
+    caches: &mut Caches,
+    slot: &StatsSlot,
     request: &Request,
     keep_alive: bool,
     date: &str,
@@ -95,15 +105,60 @@ pub fn respond(
         Ok(relative) => relative,
         Err(refusal) => return err(out, refusal.status, refusal.detail),
     };
-    let opened = match open_files.open(vhost, &relative) {
+    let opened = match caches.open_files.open(vhost, &relative) {
         Ok(opened) => opened,
         Err(refusal) => return err(out, refusal.status, refusal.detail),
     };
     let Some(content_type) = site.mimes.lookup(&relative) else {
         return err(out, Status::NOT_FOUND, "Files of this type are not served.");
     };
+    // A media file with seek arguments is served as the prepared (virtual) body.
+    let seek = match (
+        MediaKind::of_path(&relative),
+        sandbox::query_of(&request.target),
+    ) {
+        (Some(kind), Some(query)) => match query::parse(query) {
+            Ok(seek) => seek.map(|seek| (kind, seek)),
+            Err(e) => return err(out, Status::BAD_REQUEST, &e.0),
+        },
+        _ => None,
+    };
+    let (etag, prepared) = match seek {
+        None => (opened.etag.clone(), None),
+        Some((kind, seek)) => {
+            let source = FileSource {
+                file: &opened.handle,
+                size: opened.identity.size,
+            };
+            match caches.media.prepare(
+                &source,
+                opened.identity,
+                kind,
+                &seek,
+                site.options.seek,
+                slot,
+            ) {
+                // The seek arguments are part of the representation's identity.
+                Ok(prepared) => (
+                    format!("{}-{seek}\"", opened.etag.trim_end_matches('"')),
+                    Some(prepared),
+                ),
+                Err(e) => {
+                    let (status, detail) = media_error_status(&e);
+                    if status == Status::INTERNAL_ERROR {
+                        log::error!(
+                            "{}/{}: {e}",
+                            vhost.folder.display(),
+                            String::from_utf8_lossy(&relative)
+                        );
+                    }
+                    return err(out, status, &detail);
+                }
+            }
+        }
+    };
     let validators = Validators {
-        etag: &opened.etag,
+        etag: &etag,
         modified: opened.identity.modified,
     };
     if conditional::is_not_modified(
@@ -113,7 +168,7 @@ pub fn respond(
     ) {
         response::start(out, Status::NOT_MODIFIED, date);
         response::header(out, "Last-Modified", &opened.last_modified);
-        response::header(out, "ETag", &opened.etag);
+        response::header(out, "ETag", &etag);
         response::finish(out, keep_alive, request.minor_version);
         return Reply {
             status: Status::NOT_MODIFIED,
@@ -121,7 +176,7 @@ pub fn respond(
             keep_alive,
         };
     }
-    let size = opened.identity.size;
+    let size = prepared.as_ref().map_or(opened.identity.size, |p| p.len());
     let wanted = match &request.range {
         Some(range)
             if request
@@ -168,22 +223,43 @@ pub fn respond(
         );
     }
     response::header(out, "Last-Modified", &opened.last_modified);
-    response::header(out, "ETag", &opened.etag);
+    response::header(out, "ETag", &etag);
     response::header(out, "Accept-Ranges", "bytes");
     response::finish(out, keep_alive, request.minor_version);
-    let body = if head_only || first == end {
-        None
-    } else {
-        Some(FileBody {
-            file: opened,
-            offset: first,
-            end,
-        })
+    if head_only || first == end {
+        return Reply {
+            status,
+            body: None,
+            keep_alive,
+        };
+    }
+    // The generated part of a seeked body goes out with the head; the file part by sendfile.
+    let (offset, end) = match &prepared {
+        Some(prepared) => prepared.split(first, end, out),
+        None => (first, end),
     };
+    let body = (offset < end).then(|| FileBody {
+        file: opened,
+        offset,
+        end,
+    });
     Reply {
         status,
         body,
         keep_alive,
+    }
+}
+
+/// The status and page text for a media error. Damage is logged by the caller
+/// with the file's path; the client gets no internals.
+fn media_error_status(error: &MediaError) -> (Status, String) {
+    match error {
+        MediaError::BadSeek(message) => (Status::BAD_REQUEST, message.clone()),
+        MediaError::Unsupported(message) => (Status::NOT_IMPLEMENTED, format!("This file cannot be seeked: {message}.")),
+        MediaError::Broken(_) | MediaError::Io(_) => (
+            Status::INTERNAL_ERROR,
+            "The media file is damaged or unreadable, so it cannot be seeked; the server log says why.".to_string(),
+        ),
     }
 }
 

@@ -1,0 +1,139 @@
+//! The per-worker media cache: parsed indexes and prepared seeks, in one LRU
+//! bounded by `options.cache` megabytes counted in real bytes.
+//!
+//! Keys include the file's identity (device, inode, size, modification time),
+//! so a file changed on disk is a new key and output is never stale.
+
+use std::hash::Hash;
+use std::rc::Rc;
+
+use lru::LruCache;
+
+use crate::media::flv::{self, FlvIndex};
+use crate::media::mp4::{self, Mp4Index};
+use crate::media::query::SeekKey;
+use crate::media::{FileSource, MediaError, MediaKind, Prepared, Seek, SeekMode};
+use crate::stats::StatsSlot;
+use crate::sys::FileIdentity;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Index(FileIdentity),
+    Seek(FileIdentity, SeekKey, SeekMode),
+}
+
+#[derive(Clone)]
+enum Entry {
+    Flv(Rc<FlvIndex>),
+    Mp4(Rc<Mp4Index>),
+    /// A file that could not be indexed: remembered so it is not parsed again on every request.
+    Failed(MediaError),
+    Prepared(Rc<Prepared>),
+}
+
+pub struct MediaCache {
+    entries: LruCache<Key, (Entry, usize)>,
+    used: usize,
+    budget: usize,
+}
+
+impl MediaCache {
+    /// A cache of at most `megabytes` MiB (0 disables caching).
+    pub fn new(megabytes: u64) -> MediaCache {
+        MediaCache {
+            entries: LruCache::unbounded(),
+            used: 0,
+            budget: (megabytes as usize).saturating_mul(1 << 20),
+        }
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn insert(&mut self, key: Key, entry: Entry, weight: usize) {
+        if weight > self.budget {
+            return;
+        }
+        if let Some((_, old)) = self.entries.put(key, (entry, weight)) {
+            self.used -= old;
+        }
+        self.used += weight;
+        while self.used > self.budget {
+            match self.entries.pop_lru() {
+                Some((_, (_, weight))) => self.used -= weight,
+                None => break,
+            }
+        }
+    }
+
+    /// The prepared response for `seek` on a file, from the cache or built
+    /// (indexing the file first when its index is not cached either).
+    pub fn prepare(
+        &mut self,
+        source: &FileSource,
+        identity: FileIdentity,
+        kind: MediaKind,
+        seek: &Seek,
+        mode: SeekMode,
+        stats: &StatsSlot,
+    ) -> Result<Rc<Prepared>, MediaError> {
+        let seek_key = Key::Seek(identity, seek.key(), mode);
+        if let Some((Entry::Prepared(prepared), _)) = self.entries.get(&seek_key) {
+            StatsSlot::add(&stats.cache_hits, 1);
+            return Ok(Rc::clone(prepared));
+        }
+        let index_key = Key::Index(identity);
+        let index = match self.entries.get(&index_key) {
+            Some((entry, _)) => {
+                StatsSlot::add(&stats.cache_hits, 1);
+                entry.clone()
+            }
+            None => {
+                StatsSlot::add(&stats.cache_misses, 1);
+                let (entry, weight) = match kind {
+                    MediaKind::Flv => match flv::index(source) {
+                        Ok(index) => {
+                            let weight = index.weight();
+                            (Entry::Flv(Rc::new(index)), weight)
+                        }
+                        Err(e) => (Entry::Failed(e), 256),
+                    },
+                    MediaKind::Mp4 => match mp4::index(source) {
+                        Ok(index) => {
+                            let weight = index.weight();
+                            (Entry::Mp4(Rc::new(index)), weight)
+                        }
+                        Err(e) => (Entry::Failed(e), 256),
+                    },
+                };
+                // Read errors may be passing; do not remember them.
+                if !matches!(entry, Entry::Failed(MediaError::Io(_))) {
+                    self.insert(index_key, entry.clone(), weight);
+                }
+                entry
+            }
+        };
+        let prepared = match index {
+            Entry::Flv(index) => flv::prepare(&index, seek)?,
+            Entry::Mp4(index) => mp4::prepare(&index, seek, mode)?,
+            Entry::Failed(e) => return Err(e),
+            Entry::Prepared(_) => {
+                return Err(MediaError::Broken("cache entry of the wrong kind".into()));
+            }
+        };
+        let prepared = Rc::new(prepared);
+        let weight = std::mem::size_of::<Prepared>() + prepared.prefix.weight();
+        self.insert(seek_key, Entry::Prepared(Rc::clone(&prepared)), weight);
+        Ok(prepared)
+    }
+}

@@ -1,0 +1,178 @@
+//! MP4 / MOV / M4V / M4A / 3GP / F4V: the index of a file (its moov and
+//! decoded sample tables) and seeked responses with a rewritten, fast-start
+//! header.
+
+pub mod boxes;
+pub mod header;
+pub mod seek;
+pub mod tables;
+
+use std::rc::Rc;
+
+pub use header::Header;
+pub use seek::prepare;
+
+use super::timeline::{self, TimePoint};
+use super::{MediaError, ReadAt, broken};
+use boxes::Node;
+use tables::Track;
+
+/// Everything a seek needs to know about an MP4 file.
+#[derive(Debug)]
+pub struct Mp4Index {
+    /// The original moov box, whole.
+    pub moov: Vec<u8>,
+    pub tree: Node,
+    pub ftyp: Option<Vec<u8>>,
+    pub movie_timescale: u32,
+    /// Moov offset and width of mvhd's duration field.
+    pub mvhd_duration: (usize, usize),
+    pub tracks: Vec<Track>,
+    /// Position in `tree.children` of each track's trak box.
+    pub trak_positions: Vec<usize>,
+    /// The track whose keyframes decide where a seek starts.
+    pub reference: usize,
+    /// Reference-track sample times and file offsets, for timelines and byte seeks.
+    pub points: Rc<[TimePoint]>,
+    /// Longest track, in seconds.
+    pub duration: f64,
+    pub file_size: u64,
+    /// Why seeks are refused for this file (fragmented, compressed moov), if they are.
+    pub unsupported: Option<String>,
+}
+
+impl Mp4Index {
+    /// Memory held, for the cache's budget.
+    pub fn weight(&self) -> usize {
+        std::mem::size_of::<Mp4Index>()
+            + self.moov.capacity()
+            + self.tracks.iter().map(Track::weight).sum::<usize>()
+            + self.points.len() * std::mem::size_of::<TimePoint>()
+            + self.tree.children.len() * 256
+    }
+}
+
+/// Builds the index of an MP4 file: the moov (wherever it is) and every track's tables.
+pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
+    let file_size = source.size();
+    let top = boxes::scan_top_level(source)?;
+    let moov = top.moov;
+    let tree = boxes::parse_tree(&moov, top.moov_offset)?;
+    let mut unsupported = top.unsupported;
+    if tree.child(b"cmov").is_some() {
+        unsupported = Some("a compressed moov (cmov) cannot be seeked".to_string());
+    }
+    if tree.child(b"mvex").is_some() {
+        unsupported = Some("fragmented MP4 (mvex) cannot be seeked".to_string());
+    }
+    let mvhd = tree
+        .child(b"mvhd")
+        .ok_or_else(|| broken(format!("moov at offset {}: no mvhd box", top.moov_offset)))?;
+    let (movie_timescale, _, at, width) = tables::header_times(mvhd.payload(&moov), *b"mvhd")?;
+    if movie_timescale == 0 {
+        return Err(broken("mvhd timescale is 0"));
+    }
+    let mvhd_duration = (mvhd.header.payload_offset() as usize + at, width);
+    let mut tracks = Vec::new();
+    let mut trak_positions = Vec::new();
+    for (position, child) in tree.children.iter().enumerate() {
+        if &child.kind() == b"trak" {
+            if unsupported.is_some()
+                && child
+                    .child(b"mdia")
+                    .and_then(|m| m.child(b"minf"))
+                    .is_none()
+            {
+                continue;
+            }
+            match tables::parse_track(child, &moov, file_size) {
+                Ok(track) => {
+                    tracks.push(track);
+                    trak_positions.push(position);
+                }
+                // A fragmented file's tracks have empty tables; that is not damage.
+                Err(_) if unsupported.is_some() => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let with_samples = |t: &&Track| t.sample_count > 0;
+    let reference = tracks
+        .iter()
+        .position(|t| t.enabled && t.is_video() && t.sample_count > 0)
+        .or_else(|| tracks.iter().position(|t| with_samples(&t)));
+    let Some(reference) = reference else {
+        if unsupported.is_none() {
+            unsupported = Some("the file has no track with samples to seek in".to_string());
+        }
+        return Ok(Mp4Index {
+            moov,
+            tree,
+            ftyp: top.ftyp,
+            movie_timescale,
+            mvhd_duration,
+            tracks,
+            trak_positions,
+            reference: 0,
+            points: timeline::monotonic([]),
+            duration: 0.0,
+            file_size,
+            unsupported,
+        });
+    };
+    let duration = tracks
+        .iter()
+        .map(|t| t.duration() as f64 / f64::from(t.timescale))
+        .fold(0.0, f64::max);
+    let points = reference_points(&tracks[reference], file_size);
+    Ok(Mp4Index {
+        moov,
+        tree,
+        ftyp: top.ftyp,
+        movie_timescale,
+        mvhd_duration,
+        tracks,
+        trak_positions,
+        reference,
+        points,
+        duration,
+        file_size,
+        unsupported,
+    })
+}
+
+/// The reference track's keyframes (or, without stss, about one sample per
+/// second) as (time, file offset), ending at the file's end.
+fn reference_points(track: &Track, file_size: u64) -> Rc<[TimePoint]> {
+    let timescale = f64::from(track.timescale);
+    let point = |s: u64| TimePoint {
+        seconds: track.time_of(s) as f64 / timescale,
+        offset: track.offset_of(s),
+    };
+    let mut points = Vec::new();
+    match &track.sync {
+        Some(sync) => points.extend(
+            sync.iter()
+                .map(|&n| u64::from(n) - 1)
+                .filter(|&s| s < track.sample_count)
+                .map(point),
+        ),
+        None => {
+            let mut next_second = 0.0;
+            for s in 0..track.sample_count {
+                let seconds = track.time_of(s) as f64 / timescale;
+                if seconds >= next_second {
+                    points.push(point(s));
+                    next_second = seconds.floor() + 1.0;
+                }
+            }
+        }
+    }
+    let last = track.sample_count - 1;
+    let end = (track.offset_of(last) + track.size_of(last)).min(file_size);
+    points.push(TimePoint {
+        seconds: track.duration() as f64 / timescale,
+        offset: end,
+    });
+    timeline::monotonic(points)
+}

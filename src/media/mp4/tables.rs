@@ -1,0 +1,653 @@
+//! The sample tables of one track, decoded and checked, with the lookups a
+//! seek needs: sample at a time, time of a sample, chunk and byte offset of a
+//! sample, keyframe at or before a sample.
+
+use super::boxes::{FourCc, Node, name};
+use crate::media::{MediaError, broken};
+
+/// Reads big-endian fields from a box payload, naming the box in errors.
+pub struct Fields<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    kind: FourCc,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(bytes: &'a [u8], kind: FourCc) -> Self {
+        Fields {
+            bytes,
+            pos: 0,
+            kind,
+        }
+    }
+
+    fn short(&self) -> MediaError {
+        broken(format!(
+            "box '{}' is too short ({} bytes)",
+            name(self.kind),
+            self.bytes.len()
+        ))
+    }
+
+    pub fn skip(&mut self, n: usize) -> Result<(), MediaError> {
+        self.take(n).map(drop)
+    }
+
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], MediaError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| self.short())?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+
+    pub fn u8(&mut self) -> Result<u8, MediaError> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub fn u32(&mut self) -> Result<u32, MediaError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub fn u64(&mut self) -> Result<u64, MediaError> {
+        let b = self.take(8)?;
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(b);
+        Ok(u64::from_be_bytes(raw))
+    }
+
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Reads a table entry count and checks that `count` entries of
+    /// `entry_len` bytes fit in what is left (so no huge allocation on a lie).
+    pub fn count(&mut self, entry_len: usize) -> Result<usize, MediaError> {
+        let count = self.u32()? as usize;
+        let left = self.bytes.len() - self.pos;
+        if count.checked_mul(entry_len).is_none_or(|need| need > left) {
+            return Err(broken(format!(
+                "box '{}' claims {count} entries but holds {} bytes",
+                name(self.kind),
+                left
+            )));
+        }
+        Ok(count)
+    }
+}
+
+/// Movie/media header times: (timescale, duration, offset of the duration field, its width in bytes).
+pub fn header_times(payload: &[u8], kind: FourCc) -> Result<(u32, u64, usize, usize), MediaError> {
+    let mut f = Fields::new(payload, kind);
+    let version = f.u8()?;
+    f.skip(3)?;
+    if version == 1 {
+        f.skip(16)?;
+        let timescale = f.u32()?;
+        let at = f.position();
+        Ok((timescale, f.u64()?, at, 8))
+    } else {
+        f.skip(8)?;
+        let timescale = f.u32()?;
+        let at = f.position();
+        Ok((timescale, u64::from(f.u32()?), at, 4))
+    }
+}
+
+/// Track header: (enabled, track id, offset of the duration field, its width).
+pub fn track_header(payload: &[u8]) -> Result<(bool, u32, usize, usize), MediaError> {
+    let mut f = Fields::new(payload, *b"tkhd");
+    let version = f.u8()?;
+    let flags = f.take(3)?;
+    let enabled = flags[2] & 1 == 1;
+    f.skip(if version == 1 { 16 } else { 8 })?;
+    let id = f.u32()?;
+    f.skip(4)?;
+    let at = f.position();
+    f.skip(if version == 1 { 8 } else { 4 })?;
+    Ok((enabled, id, at, if version == 1 { 8 } else { 4 }))
+}
+
+/// How the edit list of a track maps media time to presentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edit {
+    /// No edit list.
+    None,
+    /// One edit (possibly after an initial empty edit) starting at `media_time`
+    /// at normal rate: the usual shift for B-frame composition offsets.
+    Shift { media_time: i64 },
+    /// Anything else; dropped from seeked output.
+    Complex,
+}
+
+fn parse_edit(edts: &Node, moov: &[u8]) -> Result<Edit, MediaError> {
+    let Some(elst) = edts.child(b"elst") else {
+        return Ok(Edit::None);
+    };
+    let mut f = Fields::new(elst.payload(moov), *b"elst");
+    let version = f.u8()?;
+    f.skip(3)?;
+    let entry_len = if version == 1 { 20 } else { 12 };
+    let count = f.count(entry_len)?;
+    let mut normal = Vec::new();
+    for _ in 0..count {
+        let (duration, media_time) = if version == 1 {
+            (f.u64()?, f.u64()? as i64)
+        } else {
+            (u64::from(f.u32()?), i64::from(f.u32()? as i32))
+        };
+        let rate = f.u32()?;
+        if media_time == -1 {
+            continue; // an empty edit (a delay) means nothing once the start has moved
+        }
+        if rate != 0x0001_0000 {
+            return Ok(Edit::Complex);
+        }
+        normal.push((duration, media_time));
+    }
+    match normal.as_slice() {
+        [] => Ok(Edit::None),
+        [(_, media_time)] => Ok(Edit::Shift {
+            media_time: *media_time,
+        }),
+        _ => Ok(Edit::Complex),
+    }
+}
+
+/// A run of samples with the same duration (stts) or composition offset (ctts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub count: u32,
+    pub value: u32,
+}
+
+/// A stsc entry: from chunk `first_chunk` (1-based) on, `samples_per_chunk` samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRun {
+    pub first_chunk: u32,
+    pub samples_per_chunk: u32,
+    pub description: u32,
+}
+
+/// Where the per-sample sizes come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sizes {
+    Constant(u32),
+    /// One size per sample; `raw_at` is the moov offset of the stsz entries
+    /// when they can be copied as they are (None for stz2).
+    Table {
+        sizes: Vec<u32>,
+        raw_at: Option<usize>,
+    },
+}
+
+/// One track's tables and what identifies it.
+#[derive(Clone, Debug)]
+pub struct Track {
+    pub id: u32,
+    pub enabled: bool,
+    pub handler: FourCc,
+    pub timescale: u32,
+    pub sample_count: u64,
+    pub stts: Vec<Run>,
+    /// First sample and first decode time of each stts run.
+    stts_first_sample: Vec<u64>,
+    stts_first_time: Vec<u64>,
+    /// ctts version and runs.
+    pub ctts: Option<(u8, Vec<Run>)>,
+    ctts_first_sample: Vec<u64>,
+    /// Sync samples, 1-based, increasing; None = every sample is a sync sample.
+    pub sync: Option<Vec<u32>>,
+    pub stsc: Vec<ChunkRun>,
+    /// First sample (0-based) of each stsc run.
+    stsc_first_sample: Vec<u64>,
+    pub sizes: Sizes,
+    pub chunk_offsets: Vec<u64>,
+    /// Moov offset of the sdtp per-sample bytes.
+    pub sdtp_at: Option<usize>,
+    pub edit: Edit,
+    /// Moov offsets of the duration fields to rewrite: (tkhd at, width), (mdhd at, width).
+    pub tkhd_duration: (usize, usize),
+    pub mdhd_duration: (usize, usize),
+}
+
+impl Track {
+    pub fn is_video(&self) -> bool {
+        &self.handler == b"vide"
+    }
+
+    /// Decode time of sample `s` (`sample_count` gives the total duration).
+    pub fn time_of(&self, s: u64) -> u64 {
+        let run = self
+            .stts_first_sample
+            .partition_point(|&first| first <= s)
+            .saturating_sub(1);
+        match self.stts.get(run) {
+            Some(entry) => {
+                self.stts_first_time[run]
+                    + (s - self.stts_first_sample[run]) * u64::from(entry.value)
+            }
+            None => 0,
+        }
+    }
+
+    pub fn duration(&self) -> u64 {
+        self.time_of(self.sample_count)
+    }
+
+    /// The sample playing at decode time `t` (`sample_count` when `t` is past the end).
+    pub fn sample_at(&self, t: u64) -> u64 {
+        if t >= self.duration() {
+            return self.sample_count;
+        }
+        let run = self
+            .stts_first_time
+            .partition_point(|&first| first <= t)
+            .saturating_sub(1);
+        let delta = u64::from(self.stts[run].value.max(1));
+        let within = ((t - self.stts_first_time[run]) / delta)
+            .min(u64::from(self.stts[run].count).saturating_sub(1));
+        (self.stts_first_sample[run] + within).min(self.sample_count)
+    }
+
+    /// The first sample whose decode time is at or after `t`.
+    pub fn sample_from(&self, t: u64) -> u64 {
+        let s = self.sample_at(t);
+        if s < self.sample_count && self.time_of(s) < t {
+            s + 1
+        } else {
+            s
+        }
+    }
+
+    /// The last sync sample at or before `s` (0-based).
+    pub fn sync_at_or_before(&self, s: u64) -> u64 {
+        match &self.sync {
+            None => s,
+            Some(sync) => {
+                let after = sync.partition_point(|&n| u64::from(n) <= s + 1);
+                after.checked_sub(1).map_or(0, |i| u64::from(sync[i]) - 1)
+            }
+        }
+    }
+
+    /// Index range in `sync` of the sync samples in `[s0, s1)`.
+    pub fn sync_range(&self, s0: u64, s1: u64) -> std::ops::Range<usize> {
+        match &self.sync {
+            None => 0..0,
+            Some(sync) => {
+                sync.partition_point(|&n| u64::from(n) <= s0)
+                    ..sync.partition_point(|&n| u64::from(n) <= s1)
+            }
+        }
+    }
+
+    /// Index of the stts (or ctts) run holding sample `s`, and the run's first sample.
+    pub fn stts_run(&self, s: u64) -> (usize, u64) {
+        let run = self
+            .stts_first_sample
+            .partition_point(|&first| first <= s)
+            .saturating_sub(1);
+        (run, self.stts_first_sample.get(run).copied().unwrap_or(0))
+    }
+
+    pub fn ctts_run(&self, s: u64) -> (usize, u64) {
+        let run = self
+            .ctts_first_sample
+            .partition_point(|&first| first <= s)
+            .saturating_sub(1);
+        (run, self.ctts_first_sample.get(run).copied().unwrap_or(0))
+    }
+
+    /// The stsc run holding chunk `chunk` (0-based).
+    pub fn stsc_run_of_chunk(&self, chunk: u64) -> usize {
+        self.stsc
+            .partition_point(|r| u64::from(r.first_chunk) <= chunk + 1)
+            .saturating_sub(1)
+    }
+
+    /// The chunk (0-based) holding sample `s`, and the chunk's first sample.
+    pub fn chunk_of(&self, s: u64) -> (u64, u64) {
+        let run = self
+            .stsc_first_sample
+            .partition_point(|&first| first <= s)
+            .saturating_sub(1);
+        let entry = self.stsc[run];
+        let per_chunk = u64::from(entry.samples_per_chunk.max(1));
+        let chunks_in = (s - self.stsc_first_sample[run]) / per_chunk;
+        let chunk = u64::from(entry.first_chunk) - 1 + chunks_in;
+        (chunk, self.stsc_first_sample[run] + chunks_in * per_chunk)
+    }
+
+    pub fn samples_in_chunk(&self, chunk: u64) -> u64 {
+        u64::from(self.stsc[self.stsc_run_of_chunk(chunk)].samples_per_chunk)
+    }
+
+    pub fn size_of(&self, s: u64) -> u64 {
+        match &self.sizes {
+            Sizes::Constant(size) => u64::from(*size),
+            Sizes::Table { sizes, .. } => u64::from(sizes.get(s as usize).copied().unwrap_or(0)),
+        }
+    }
+
+    /// Byte offset of sample `s` in the file.
+    pub fn offset_of(&self, s: u64) -> u64 {
+        let (chunk, first) = self.chunk_of(s);
+        let base = self.chunk_offsets.get(chunk as usize).copied().unwrap_or(0);
+        match &self.sizes {
+            Sizes::Constant(size) => base + (s - first) * u64::from(*size),
+            Sizes::Table { sizes, .. } => {
+                base + sizes[first as usize..s as usize]
+                    .iter()
+                    .map(|&n| u64::from(n))
+                    .sum::<u64>()
+            }
+        }
+    }
+
+    /// Memory held, for the cache's budget.
+    pub fn weight(&self) -> usize {
+        let sizes = match &self.sizes {
+            Sizes::Constant(_) => 0,
+            Sizes::Table { sizes, .. } => sizes.capacity() * 4,
+        };
+        std::mem::size_of::<Track>()
+            + sizes
+            + self.stts.capacity() * (8 + 16)
+            + self
+                .ctts
+                .as_ref()
+                .map_or(0, |(_, runs)| runs.capacity() * (8 + 8))
+            + self.sync.as_ref().map_or(0, |s| s.capacity() * 4)
+            + self.stsc.capacity() * (12 + 8)
+            + self.chunk_offsets.capacity() * 8
+    }
+}
+
+fn runs(f: &mut Fields) -> Result<Vec<Run>, MediaError> {
+    let count = f.count(8)?;
+    let mut runs = Vec::with_capacity(count);
+    for _ in 0..count {
+        runs.push(Run {
+            count: f.u32()?,
+            value: f.u32()?,
+        });
+    }
+    Ok(runs)
+}
+
+fn full_box<'a>(node: &Node, moov: &'a [u8]) -> Result<(Fields<'a>, u8), MediaError> {
+    let mut f = Fields::new(node.payload(moov), node.kind());
+    let version = f.u8()?;
+    f.skip(3)?;
+    Ok((f, version))
+}
+
+/// Decodes and checks the tables of one `trak`. `file_size` bounds the chunk offsets.
+pub fn parse_track(trak: &Node, moov: &[u8], file_size: u64) -> Result<Track, MediaError> {
+    let missing = |what: &str| {
+        broken(format!(
+            "trak at moov offset {}: no {what} box",
+            trak.header.offset
+        ))
+    };
+    let tkhd = trak.child(b"tkhd").ok_or_else(|| missing("tkhd"))?;
+    let (enabled, id, tkhd_at, tkhd_width) = track_header(tkhd.payload(moov))?;
+    let edit = match trak.child(b"edts") {
+        Some(edts) => parse_edit(edts, moov)?,
+        None => Edit::None,
+    };
+    let mdia = trak.child(b"mdia").ok_or_else(|| missing("mdia"))?;
+    let mdhd = mdia.child(b"mdhd").ok_or_else(|| missing("mdhd"))?;
+    let (timescale, _, mdhd_at, mdhd_width) = header_times(mdhd.payload(moov), *b"mdhd")?;
+    if timescale == 0 {
+        return Err(broken(format!("track {id}: mdhd timescale is 0")));
+    }
+    let handler = match mdia.child(b"hdlr") {
+        Some(hdlr) => {
+            let payload = hdlr.payload(moov);
+            let mut kind = [0u8; 4];
+            kind.copy_from_slice(
+                payload
+                    .get(8..12)
+                    .ok_or_else(|| broken("hdlr box is too short"))?,
+            );
+            kind
+        }
+        None => *b"    ",
+    };
+    let stbl = mdia
+        .child(b"minf")
+        .and_then(|m| m.child(b"stbl"))
+        .ok_or_else(|| missing("minf/stbl"))?;
+    let table = |kind: &[u8; 4]| {
+        stbl.child(kind)
+            .ok_or_else(|| broken(format!("track {id}: no {} box", name(*kind))))
+    };
+
+    let (mut f, _) = full_box(table(b"stts")?, moov)?;
+    let stts = runs(&mut f)?;
+    let ctts = match stbl.child(b"ctts") {
+        Some(node) => {
+            let (mut f, version) = full_box(node, moov)?;
+            Some((version, runs(&mut f)?))
+        }
+        None => None,
+    };
+    let sync = match stbl.child(b"stss") {
+        Some(node) => {
+            let (mut f, _) = full_box(node, moov)?;
+            let count = f.count(4)?;
+            let mut sync = Vec::with_capacity(count);
+            for _ in 0..count {
+                sync.push(f.u32()?);
+            }
+            Some(sync)
+        }
+        None => None,
+    };
+    let (mut f, _) = full_box(table(b"stsc")?, moov)?;
+    let count = f.count(12)?;
+    let mut stsc = Vec::with_capacity(count);
+    for _ in 0..count {
+        stsc.push(ChunkRun {
+            first_chunk: f.u32()?,
+            samples_per_chunk: f.u32()?,
+            description: f.u32()?,
+        });
+    }
+    let (sizes, sample_count) = if let Some(stsz) = stbl.child(b"stsz") {
+        let (mut f, _) = full_box(stsz, moov)?;
+        let constant = f.u32()?;
+        let entries_at = stsz.header.payload_offset() as usize + 12;
+        if constant != 0 {
+            (Sizes::Constant(constant), u64::from(f.u32()?))
+        } else {
+            let count = f.count(4)?;
+            let mut sizes = Vec::with_capacity(count);
+            for _ in 0..count {
+                sizes.push(f.u32()?);
+            }
+            (
+                Sizes::Table {
+                    sizes,
+                    raw_at: Some(entries_at),
+                },
+                count as u64,
+            )
+        }
+    } else if let Some(stz2) = stbl.child(b"stz2") {
+        let (mut f, _) = full_box(stz2, moov)?;
+        f.skip(3)?;
+        let field_bits = f.u8()?;
+        let count = f.u32()? as usize;
+        let bytes_needed = match field_bits {
+            4 => count.div_ceil(2),
+            8 => count,
+            16 => count * 2,
+            _ => {
+                return Err(broken(format!(
+                    "track {id}: stz2 field size {field_bits} is not 4, 8 or 16"
+                )));
+            }
+        };
+        let data = f.take(bytes_needed)?;
+        let sizes = (0..count)
+            .map(|i| match field_bits {
+                4 => u32::from(if i % 2 == 0 {
+                    data[i / 2] >> 4
+                } else {
+                    data[i / 2] & 0x0f
+                }),
+                8 => u32::from(data[i]),
+                _ => u32::from(u16::from_be_bytes([data[2 * i], data[2 * i + 1]])),
+            })
+            .collect();
+        (
+            Sizes::Table {
+                sizes,
+                raw_at: None,
+            },
+            count as u64,
+        )
+    } else {
+        return Err(broken(format!("track {id}: no stsz or stz2 box")));
+    };
+    let chunk_offsets = if let Some(stco) = stbl.child(b"stco") {
+        let (mut f, _) = full_box(stco, moov)?;
+        let count = f.count(4)?;
+        (0..count)
+            .map(|_| f.u32().map(u64::from))
+            .collect::<Result<Vec<_>, _>>()?
+    } else if let Some(co64) = stbl.child(b"co64") {
+        let (mut f, _) = full_box(co64, moov)?;
+        let count = f.count(8)?;
+        (0..count).map(|_| f.u64()).collect::<Result<Vec<_>, _>>()?
+    } else {
+        return Err(broken(format!("track {id}: no stco or co64 box")));
+    };
+    let sdtp_at = stbl
+        .child(b"sdtp")
+        .filter(|node| node.header.size >= node.header.header_len + 4 + sample_count)
+        .map(|node| node.header.payload_offset() as usize + 4);
+
+    let mut track = Track {
+        id,
+        enabled,
+        handler,
+        timescale,
+        sample_count,
+        stts,
+        stts_first_sample: Vec::new(),
+        stts_first_time: Vec::new(),
+        ctts,
+        ctts_first_sample: Vec::new(),
+        sync,
+        stsc,
+        stsc_first_sample: Vec::new(),
+        sizes,
+        chunk_offsets,
+        sdtp_at,
+        edit,
+        tkhd_duration: (tkhd.header.payload_offset() as usize + tkhd_at, tkhd_width),
+        mdhd_duration: (mdhd.header.payload_offset() as usize + mdhd_at, mdhd_width),
+    };
+    index_and_check(&mut track, file_size)?;
+    Ok(track)
+}
+
+/// Builds the cumulative lookups and checks that the tables agree with each
+/// other and with the file, so that every later lookup stays in bounds.
+fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> {
+    let id = track.id;
+    let (mut sample, mut time) = (0u64, 0u64);
+    for run in &track.stts {
+        track.stts_first_sample.push(sample);
+        track.stts_first_time.push(time);
+        sample += u64::from(run.count);
+        time += u64::from(run.count) * u64::from(run.value);
+    }
+    if sample < track.sample_count {
+        return Err(broken(format!(
+            "track {id}: stts covers {sample} samples, stsz has {}",
+            track.sample_count
+        )));
+    }
+    if let Some((_, runs)) = &track.ctts {
+        let mut sample = 0u64;
+        for run in runs {
+            track.ctts_first_sample.push(sample);
+            sample += u64::from(run.count);
+        }
+        if sample < track.sample_count {
+            track.ctts = None; // a short ctts cannot be cut consistently; presentation falls back to decode order
+            track.ctts_first_sample.clear();
+        }
+    }
+    let sync_ok = track.sync.as_ref().is_none_or(|sync| {
+        sync.windows(2).all(|w| w[0] < w[1]) && sync.first().is_none_or(|&n| n > 0)
+    });
+    if !sync_ok {
+        return Err(broken(format!(
+            "track {id}: stss sample numbers are not increasing from 1"
+        )));
+    }
+    let chunks = track.chunk_offsets.len() as u64;
+    let mut sample = 0u64;
+    for (i, run) in track.stsc.iter().enumerate() {
+        let first = u64::from(run.first_chunk);
+        let next = track
+            .stsc
+            .get(i + 1)
+            .map_or(chunks + 1, |r| u64::from(r.first_chunk));
+        if first == 0 || first > chunks || next <= first || (i == 0 && first != 1) {
+            return Err(broken(format!(
+                "track {id}: stsc entry {i} has first chunk {first} out of order"
+            )));
+        }
+        if run.samples_per_chunk == 0 {
+            return Err(broken(format!(
+                "track {id}: stsc entry {i} has 0 samples per chunk"
+            )));
+        }
+        track.stsc_first_sample.push(sample);
+        sample += (next - first) * u64::from(run.samples_per_chunk);
+    }
+    if sample < track.sample_count {
+        return Err(broken(format!(
+            "track {id}: stsc covers {sample} samples, stsz has {}",
+            track.sample_count
+        )));
+    }
+    if track.sample_count == 0 {
+        return Ok(());
+    }
+    // Every sample must lie inside the file.
+    let mut s = 0u64;
+    for chunk in 0..chunks {
+        if s >= track.sample_count {
+            break;
+        }
+        let in_chunk = track.samples_in_chunk(chunk).min(track.sample_count - s);
+        let offset = track.chunk_offsets[chunk as usize];
+        let bytes: u64 = match &track.sizes {
+            Sizes::Constant(size) => in_chunk * u64::from(*size),
+            Sizes::Table { sizes, .. } => sizes[s as usize..(s + in_chunk) as usize]
+                .iter()
+                .map(|&n| u64::from(n))
+                .sum(),
+        };
+        if offset.checked_add(bytes).is_none_or(|end| end > file_size) {
+            return Err(broken(format!(
+                "track {id}: chunk {} at offset {offset} ({bytes} bytes) runs past the end of the file ({file_size} bytes)",
+                chunk + 1
+            )));
+        }
+        s += in_chunk;
+    }
+    Ok(())
+}
