@@ -90,6 +90,10 @@ impl Server {
     /// and waits until it listens.
     pub fn start(args: &[&str]) -> Server {
         let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        if !args.iter().any(|a| *a == "-o" || *a == "--options") {
+            // Built-in defaults, whatever /etc/loomiere/options.lua this machine has.
+            all.extend(["-o".to_string(), "/dev/null".to_string()]);
+        }
         if !args.iter().any(|a| *a == "-p" || *a == "--port") {
             all.extend(["-p".to_string(), "0".to_string()]);
         }
@@ -380,4 +384,73 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
         .next()
         .unwrap_or("")
         .to_string()
+}
+
+/// The repository's media folder (committed fixtures, and `generated/`).
+pub fn media_folder() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/media"))
+}
+
+/// Makes sure the generated fixtures exist (the script is a no-op when they do).
+pub fn ensure_fixtures() {
+    static GENERATED: std::sync::Once = std::sync::Once::new();
+    GENERATED.call_once(|| {
+        let status = Command::new(media_folder().join("generate.sh")).status().expect("run tests/media/generate.sh");
+        assert!(status.success(), "tests/media/generate.sh failed");
+    });
+}
+
+/// What ffprobe says of a file or URL.
+#[derive(Debug, Default)]
+pub struct Probe {
+    pub duration: f64,
+    /// (codec_type, duration, start_time) per stream; NaN where ffprobe says N/A.
+    pub streams: Vec<(String, f64, f64)>,
+}
+
+impl Probe {
+    pub fn stream(&self, kind: &str) -> Option<&(String, f64, f64)> {
+        self.streams.iter().find(|(k, _, _)| k == kind)
+    }
+}
+
+pub fn probe(input: &str) -> Result<Probe, String> {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration:stream=codec_type,duration,start_time", "-of", "compact", input])
+        .output()
+        .map_err(|e| format!("ffprobe: {e}"))?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).to_string());
+    }
+    let mut probe = Probe::default();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let mut fields = line.split('|');
+        let section = fields.next().unwrap_or("");
+        let values: Vec<(&str, &str)> = fields.filter_map(|f| f.split_once('=')).collect();
+        let get = |name: &str| {
+            values.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.parse::<f64>().ok()).unwrap_or(f64::NAN)
+        };
+        match section {
+            "format" => probe.duration = get("duration"),
+            "stream" => {
+                let kind = values.iter().find(|(n, _)| *n == "codec_type").map_or("", |(_, v)| v).to_string();
+                probe.streams.push((kind, get("duration"), get("start_time")));
+            }
+            _ => {}
+        }
+    }
+    Ok(probe)
+}
+
+/// Decodes every frame with ffmpeg; Ok when it reports nothing at all.
+pub fn decode_cleanly(input: &str) -> Result<(), String> {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i", input, "-f", "null", "-"])
+        .output()
+        .map_err(|e| format!("ffmpeg: {e}"))?;
+    if output.status.success() && output.stderr.is_empty() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).to_string())
+    }
 }

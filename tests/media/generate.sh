@@ -1,17 +1,98 @@
 #!/usr/bin/env bash
-# Regenerates the committed media fixtures (small, real H.264/AAC) with ffmpeg.
-# Larger fixtures are generated at test time into tests/media/generated/.
+# Media fixtures for the tests: real H.264/AAC (and Sorenson/MP3) made with ffmpeg.
+#
+#   tests/media/generate.sh            generate tests/media/generated/ (skipped when up to date)
+#   tests/media/generate.sh --commit   also regenerate the small committed fixtures
+#
+# The committed fixtures (sample.mp4, sample.flv) are small; everything else
+# is generated at test time into tests/media/generated/ (not committed).
 set -euo pipefail
 cd "$(dirname "$0")"
 command -v ffmpeg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
 
-common=(-hide_banner -loglevel error -y)
-video=(-f lavfi -i "testsrc2=size=160x90:rate=25")
-audio=(-f lavfi -i "sine=frequency=440:sample_rate=44100")
-h264=(-c:v libx264 -pix_fmt yuv420p -profile:v main -bf 2 -g 25 -keyint_min 25 -sc_threshold 0 -b:v 120k)
+common=(-hide_banner -loglevel error -y -nostdin)
+h264=(-c:v libx264 -pix_fmt yuv420p -profile:v main -bf 2 -g 25 -keyint_min 25 -sc_threshold 0)
 aac=(-c:a aac -b:a 48k -ac 1)
 
-# 4 s, keyframe every second, moov at the end (as ffmpeg writes it).
-ffmpeg "${common[@]}" "${video[@]}" "${audio[@]}" -t 4 "${h264[@]}" "${aac[@]}" sample.mp4
-# The same as FLV (H.264/AAC).
-ffmpeg "${common[@]}" -i sample.mp4 -c copy sample.flv
+if [ "${1:-}" = "--commit" ]; then
+    # 4 s, keyframe every second, moov at the end (as ffmpeg writes it), and the same as FLV.
+    ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25" -f lavfi -i "sine=frequency=440:sample_rate=44100" \
+        -t 4 "${h264[@]}" -b:v 120k "${aac[@]}" sample.mp4
+    ffmpeg "${common[@]}" -i sample.mp4 -c copy sample.flv
+fi
+
+# Several test processes may ask at once: one generates, the others wait.
+mkdir -p generated
+exec 9>generated/.lock
+flock 9
+stamp="generated/.stamp-$(sha256sum generate.sh | cut -c1-16)"
+[ -e "$stamp" ] && exit 0
+rm -f generated/*.mp4 generated/*.m4a generated/*.flv generated/.stamp-*
+cd generated
+
+# nginx's test layout: a 10 s video track and a 20 s audio track, a keyframe every second.
+ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25:duration=10" \
+    -f lavfi -i "sine=frequency=330:sample_rate=44100:duration=20" \
+    "${h264[@]}" -b:v 100k "${aac[@]}" v10a20.mp4
+# moov first (fast start).
+ffmpeg "${common[@]}" -i ../sample.mp4 -c copy -movflags +faststart faststart.mp4
+# Audio only.
+ffmpeg "${common[@]}" -f lavfi -i "sine=frequency=550:sample_rate=44100:duration=12" "${aac[@]}" audio.m4a
+# Variable bitrate: 2 s of noise, 2 s of a still picture, alternating, 16 s.
+ffmpeg "${common[@]}" -f lavfi -i "color=c=gray:size=320x180:rate=25:duration=16" \
+    -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=16" \
+    -vf "noise=alls=80:allf=t+u:enable='lt(mod(t\,4)\,2)'" "${h264[@]}" -crf 23 "${aac[@]}" vbr.mp4
+# Fragmented.
+ffmpeg "${common[@]}" -i ../sample.mp4 -c copy -movflags frag_keyframe+empty_moov fragmented.mp4
+# FLV: H.264/AAC with a keyframe index in onMetaData, and Sorenson Spark/MP3 with one.
+ffmpeg "${common[@]}" -i v10a20.mp4 -t 10 -c copy -flvflags add_keyframe_index indexed.flv
+ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25:duration=10" \
+    -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=10" \
+    -c:v flv1 -g 25 -b:v 200k -c:a libmp3lame -b:a 64k -ar 44100 -flvflags add_keyframe_index spark.flv
+
+# Damaged files.
+python3 - <<'PY'
+import struct
+
+def boxes(data, start=0, end=None):
+    end = len(data) if end is None else end
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if size < 8:
+            break
+        yield pos, size, kind
+        pos += size
+
+def find(data, path, start=0, end=None):
+    for pos, size, kind in boxes(data, start, end):
+        if kind == path[0]:
+            if len(path) == 1:
+                return pos, size
+            return find(data, path[1:], pos + 8, pos + size)
+    raise SystemExit("box %r not found" % (path,))
+
+faststart = open("faststart.mp4", "rb").read()
+# Cut in the middle of mdat: moov is intact, mdat runs past the end of the file.
+open("truncated.mp4", "wb").write(faststart[: len(faststart) * 6 // 10])
+# A moov-at-end file cut before its moov.
+sample = open("../sample.mp4", "rb").read()
+moov_at, _ = find(sample, [b"moov"])
+open("no-moov.mp4", "wb").write(sample[:moov_at + 100])
+# A box of size 0 ("to the end of the file") right after ftyp swallows the rest: no moov.
+ftyp_at, ftyp_size = find(faststart, [b"ftyp"])
+open("size0.mp4", "wb").write(faststart[:ftyp_size] + struct.pack(">I4s", 0, b"free") + faststart[ftyp_size:])
+# moov claims to be larger than the file.
+data = bytearray(faststart)
+moov_at, moov_size = find(data, [b"moov"])
+data[moov_at:moov_at + 4] = struct.pack(">I", len(data) * 2)
+open("oversized-box.mp4", "wb").write(data)
+# The first stco entry of the first track points past the end of the file.
+data = bytearray(faststart)
+stco_at, _ = find(data, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stco"])
+data[stco_at + 16:stco_at + 20] = struct.pack(">I", 0xFFFFFF00)
+open("bad-stco.mp4", "wb").write(data)
+# Not an FLV at all, with an .flv name.
+open("not-flv.flv", "wb").write(b"this is not a video\n" * 10)
+PY
+touch "../$stamp"
