@@ -404,11 +404,18 @@ pub fn ensure_fixtures() {
 #[derive(Debug, Default)]
 pub struct Probe {
     pub duration: f64,
+    /// The container's first timestamp (a seeked FLV keeps its timestamps).
+    pub start: f64,
     /// (codec_type, duration, start_time) per stream; NaN where ffprobe says N/A.
     pub streams: Vec<(String, f64, f64)>,
 }
 
 impl Probe {
+    /// Seconds of media covered: from the first timestamp to the end.
+    pub fn span(&self) -> f64 {
+        self.duration - if self.start.is_finite() { self.start } else { 0.0 }
+    }
+
     pub fn stream(&self, kind: &str) -> Option<&(String, f64, f64)> {
         self.streams.iter().find(|(k, _, _)| k == kind)
     }
@@ -416,7 +423,7 @@ impl Probe {
 
 pub fn probe(input: &str) -> Result<Probe, String> {
     let output = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration:stream=codec_type,duration,start_time", "-of", "compact", input])
+        .args(["-v", "error", "-show_entries", "format=duration,start_time:stream=codec_type,duration,start_time", "-of", "compact", input])
         .output()
         .map_err(|e| format!("ffprobe: {e}"))?;
     if !output.status.success() {
@@ -431,7 +438,10 @@ pub fn probe(input: &str) -> Result<Probe, String> {
             values.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.parse::<f64>().ok()).unwrap_or(f64::NAN)
         };
         match section {
-            "format" => probe.duration = get("duration"),
+            "format" => {
+                probe.duration = get("duration");
+                probe.start = get("start_time");
+            }
             "stream" => {
                 let kind = values.iter().find(|(n, _)| *n == "codec_type").map_or("", |(_, v)| v).to_string();
                 probe.streams.push((kind, get("duration"), get("start_time")));
