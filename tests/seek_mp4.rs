@@ -15,7 +15,10 @@ fn url(server: &Server, path: &str) -> String {
 }
 
 fn close(actual: f64, expected: f64, what: &str) {
-    assert!((actual - expected).abs() <= 0.05, "{what}: {actual} is not {expected}");
+    assert!(
+        (actual - expected).abs() <= 0.05,
+        "{what}: {actual} is not {expected}"
+    );
 }
 
 #[test]
@@ -23,15 +26,40 @@ fn nginx_cases_snap_to_the_keyframe() {
     let server = server();
     // 10 s video and 20 s audio, a keyframe every second.
     let p = probe(&url(&server, "generated/v10a20.mp4?start=2")).expect("probe");
-    close(p.stream("video").expect("video").1, 8.0, "video after start=2");
-    close(p.stream("audio").expect("audio").1, 18.0, "audio after start=2");
-    close(probe(&url(&server, "generated/v10a20.mp4?start=6&end=9")).expect("probe").duration, 3.0, "start=6&end=9");
+    close(
+        p.stream("video").expect("video").1,
+        8.0,
+        "video after start=2",
+    );
+    close(
+        p.stream("audio").expect("audio").1,
+        18.0,
+        "audio after start=2",
+    );
+    close(
+        probe(&url(&server, "generated/v10a20.mp4?start=6&end=9"))
+            .expect("probe")
+            .duration,
+        3.0,
+        "start=6&end=9",
+    );
     let p = probe(&url(&server, "generated/v10a20.mp4?end=9")).expect("probe");
     close(p.stream("video").expect("video").1, 9.0, "end=9");
     // start between keyframes snaps back: start=2.5 begins at 2.0.
     let p = probe(&url(&server, "generated/v10a20.mp4?start=2.5")).expect("probe");
-    close(p.stream("video").expect("video").1, 8.0, "start=2.5 snaps to 2.0");
-    for query in ["end=11", "end=21", "start=11", "start=2", "start=6&end=9", "start=0.5&stop=1.5"] {
+    close(
+        p.stream("video").expect("video").1,
+        8.0,
+        "start=2.5 snaps to 2.0",
+    );
+    for query in [
+        "end=11",
+        "end=21",
+        "start=11",
+        "start=2",
+        "start=6&end=9",
+        "start=0.5&stop=1.5",
+    ] {
         let target = url(&server, &format!("generated/v10a20.mp4?{query}"));
         let response = server.get(&format!("/generated/v10a20.mp4?{query}"), &[]);
         assert_eq!(response.status, 200, "{query}");
@@ -48,12 +76,19 @@ fn exact_mode_hides_the_frames_before_start() {
     let dir = TempDir::new("exact");
     let options = options_file(
         &dir,
-        &format!("options.seek = 'exact'\noptions.hosts[''] = {{ folder = '{}' }}\n", media_folder().display()),
+        &format!(
+            "options.seek = 'exact'\noptions.hosts[''] = {{ folder = '{}' }}\n",
+            media_folder().display()
+        ),
     );
     let server = Server::start(&["-o", options.to_str().expect("utf8"), "-w", "1"]);
     let target = url(&server, "generated/v10a20.mp4?start=2.1&end=4.0");
     let p = probe(&target).expect("probe");
-    close(p.stream("video").expect("video").1, 1.9, "exact start=2.1&end=4.0");
+    close(
+        p.stream("video").expect("video").1,
+        1.9,
+        "exact start=2.1&end=4.0",
+    );
     decode_cleanly(&target).expect("decodes");
 }
 
@@ -70,7 +105,11 @@ fn every_kind_of_mp4_seeks_and_decodes_with_all_its_tracks() {
         let target = url(&server, path);
         let p = probe(&target).unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(p.streams.len(), tracks, "{path} keeps every track");
-        assert!((p.duration - duration).abs() < 0.1, "{path}: {} is not {duration}", p.duration);
+        assert!(
+            (p.duration - duration).abs() < 0.1,
+            "{path}: {} is not {duration}",
+            p.duration
+        );
         for (kind, _, start) in &p.streams {
             assert!(start.abs() < 0.05, "{path}: {kind} starts at {start}");
         }
@@ -84,15 +123,29 @@ fn output_is_fast_start_with_exact_lengths() {
     let response = server.get("/sample.mp4?start=1", &[]);
     assert_eq!(response.status, 200);
     let body = &response.body;
-    assert_eq!(response.header("Content-Length").and_then(|v| v.parse::<usize>().ok()), Some(body.len()));
+    assert_eq!(
+        response
+            .header("Content-Length")
+            .and_then(|v| v.parse::<usize>().ok()),
+        Some(body.len())
+    );
     let first_size = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
     assert_eq!(&body[4..8], b"ftyp");
     assert_eq!(&body[first_size + 4..first_size + 8], b"moov");
-    let moov_size = u32::from_be_bytes(body[first_size..first_size + 4].try_into().expect("4 bytes")) as usize;
+    let moov_size = u32::from_be_bytes(
+        body[first_size..first_size + 4]
+            .try_into()
+            .expect("4 bytes"),
+    ) as usize;
     let mdat_at = first_size + moov_size;
     assert_eq!(&body[mdat_at + 4..mdat_at + 8], b"mdat");
-    let mdat_size = u32::from_be_bytes(body[mdat_at..mdat_at + 4].try_into().expect("4 bytes")) as usize;
-    assert_eq!(mdat_at + mdat_size, body.len(), "mdat runs exactly to the end of the body");
+    let mdat_size =
+        u32::from_be_bytes(body[mdat_at..mdat_at + 4].try_into().expect("4 bytes")) as usize;
+    assert_eq!(
+        mdat_at + mdat_size,
+        body.len(),
+        "mdat runs exactly to the end of the body"
+    );
 }
 
 #[test]
@@ -103,28 +156,59 @@ fn range_and_head_apply_to_the_seeked_body() {
     let etag = full.header("ETag").expect("etag").to_string();
     let first = server.get("/generated/v10a20.mp4?start=2", &["Range: bytes=0-9"]);
     assert_eq!(first.status, 206);
-    assert_eq!(first.header("Content-Range"), Some(format!("bytes 0-9/{length}").as_str()));
+    assert_eq!(
+        first.header("Content-Range"),
+        Some(format!("bytes 0-9/{length}").as_str())
+    );
     assert_eq!(first.body, full.body[..10].to_vec());
     // A range across the end of the rewritten header and into the samples.
     let moov_end = 2000;
-    let middle = server.get("/generated/v10a20.mp4?start=2", &[&format!("Range: bytes={}-{}", moov_end - 700, moov_end + 3000)]);
-    assert_eq!(middle.body, full.body[moov_end - 700..moov_end + 3001].to_vec());
+    let middle = server.get(
+        "/generated/v10a20.mp4?start=2",
+        &[&format!(
+            "Range: bytes={}-{}",
+            moov_end - 700,
+            moov_end + 3000
+        )],
+    );
+    assert_eq!(
+        middle.body,
+        full.body[moov_end - 700..moov_end + 3001].to_vec()
+    );
     let tail = server.get("/generated/v10a20.mp4?start=2", &["Range: bytes=-100"]);
     assert_eq!(tail.body, full.body[length - 100..].to_vec());
-    let past = server.get("/generated/v10a20.mp4?start=2", &[&format!("Range: bytes={length}-")]);
+    let past = server.get(
+        "/generated/v10a20.mp4?start=2",
+        &[&format!("Range: bytes={length}-")],
+    );
     assert_eq!(past.status, 416);
-    assert_eq!(past.header("Content-Range"), Some(format!("bytes */{length}").as_str()));
+    assert_eq!(
+        past.header("Content-Range"),
+        Some(format!("bytes */{length}").as_str())
+    );
     let head = server.request("HEAD", "/generated/v10a20.mp4?start=2", &[]);
-    let strip = |r: &common::Response| r.headers.iter().filter(|(n, _)| n != "Date").cloned().collect::<Vec<_>>();
+    let strip = |r: &common::Response| {
+        r.headers
+            .iter()
+            .filter(|(n, _)| n != "Date")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     assert_eq!(strip(&head), strip(&full));
     assert!(head.body.is_empty());
     // The ETag names the seek, and revalidates.
     let plain = server.get("/generated/v10a20.mp4", &[]);
     assert_ne!(plain.header("ETag"), Some(etag.as_str()));
     assert!(etag.contains("s2"), "{etag}");
-    let again = server.get("/generated/v10a20.mp4?start=2", &[&format!("If-None-Match: {etag}")]);
+    let again = server.get(
+        "/generated/v10a20.mp4?start=2",
+        &[&format!("If-None-Match: {etag}")],
+    );
     assert_eq!(again.status, 304);
-    let other = server.get("/generated/v10a20.mp4?start=3", &[&format!("If-None-Match: {etag}")]);
+    let other = server.get(
+        "/generated/v10a20.mp4?start=3",
+        &[&format!("If-None-Match: {etag}")],
+    );
     assert_eq!(other.status, 200);
 }
 
@@ -132,7 +216,12 @@ fn range_and_head_apply_to_the_seeked_body() {
 fn without_seek_arguments_a_media_file_is_served_as_it_is() {
     let server = server();
     let file = std::fs::read(media_folder().join("sample.mp4")).expect("fixture");
-    for path in ["/sample.mp4", "/sample.mp4?start=0", "/sample.mp4?other=1", "/sample.mp4?start=0&stop=0"] {
+    for path in [
+        "/sample.mp4",
+        "/sample.mp4?start=0",
+        "/sample.mp4?other=1",
+        "/sample.mp4?start=0&stop=0",
+    ] {
         let response = server.get(path, &[]);
         assert_eq!(response.status, 200);
         assert_eq!(response.body, file, "{path}");
@@ -152,7 +241,10 @@ fn bad_arguments_are_400_with_a_message() {
     ] {
         let response = server.get(&format!("/sample.mp4?{query}"), &[]);
         assert_eq!(response.status, 400, "{query}");
-        assert!(String::from_utf8_lossy(&response.body).contains(message), "{query}");
+        assert!(
+            String::from_utf8_lossy(&response.body).contains(message),
+            "{query}"
+        );
     }
 }
 
@@ -173,9 +265,17 @@ fn damaged_and_unseekable_files_get_complete_errors() {
     ] {
         let response = server.get(&format!("/generated/{name}?start=1"), &[]);
         assert_eq!(response.status, 500, "{name}");
-        assert_eq!(response.header("Content-Length").and_then(|v| v.parse().ok()), Some(response.body.len()));
+        assert_eq!(
+            response
+                .header("Content-Length")
+                .and_then(|v| v.parse().ok()),
+            Some(response.body.len())
+        );
         assert!(
-            server.wait_for_log(&format!("{name}: {logged}"), std::time::Duration::from_secs(5)),
+            server.wait_for_log(
+                &format!("{name}: {logged}"),
+                std::time::Duration::from_secs(5)
+            ),
             "{name}: no log line naming the file and the damage"
         );
     }
@@ -191,14 +291,23 @@ fn the_cache_counts_hits_and_never_serves_a_changed_file() {
     let path = dir.path().join("film.mp4");
     std::fs::copy(media_folder().join("generated/v10a20.mp4"), &path).expect("copy");
     let admin = common::free_port();
-    let server = Server::start(&["-f", dir.path().to_str().expect("utf8"), "-w", "1", "-r", &admin.to_string()]);
+    let server = Server::start(&[
+        "-f",
+        dir.path().to_str().expect("utf8"),
+        "-w",
+        "1",
+        "-r",
+        &admin.to_string(),
+    ]);
     let first = server.get("/film.mp4?start=2", &[]);
     let second = server.get("/film.mp4?start=2", &[]);
     assert_eq!(first.body, second.body);
     let monitor = {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", admin)).expect("admin");
-        stream.write_all(b"GET /monitor HTTP/1.0\r\n\r\n").expect("send");
+        stream
+            .write_all(b"GET /monitor HTTP/1.0\r\n\r\n")
+            .expect("send");
         let mut text = String::new();
         stream.read_to_string(&mut text).expect("read");
         text

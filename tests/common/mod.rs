@@ -395,7 +395,9 @@ pub fn media_folder() -> PathBuf {
 pub fn ensure_fixtures() {
     static GENERATED: std::sync::Once = std::sync::Once::new();
     GENERATED.call_once(|| {
-        let status = Command::new(media_folder().join("generate.sh")).status().expect("run tests/media/generate.sh");
+        let status = Command::new(media_folder().join("generate.sh"))
+            .status()
+            .expect("run tests/media/generate.sh");
         assert!(status.success(), "tests/media/generate.sh failed");
     });
 }
@@ -413,7 +415,12 @@ pub struct Probe {
 impl Probe {
     /// Seconds of media covered: from the first timestamp to the end.
     pub fn span(&self) -> f64 {
-        self.duration - if self.start.is_finite() { self.start } else { 0.0 }
+        self.duration
+            - if self.start.is_finite() {
+                self.start
+            } else {
+                0.0
+            }
     }
 
     pub fn stream(&self, kind: &str) -> Option<&(String, f64, f64)> {
@@ -423,7 +430,15 @@ impl Probe {
 
 pub fn probe(input: &str) -> Result<Probe, String> {
     let output = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration,start_time:stream=codec_type,duration,start_time", "-of", "compact", input])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration,start_time:stream=codec_type,duration,start_time",
+            "-of",
+            "compact",
+            input,
+        ])
         .output()
         .map_err(|e| format!("ffprobe: {e}"))?;
     if !output.status.success() {
@@ -435,7 +450,11 @@ pub fn probe(input: &str) -> Result<Probe, String> {
         let section = fields.next().unwrap_or("");
         let values: Vec<(&str, &str)> = fields.filter_map(|f| f.split_once('=')).collect();
         let get = |name: &str| {
-            values.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.parse::<f64>().ok()).unwrap_or(f64::NAN)
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, v)| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
         };
         match section {
             "format" => {
@@ -443,8 +462,14 @@ pub fn probe(input: &str) -> Result<Probe, String> {
                 probe.start = get("start_time");
             }
             "stream" => {
-                let kind = values.iter().find(|(n, _)| *n == "codec_type").map_or("", |(_, v)| v).to_string();
-                probe.streams.push((kind, get("duration"), get("start_time")));
+                let kind = values
+                    .iter()
+                    .find(|(n, _)| *n == "codec_type")
+                    .map_or("", |(_, v)| v)
+                    .to_string();
+                probe
+                    .streams
+                    .push((kind, get("duration"), get("start_time")));
             }
             _ => {}
         }

@@ -54,11 +54,20 @@ pub fn prepare(index: &Rc<Mp4Index>, seek: &Seek, mode: SeekMode) -> Result<Prep
     }
     let reference = &index.tracks[index.reference];
     let ref_scale = f64::from(reference.timescale);
-    let wanted = reference
-        .sample_at((start * ref_scale) as u64)
-        .min(reference.sample_count - 1);
-    let keyframe = reference.sync_at_or_before(wanted);
-    let keyframe_seconds = reference.time_of(keyframe) as f64 / ref_scale;
+    let wanted = reference.sample_at((start * ref_scale) as u64);
+    // Past the end of the reference track (video shorter than audio), there is
+    // no keyframe to snap to: the other tracks start at `start` itself.
+    let reference_ended = wanted >= reference.sample_count;
+    let keyframe = if reference_ended {
+        reference.sample_count
+    } else {
+        reference.sync_at_or_before(wanted)
+    };
+    let keyframe_seconds = if reference_ended {
+        start
+    } else {
+        reference.time_of(keyframe) as f64 / ref_scale
+    };
     // Where presentation starts: the keyframe, or exactly `start`.
     let shown_from = match mode {
         SeekMode::Keyframe => keyframe_seconds,
@@ -85,7 +94,7 @@ pub fn prepare(index: &Rc<Mp4Index>, seek: &Seek, mode: SeekMode) -> Result<Prep
             } else {
                 track.sample_count
             };
-            if i == index.reference && end <= first {
+            if i == index.reference && end <= first && !reference_ended {
                 end = (first + 1).min(track.sample_count);
             }
             let skip = match mode {
@@ -264,7 +273,11 @@ impl Plan<'_> {
                 }
                 b"trak" => {
                     // Tracks without usable tables (never in a seekable file) are left out.
-                    if let Some(t) = index.trak_positions.iter().position(|&p| p == position) {
+                    // A track that ended before the start (audio longer than video) has
+                    // nothing left; an empty track only confuses decoders, so it goes.
+                    if let Some(t) = index.trak_positions.iter().position(|&p| p == position)
+                        && !self.cuts[t].is_empty()
+                    {
                         moov_children.extend(self.trak(child, t));
                     }
                 }
