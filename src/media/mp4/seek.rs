@@ -580,3 +580,333 @@ impl Plan<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::mp4::{boxes, index, tables};
+    use crate::media::query::Units;
+
+    fn boxed(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut out = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn full(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut payload = vec![0, 0, 0, 0];
+        payload.extend_from_slice(body);
+        boxed(kind, &payload)
+    }
+
+    fn be32(values: &[u32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+
+    /// A one-track video file: `samples_per_chunk[i]` samples in chunk i, each
+    /// sample `size(s)` bytes filled with a pattern unique to it, a keyframe
+    /// every `gop` samples, 1 s per 10 samples. Chunks are laid out in mdat in order.
+    struct Spec {
+        samples_per_chunk: Vec<u32>,
+        constant_size: Option<u32>,
+        gop: u32,
+        co64: bool,
+    }
+
+    fn sample_size(spec: &Spec, s: u32) -> u32 {
+        spec.constant_size.unwrap_or(20 + (s * 7) % 13)
+    }
+
+    fn sample_bytes(spec: &Spec, s: u32) -> Vec<u8> {
+        (0..sample_size(spec, s))
+            .map(|i| (s as u8).wrapping_mul(31).wrapping_add(i as u8))
+            .collect()
+    }
+
+    fn build(spec: &Spec) -> Vec<u8> {
+        let count: u32 = spec.samples_per_chunk.iter().sum();
+        let ftyp = boxed(b"ftyp", b"isom\0\0\0\0isom");
+        let mut mdat_payload = Vec::new();
+        let mut chunk_starts = Vec::new();
+        let mut s = 0;
+        for &n in &spec.samples_per_chunk {
+            chunk_starts.push(mdat_payload.len() as u64);
+            for _ in 0..n {
+                mdat_payload.extend(sample_bytes(spec, s));
+                s += 1;
+            }
+        }
+        let mdat = boxed(b"mdat", &mdat_payload);
+        let data_at = (ftyp.len() + 8) as u64;
+        // stsc as runs of equal samples-per-chunk.
+        let mut stsc = Vec::new();
+        for (i, &n) in spec.samples_per_chunk.iter().enumerate() {
+            if i == 0 || spec.samples_per_chunk[i - 1] != n {
+                stsc.extend_from_slice(&[i as u32 + 1, n, 1]);
+            }
+        }
+        let stsz = match spec.constant_size {
+            Some(size) => full(b"stsz", &be32(&[size, count])),
+            None => {
+                let mut body = be32(&[0, count]);
+                body.extend(be32(
+                    &(0..count).map(|s| sample_size(spec, s)).collect::<Vec<_>>(),
+                ));
+                full(b"stsz", &body)
+            }
+        };
+        let offsets = if spec.co64 {
+            let mut body = be32(&[chunk_starts.len() as u32]);
+            body.extend(
+                chunk_starts
+                    .iter()
+                    .flat_map(|o| (o + data_at).to_be_bytes()),
+            );
+            full(b"co64", &body)
+        } else {
+            let mut body = be32(&[chunk_starts.len() as u32]);
+            body.extend(be32(
+                &chunk_starts
+                    .iter()
+                    .map(|o| (o + data_at) as u32)
+                    .collect::<Vec<_>>(),
+            ));
+            full(b"stco", &body)
+        };
+        let sync: Vec<u32> = (0..count)
+            .filter(|s| s % spec.gop == 0)
+            .map(|s| s + 1)
+            .collect();
+        let mut stss = be32(&[sync.len() as u32]);
+        stss.extend(be32(&sync));
+        let mut stsc_body = be32(&[stsc.len() as u32 / 3]);
+        stsc_body.extend(be32(&stsc));
+        let stbl = [
+            full(b"stsd", &be32(&[0])),
+            full(b"stts", &be32(&[1, count, 100])),
+            full(b"stss", &stss[..]),
+            full(b"stsc", &stsc_body),
+            stsz,
+            offsets,
+        ]
+        .concat();
+        let minf = [full(b"vmhd", &[0; 8]), boxed(b"stbl", &stbl)].concat();
+        let mdia = [
+            full(b"mdhd", &be32(&[0, 0, 1000, count * 100, 0])),
+            full(
+                b"hdlr",
+                &[be32(&[0]), b"vide".to_vec(), vec![0; 13]].concat(),
+            ),
+            boxed(b"minf", &minf),
+        ]
+        .concat();
+        let mut tkhd = vec![0, 0, 0, 1];
+        tkhd.extend(be32(&[0, 0, 1, 0, count * 100]));
+        tkhd.extend([0; 60]);
+        let trak = [boxed(b"tkhd", &tkhd), boxed(b"mdia", &mdia)].concat();
+        let mut mvhd = be32(&[0, 0, 0, 1000, count * 100]);
+        mvhd.extend([0; 80]);
+        let moov = boxed(
+            b"moov",
+            &[boxed(b"mvhd", &mvhd), boxed(b"trak", &trak)].concat(),
+        );
+        [ftyp, mdat, moov].concat()
+    }
+
+    /// Seeks, assembles the output file, and checks that every kept sample
+    /// reads back byte-identical through the rewritten tables.
+    fn seek_and_verify(spec: &Spec, start: f64, stop: f64) -> tables::Track {
+        let file = build(spec);
+        let index = Rc::new(index(file.as_slice()).expect("valid file"));
+        let prepared = prepare(
+            &index,
+            &Seek {
+                start,
+                stop,
+                units: Units::Seconds,
+            },
+            SeekMode::Keyframe,
+        )
+        .expect("seek");
+        let mut output = Vec::new();
+        prepared.prefix.write(0, prepared.prefix.len(), &mut output);
+        assert_eq!(output.len() as u64, prepared.prefix.len());
+        output.extend_from_slice(&file[prepared.file_start as usize..prepared.file_end as usize]);
+        let top = boxes::scan_top_level(output.as_slice()).expect("output parses");
+        let tree = boxes::parse_tree(&top.moov, top.moov_offset).expect("moov parses");
+        let trak = tree.child(b"trak").expect("trak");
+        let track =
+            tables::parse_track(trak, &top.moov, output.len() as u64).expect("tables parse");
+        let first = (index.tracks[0].sync_at_or_before((start * 10.0) as u64)) as u32;
+        for j in 0..track.sample_count {
+            let at = track.offset_of(j) as usize;
+            let expected = sample_bytes(spec, first + j as u32);
+            assert_eq!(
+                &output[at..at + expected.len()],
+                &expected[..],
+                "sample {j} (originally {})",
+                first + j as u32
+            );
+        }
+        if let Some(sync) = &track.sync {
+            assert_eq!(
+                sync.first(),
+                Some(&1),
+                "the first kept sample is a keyframe"
+            );
+        }
+        track
+    }
+
+    #[test]
+    fn chunk_splits_at_both_ends() {
+        let spec = Spec {
+            samples_per_chunk: vec![3; 10],
+            constant_size: None,
+            gop: 4,
+            co64: false,
+        };
+        // Keyframe at sample 8 (chunk 2, second sample); stop at 2.0 s = sample 20 (chunk 6, third sample).
+        let track = seek_and_verify(&spec, 0.95, 2.0);
+        assert_eq!(track.sample_count, 12);
+        let runs: Vec<_> = track
+            .stsc
+            .iter()
+            .map(|r| (r.first_chunk, r.samples_per_chunk))
+            .collect();
+        assert_eq!(runs, [(1, 1), (2, 3), (5, 2)]);
+        assert_eq!(track.chunk_offsets.len(), 5);
+        assert_eq!(track.sync.as_deref(), Some(&[1, 5, 9][..]));
+    }
+
+    #[test]
+    fn varying_chunk_sizes_keep_their_runs() {
+        let spec = Spec {
+            samples_per_chunk: vec![2, 2, 5, 5, 5, 1, 1, 4, 4],
+            constant_size: None,
+            gop: 5,
+            co64: false,
+        };
+        let track = seek_and_verify(&spec, 0.5, 2.4);
+        let runs: Vec<_> = track
+            .stsc
+            .iter()
+            .map(|r| (r.first_chunk, r.samples_per_chunk))
+            .collect();
+        // Keyframe 5 is the second sample of chunk 3 (5 samples); 2.4 s ends
+        // before sample 24, the fourth of chunk 8.
+        assert_eq!(runs, [(1, 4), (2, 5), (4, 1), (6, 3)]);
+        seek_and_verify(&spec, 1.0, 0.0);
+        seek_and_verify(&spec, 0.0, 2.75);
+    }
+
+    #[test]
+    fn start_and_stop_in_the_same_chunk() {
+        let spec = Spec {
+            samples_per_chunk: vec![12, 12],
+            constant_size: None,
+            gop: 2,
+            co64: false,
+        };
+        let track = seek_and_verify(&spec, 0.25, 0.6);
+        assert_eq!(track.sample_count, 4);
+        assert_eq!(track.stsc.len(), 1);
+        assert_eq!(track.chunk_offsets.len(), 1);
+    }
+
+    #[test]
+    fn constant_sample_size_updates_the_count() {
+        let spec = Spec {
+            samples_per_chunk: vec![4; 8],
+            constant_size: Some(16),
+            gop: 4,
+            co64: false,
+        };
+        let track = seek_and_verify(&spec, 1.3, 0.0);
+        assert_eq!(track.sizes, tables::Sizes::Constant(16));
+        assert_eq!(track.sample_count, 20);
+    }
+
+    #[test]
+    fn co64_input_is_rewritten() {
+        let spec = Spec {
+            samples_per_chunk: vec![3; 10],
+            constant_size: None,
+            gop: 3,
+            co64: true,
+        };
+        // Keyframes every 3 samples: 1.0 s (sample 10) snaps back to sample 9.
+        let track = seek_and_verify(&spec, 1.0, 0.0);
+        assert_eq!(track.sample_count, 21);
+    }
+
+    #[test]
+    fn durations_follow_the_cut() {
+        let spec = Spec {
+            samples_per_chunk: vec![10; 5],
+            constant_size: None,
+            gop: 10,
+            co64: false,
+        };
+        let file = build(&spec);
+        let index = Rc::new(index(file.as_slice()).expect("valid"));
+        let prepared = prepare(
+            &index,
+            &Seek {
+                start: 2.5,
+                stop: 4.0,
+                units: Units::Seconds,
+            },
+            SeekMode::Keyframe,
+        )
+        .expect("seek");
+        let mut output = Vec::new();
+        prepared.prefix.write(0, prepared.prefix.len(), &mut output);
+        output.extend_from_slice(&file[prepared.file_start as usize..prepared.file_end as usize]);
+        let top = boxes::scan_top_level(output.as_slice()).expect("parses");
+        let tree = boxes::parse_tree(&top.moov, top.moov_offset).expect("tree");
+        let mvhd = tree.child(b"mvhd").expect("mvhd");
+        let (_, duration, _, _) =
+            tables::header_times(mvhd.payload(&top.moov), *b"mvhd").expect("mvhd");
+        assert_eq!(
+            duration, 2000,
+            "2.0 s to 4.0 s in a 1000 Hz movie timescale"
+        );
+        assert_eq!(prepared.timeline.duration(), 2.0);
+    }
+
+    #[test]
+    fn partial_writes_equal_the_whole_header() {
+        let spec = Spec {
+            samples_per_chunk: vec![3; 40],
+            constant_size: None,
+            gop: 4,
+            co64: false,
+        };
+        let file = build(&spec);
+        let index = Rc::new(index(file.as_slice()).expect("valid"));
+        let prepared = prepare(
+            &index,
+            &Seek {
+                start: 3.3,
+                stop: 9.0,
+                units: Units::Seconds,
+            },
+            SeekMode::Keyframe,
+        )
+        .expect("seek");
+        let len = prepared.prefix.len();
+        let mut whole = Vec::new();
+        prepared.prefix.write(0, len, &mut whole);
+        for (from, to) in [(0, 10), (5, 77), (100, len), (len - 3, len), (37, 38)] {
+            let mut part = Vec::new();
+            prepared.prefix.write(from, to, &mut part);
+            assert_eq!(
+                part,
+                whole[from as usize..to as usize],
+                "bytes {from}..{to}"
+            );
+        }
+    }
+}
