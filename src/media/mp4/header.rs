@@ -102,17 +102,71 @@ impl Piece {
                 out.extend_from_slice(&index.moov[at + from as usize..at + to as usize]);
             }
             _ => {
-                // Fixed-size entries: generate whole entries, then trim to the range.
+                // Fixed-size entries: whole ones in a tight loop, the partial
+                // ones at either end generated and trimmed.
                 let entry = self.entry_len();
-                let first_entry = from / entry;
-                let last_entry = to.div_ceil(entry);
+                let whole_from = from.div_ceil(entry);
+                let whole_to = (to / entry).max(whole_from);
                 let mut scratch = [0u8; 12];
-                for e in first_entry..last_entry {
+                let mut partial = |e: u64, out: &mut Vec<u8>| {
                     let bytes = self.entry(index, e, &mut scratch);
                     let start = e * entry;
                     let lo = from.max(start) - start;
                     let hi = to.min(start + entry) - start;
                     out.extend_from_slice(&bytes[lo as usize..hi as usize]);
+                };
+                if !from.is_multiple_of(entry) {
+                    partial(from / entry, out);
+                    if from / entry == (to - 1) / entry {
+                        return; // the range lies inside one entry
+                    }
+                }
+                out.reserve(((whole_to - whole_from) * entry) as usize);
+                self.write_entries(index, whole_from, whole_to, out);
+                if !to.is_multiple_of(entry) && to / entry >= whole_from {
+                    partial(to / entry, out);
+                }
+            }
+        }
+    }
+
+    /// Appends entries `[e0, e1)` whole. Specialised for the big tables
+    /// (stss, chunk offsets, stz2 sizes); the rest go entry by entry.
+    fn write_entries(&self, index: &Mp4Index, e0: u64, e1: u64, out: &mut Vec<u8>) {
+        match self {
+            Piece::Sync {
+                track,
+                first,
+                minus,
+                ..
+            } => {
+                let sync = index.tracks[*track].sync.as_deref().unwrap_or(&[]);
+                for n in &sync[first + e0 as usize..first + e1 as usize] {
+                    out.extend_from_slice(&(n - minus).to_be_bytes());
+                }
+            }
+            Piece::ChunkOffsets {
+                track,
+                c0,
+                shift,
+                wide,
+                ..
+            } if e0 > 0 => {
+                let offsets =
+                    &index.tracks[*track].chunk_offsets[(c0 + e0) as usize..(c0 + e1) as usize];
+                for &offset in offsets {
+                    let value = (offset as i64 + shift) as u64;
+                    if *wide {
+                        out.extend_from_slice(&value.to_be_bytes());
+                    } else {
+                        out.extend_from_slice(&(value as u32).to_be_bytes());
+                    }
+                }
+            }
+            _ => {
+                let mut scratch = [0u8; 12];
+                for e in e0..e1 {
+                    out.extend_from_slice(self.entry(index, e, &mut scratch));
                 }
             }
         }

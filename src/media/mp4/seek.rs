@@ -144,7 +144,6 @@ pub fn prepare(index: &Rc<Mp4Index>, seek: &Seek, mode: SeekMode) -> Result<Prep
         index,
         cuts: &cuts,
         wide: false,
-        shift: 0,
     };
     let mut pieces = plan.pieces(span);
     let mut header_len: u64 = pieces.iter().map(Piece::len).sum();
@@ -153,8 +152,16 @@ pub fn prepare(index: &Rc<Mp4Index>, seek: &Seek, mode: SeekMode) -> Result<Prep
         pieces = plan.pieces(span);
         header_len = pieces.iter().map(Piece::len).sum();
     }
-    plan.shift = header_len as i64 - file_start as i64;
-    let pieces = plan.pieces(span);
+    // The shift changes no length: set it in the planned pieces.
+    let shift = header_len as i64 - file_start as i64;
+    for piece in &mut pieces {
+        if let Piece::ChunkOffsets {
+            shift: piece_shift, ..
+        } = piece
+        {
+            *piece_shift = shift;
+        }
+    }
 
     let end_seconds = if stop > 0.0 {
         stop.min(index.duration)
@@ -222,8 +229,6 @@ struct Plan<'a> {
     index: &'a Rc<Mp4Index>,
     cuts: &'a [Cut],
     wide: bool,
-    /// Added to original file offsets to make them offsets in the new file.
-    shift: i64,
 }
 
 impl Plan<'_> {
@@ -489,7 +494,7 @@ impl Plan<'_> {
                             c0,
                             count: c1 - c0 + 1,
                             first_offset: track.offset_of(s0),
-                            shift: self.shift,
+                            shift: 0,
                             wide: self.wide,
                         })
                     };

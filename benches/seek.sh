@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Seeks per second into a one-hour MP4, Loomiere against nginx's mp4 module.
+#
+# A one-hour H.264/AAC file (320x180, 25 fps, a keyframe every 2 s, moov at
+# the end as ffmpeg writes it, about 300 MB) is generated once into
+# target/bench-media/. wrk -t2 -c8 asks for ?start=<random 0..3500> with
+# Range: bytes=0-65535, so what is measured is building the seeked header,
+# not shipping the film. The two servers alternate for ROUNDS rounds; then the
+# time to first byte is measured with curl, cold (first seek after start-up)
+# and warm.
+#
+#   benches/seek.sh [DURATION_SECONDS] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+rounds=${2:-2}
+workers=${WORKERS:-$(nproc)}
+
+for tool in nginx wrk ffmpeg curl; do
+    command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk ffmpeg curl >/dev/null; }
+done
+cargo build --release --quiet
+
+media=target/bench-media
+mkdir -p "$media"
+if [ ! -e "$media/hour.done" ]; then
+    echo "generating $media/hour.mp4 (about a minute)"
+    ffmpeg -hide_banner -loglevel error -y -nostdin \
+        -f lavfi -i "testsrc2=size=320x180:rate=25:duration=3600" \
+        -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=3600" \
+        -c:v libx264 -preset ultrafast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -b:v 600k \
+        -c:a aac -b:a 64k "$media/hour.mp4"
+    touch "$media/hour.done"
+fi
+
+work=$(mktemp -d /tmp/loomiere-seek.XXXXXX)
+cleanup() {
+    [ -e "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+    [ -n "${lpid:-}" ] && kill -QUIT "$lpid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/www"
+ln "$media/hour.mp4" "$work/www/hour.mp4" 2>/dev/null || cp "$media/hour.mp4" "$work/www/hour.mp4"
+chmod -R a+rX "$work"
+
+nginx_port=18290
+loomiere_port=18291
+cat > "$work/nginx.conf" <<CONF
+worker_processes $workers;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    keepalive_requests 1000000;
+    client_body_temp_path $work;
+    proxy_temp_path $work;
+    fastcgi_temp_path $work;
+    uwsgi_temp_path $work;
+    scgi_temp_path $work;
+    server {
+        listen 127.0.0.1:$nginx_port reuseport;
+        root $work/www;
+        location ~ \.mp4\$ {
+            mp4;
+            mp4_max_buffer_size 64m;
+        }
+    }
+}
+CONF
+nginx -c "$work/nginx.conf"
+
+cat > "$work/options.lua" <<CONF
+options.workers = $workers
+options.access_log = false
+options.root = false
+options.hosts[''] = { folder = '$work/www' }
+CONF
+start_loomiere() {
+    ./target/release/loomiere -o "$work/options.lua" -b 127.0.0.1 -p $loomiere_port 2>"$work/loomiere.log" &
+    lpid=$!
+    for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$loomiere_port/" && break; sleep 0.1; done
+}
+start_loomiere
+
+cat > "$work/seek.lua" <<'LUA'
+math.randomseed(os.time())
+request = function()
+    local start = math.random(0, 3500) + math.random(0, 99) / 100
+    return wrk.format("GET", "/hour.mp4?start=" .. start, { ["Range"] = "bytes=0-65535" })
+end
+LUA
+
+measure() { # port
+    local out rps latency
+    out=$(wrk -t2 -c8 -d"${duration}s" --latency -s "$work/seek.lua" "http://127.0.0.1:$1")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    latency=$(awk '/^    Latency/ {print $2}' <<<"$out")
+    non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+    echo "$rps $latency ${non2xx:-0}"
+}
+
+total_nginx=0
+total_loomiere=0
+for round in $(seq "$rounds"); do
+    for server in nginx loomiere; do
+        port=$nginx_port; [ $server = loomiere ] && port=$loomiere_port
+        read -r rps latency bad < <(measure $port)
+        printf 'round %d %-9s %10.1f seeks/s   mean latency %s   non-2xx %s\n' "$round" $server "$rps" "$latency" "$bad"
+        if [ $server = nginx ]; then total_nginx=$(echo "$total_nginx + $rps" | bc -l); else total_loomiere=$(echo "$total_loomiere + $rps" | bc -l); fi
+    done
+done
+printf '\naverage: nginx %.1f seeks/s, loomiere %.1f seeks/s, ratio %.1fx\n' \
+    "$(echo "$total_nginx / $rounds" | bc -l)" "$(echo "$total_loomiere / $rounds" | bc -l)" "$(echo "$total_loomiere / $total_nginx" | bc -l)"
+
+# Time to first byte: cold is the first seek after start-up (the index is built
+# then), warm a seek to a new start once the index is cached.
+ttfb() { # port start
+    curl -s -o /dev/null -H 'Range: bytes=0-65535' -w '%{time_starttransfer}' "http://127.0.0.1:$1/hour.mp4?start=$2"
+}
+kill -QUIT "$lpid"; wait "$lpid" 2>/dev/null || true
+start_loomiere
+cold=$(ttfb $loomiere_port 1234.5)
+warm=0
+for i in $(seq 20); do w=$(ttfb $loomiere_port $((i * 97 + 13)).25); warm=$(echo "$warm + $w" | bc -l); done
+nginx_ttfb=0
+for i in $(seq 20); do w=$(ttfb $nginx_port $((i * 97 + 13)).25); nginx_ttfb=$(echo "$nginx_ttfb + $w" | bc -l); done
+printf 'time to first byte: loomiere cold %.2f ms, warm %.2f ms (mean of 20); nginx %.2f ms (mean of 20)\n' \
+    "$(echo "$cold * 1000" | bc -l)" "$(echo "$warm * 50" | bc -l)" "$(echo "$nginx_ttfb * 50" | bc -l)"

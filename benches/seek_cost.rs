@@ -1,0 +1,47 @@
+//! Measures the CPU cost of preparing MP4 seeks and generating their first 64 KiB.
+//!   cargo bench --bench seek_cost -- FILE.mp4   (e.g. target/bench-media/hour.mp4 from benches/seek.sh)
+use std::rc::Rc;
+use std::time::Instant;
+
+use loomiere::media::{FileSource, Seek, SeekMode, Units, mp4};
+
+fn main() {
+    let path = std::env::args().nth(1).expect("usage: seek_cost FILE.mp4");
+    let file = std::fs::File::open(&path).expect("open");
+    let size = file.metadata().expect("stat").len();
+    let started = Instant::now();
+    let index = Rc::new(mp4::index(&FileSource { file: &file, size }).expect("index"));
+    println!(
+        "index: {:?} ({} tracks, {:.1} s)",
+        started.elapsed(),
+        index.tracks.len(),
+        index.duration
+    );
+    let rounds = 20_000;
+    let mut out = Vec::with_capacity(70_000);
+    let (mut plan, mut write) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    for i in 0..rounds {
+        let start = (i * 7919 % 350_000) as f64 / 100.0;
+        let t = Instant::now();
+        let prepared = mp4::prepare(
+            &index,
+            &Seek {
+                start,
+                stop: 0.0,
+                units: Units::Seconds,
+            },
+            SeekMode::Keyframe,
+        )
+        .expect("seek");
+        plan += t.elapsed();
+        let t = Instant::now();
+        out.clear();
+        prepared.prefix.write(0, 65_536, &mut out);
+        write += t.elapsed();
+    }
+    println!(
+        "plan {:?}/seek, first 64 KiB {:?}/seek",
+        plan / rounds as u32,
+        write / rounds as u32
+    );
+}
