@@ -322,3 +322,41 @@ fn the_cache_counts_hits_and_never_serves_a_changed_file() {
     let p = probe(&target).expect("probe");
     close(p.duration, 14.0, "the new file, seeked");
 }
+
+#[test]
+fn the_timeline_follows_variable_bitrate() {
+    use loomiere::media::{FileSource, Seek, SeekMode, Units, mp4};
+    ensure_fixtures();
+    // vbr.mp4 alternates 2 s of noise (expensive) and 2 s of a still picture (cheap).
+    let path = media_folder().join("generated/vbr.mp4");
+    let file = std::fs::File::open(&path).expect("fixture");
+    let size = file.metadata().expect("stat").len();
+    let index = std::rc::Rc::new(mp4::index(&FileSource { file: &file, size }).expect("index"));
+    let prepared = mp4::prepare(
+        &index,
+        &Seek {
+            start: 4.0,
+            stop: 0.0,
+            units: Units::Seconds,
+        },
+        SeekMode::Keyframe,
+    )
+    .expect("seek");
+    let timeline = &prepared.timeline;
+    let bytes_in = |from: f64, to: f64| timeline.body_offset_at(to) - timeline.body_offset_at(from);
+    // From 4 s: noise for 2 s, then still for 2 s.
+    let noisy = bytes_in(0.0, 2.0);
+    let still = bytes_in(2.0, 4.0);
+    assert!(
+        noisy > 4 * still,
+        "noisy seconds cost {noisy} bytes, still ones {still}"
+    );
+    assert_eq!(
+        timeline.body_offset_at(0.0),
+        prepared.prefix.len(),
+        "the header comes first"
+    );
+    assert_eq!(timeline.body_offset_at(1000.0), prepared.len());
+    let half = timeline.body_offset_at(1.0);
+    assert!((timeline.seconds_at(half) - 1.0).abs() < 0.05);
+}
