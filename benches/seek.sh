@@ -81,7 +81,10 @@ CONF
 start_loomiere() {
     ./target/release/loomiere -o "$work/options.lua" -b 127.0.0.1 -p $loomiere_port 2>"$work/loomiere.log" &
     lpid=$!
-    for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$loomiere_port/" && break; sleep 0.1; done
+    for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$loomiere_port/" && return; sleep 0.1; done
+    echo "loomiere did not start:" >&2
+    cat "$work/loomiere.log" >&2
+    exit 1
 }
 start_loomiere
 
@@ -121,6 +124,7 @@ ttfb() { # port start
     curl -s -o /dev/null -H 'Range: bytes=0-65535' -w '%{time_starttransfer}' "http://127.0.0.1:$1/hour.mp4?start=$2"
 }
 kill -QUIT "$lpid"; wait "$lpid" 2>/dev/null || true
+lpid=""
 start_loomiere
 cold=$(ttfb $loomiere_port 1234.5)
 warm=0

@@ -409,9 +409,7 @@ impl Master {
                 Ok(Some(libc::SIGTERM)) | Ok(Some(libc::SIGINT)) => self.start_draining(),
                 Ok(Some(libc::SIGQUIT)) => {
                     log::info!("SIGQUIT: stopping at once");
-                    for child in &self.children {
-                        signals::send(child.pid, libc::SIGKILL);
-                    }
+                    self.kill_children();
                     return 0;
                 }
                 Ok(_) => {}
@@ -428,14 +426,23 @@ impl Master {
                         "drain time-out reached; stopping {} children",
                         self.children.len()
                     );
-                    for child in &self.children {
-                        signals::send(child.pid, libc::SIGKILL);
-                    }
+                    self.kill_children();
                     return 0;
                 }
                 continue;
             }
             self.run_pending_restarts();
+        }
+    }
+
+    /// SIGKILLs every child and waits for them, so that their sockets are
+    /// closed when the master exits (a restart right after can bind again).
+    fn kill_children(&mut self) {
+        for child in &self.children {
+            signals::send(child.pid, libc::SIGKILL);
+        }
+        for child in self.children.drain(..) {
+            signals::wait_for(child.pid);
         }
     }
 

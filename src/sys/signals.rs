@@ -102,6 +102,17 @@ pub fn reap_child() -> Option<(libc::pid_t, ChildExit)> {
     Some((pid, exit))
 }
 
+/// Waits (blocking) for child `pid` to end; used only after SIGKILL.
+pub fn wait_for(pid: libc::pid_t) {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid int to fill in; EINTR is retried.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+    }
+}
+
 /// A signal's name for log lines ("SIGKILL").
 pub fn name(signal: libc::c_int) -> String {
     Signal::try_from(signal)
