@@ -34,6 +34,11 @@ options.drain_timeout = 30      -- on SIGTERM or reload, in-flight responses get
 -- One Combined Log Format line per response on stderr.
 options.access_log = true
 
+-- MP4 seeks (?start=): 'keyframe' starts at the keyframe at or before start
+-- (the duration grows by the distance back to it); 'exact' decodes from the
+-- keyframe but hides the frames before start with an edit list.
+options.seek = 'keyframe'
+
 -- Virtual hosts, tried in the order written; the first whose pattern (PCRE2,
 -- case-insensitive, unanchored) matches the Host header serves the request.
 -- The empty pattern matches every host, so put it last.
