@@ -96,35 +96,23 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
             }
         }
     }
-    let with_samples = |t: &&Track| t.sample_count > 0;
     let reference = tracks
         .iter()
         .position(|t| t.enabled && t.is_video() && t.sample_count > 0)
-        .or_else(|| tracks.iter().position(|t| with_samples(&t)));
-    let Some(reference) = reference else {
-        if unsupported.is_none() {
-            unsupported = Some("the file has no track with samples to seek in".to_string());
+        .or_else(|| tracks.iter().position(|t| t.sample_count > 0));
+    let (reference, points) = match reference {
+        Some(reference) => (reference, reference_points(&tracks[reference], file_size)),
+        None => {
+            // Nothing to seek in; the file is still served whole.
+            unsupported
+                .get_or_insert_with(|| "the file has no track with samples to seek in".to_string());
+            (0, timeline::monotonic([]))
         }
-        return Ok(Mp4Index {
-            moov,
-            tree,
-            ftyp: top.ftyp,
-            movie_timescale,
-            mvhd_duration,
-            tracks,
-            trak_positions,
-            reference: 0,
-            points: timeline::monotonic([]),
-            duration: 0.0,
-            file_size,
-            unsupported,
-        });
     };
     let duration = tracks
         .iter()
         .map(|t| t.duration() as f64 / f64::from(t.timescale))
         .fold(0.0, f64::max);
-    let points = reference_points(&tracks[reference], file_size);
     Ok(Mp4Index {
         moov,
         tree,

@@ -719,25 +719,28 @@ mod tests {
         [ftyp, mdat, moov].concat()
     }
 
-    /// Seeks, assembles the output file, and checks that every kept sample
-    /// reads back byte-identical through the rewritten tables.
-    fn seek_and_verify(spec: &Spec, start: f64, stop: f64) -> tables::Track {
+    /// Builds the file of `spec`, seeks it, and returns the index, the
+    /// prepared response and the whole output file (header + samples).
+    fn assemble(spec: &Spec, start: f64, stop: f64) -> (Rc<Mp4Index>, Prepared, Vec<u8>) {
         let file = build(spec);
         let index = Rc::new(index(file.as_slice()).expect("valid file"));
-        let prepared = prepare(
-            &index,
-            &Seek {
-                start,
-                stop,
-                units: Units::Seconds,
-            },
-            SeekMode::Keyframe,
-        )
-        .expect("seek");
+        let seek = Seek {
+            start,
+            stop,
+            units: Units::Seconds,
+        };
+        let prepared = prepare(&index, &seek, SeekMode::Keyframe).expect("seek");
         let mut output = Vec::new();
         prepared.prefix.write(0, prepared.prefix.len(), &mut output);
         assert_eq!(output.len() as u64, prepared.prefix.len());
         output.extend_from_slice(&file[prepared.file_start as usize..prepared.file_end as usize]);
+        (index, prepared, output)
+    }
+
+    /// Seeks, assembles the output file, and checks that every kept sample
+    /// reads back byte-identical through the rewritten tables.
+    fn seek_and_verify(spec: &Spec, start: f64, stop: f64) -> tables::Track {
+        let (index, _, output) = assemble(spec, start, stop);
         let top = boxes::scan_top_level(output.as_slice()).expect("output parses");
         let tree = boxes::parse_tree(&top.moov, top.moov_offset).expect("moov parses");
         let trak = tree.child(b"trak").expect("trak");
@@ -854,21 +857,7 @@ mod tests {
             gop: 10,
             co64: false,
         };
-        let file = build(&spec);
-        let index = Rc::new(index(file.as_slice()).expect("valid"));
-        let prepared = prepare(
-            &index,
-            &Seek {
-                start: 2.5,
-                stop: 4.0,
-                units: Units::Seconds,
-            },
-            SeekMode::Keyframe,
-        )
-        .expect("seek");
-        let mut output = Vec::new();
-        prepared.prefix.write(0, prepared.prefix.len(), &mut output);
-        output.extend_from_slice(&file[prepared.file_start as usize..prepared.file_end as usize]);
+        let (_, prepared, output) = assemble(&spec, 2.5, 4.0);
         let top = boxes::scan_top_level(output.as_slice()).expect("parses");
         let tree = boxes::parse_tree(&top.moov, top.moov_offset).expect("tree");
         let mvhd = tree.child(b"mvhd").expect("mvhd");
@@ -889,18 +878,7 @@ mod tests {
             gop: 4,
             co64: false,
         };
-        let file = build(&spec);
-        let index = Rc::new(index(file.as_slice()).expect("valid"));
-        let prepared = prepare(
-            &index,
-            &Seek {
-                start: 3.3,
-                stop: 9.0,
-                units: Units::Seconds,
-            },
-            SeekMode::Keyframe,
-        )
-        .expect("seek");
+        let (_, prepared, _) = assemble(&spec, 3.3, 9.0);
         let len = prepared.prefix.len();
         let mut whole = Vec::new();
         prepared.prefix.write(0, len, &mut whole);
