@@ -28,7 +28,7 @@ if [ ! -e "$media/hour.done" ]; then
     ffmpeg -hide_banner -loglevel error -y -nostdin \
         -f lavfi -i "testsrc2=size=320x180:rate=25:duration=3600" \
         -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=3600" \
-        -c:v libx264 -preset ultrafast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -b:v 600k \
+        -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -b:v 600k \
         -c:a aac -b:a 64k "$media/hour.mp4"
     touch "$media/hour.done"
 fi

@@ -387,14 +387,21 @@ impl Plan<'_> {
     }
 
     /// A full box: header, version and flags copied from the original, then `body`.
-    fn table(&self, node: &Node, kind: &FourCc, fields: &[u8], body: Option<Piece>) -> Vec<Piece> {
-        let body_len = body.as_ref().map_or(0, Piece::len);
+    fn table(
+        &self,
+        node: &Node,
+        kind: &FourCc,
+        fields: &[u8],
+        body: impl IntoIterator<Item = Piece>,
+    ) -> Vec<Piece> {
+        let body: Vec<Piece> = body.into_iter().collect();
+        let body_len: u64 = body.iter().map(Piece::len).sum();
         let original = node.payload(&self.index.moov);
         let mut head = box_header(kind, 4 + fields.len() as u64 + body_len);
         head.extend_from_slice(original.get(..4).unwrap_or(&[0; 4]));
         head.extend_from_slice(fields);
         let mut pieces = vec![Piece::Bytes(head)];
-        pieces.extend(body.filter(|b| !b.is_empty()));
+        pieces.extend(body.into_iter().filter(|b| !b.is_empty()));
         pieces
     }
 
@@ -412,9 +419,9 @@ impl Plan<'_> {
                         continue;
                     }
                     let (entries, runs) = if count == 0 {
-                        (0, None)
+                        (0, Vec::new())
                     } else {
-                        self.runs(track, t, ctts, s0, s1)
+                        self.runs(track, ctts, s0, s1)
                     };
                     children.extend(self.table(child, kind, &(entries as u32).to_be_bytes(), runs));
                 }
@@ -525,37 +532,46 @@ impl Plan<'_> {
         wrap(b"stbl", children)
     }
 
-    /// stts or ctts runs covering samples `[s0, s1)`: (entry count, piece).
-    fn runs(
-        &self,
-        track: &Track,
-        t: usize,
-        ctts: bool,
-        s0: u64,
-        s1: u64,
-    ) -> (usize, Option<Piece>) {
-        let (runs, (a, a_first), (b, b_first)) = if ctts {
+    /// stts or ctts runs covering samples `[s0, s1)`: (entry count, pieces).
+    /// Only the first and last runs change; the ones between are copied as
+    /// they are from the original moov.
+    fn runs(&self, track: &Track, ctts: bool, s0: u64, s1: u64) -> (usize, Vec<Piece>) {
+        let (runs, at, (a, a_first), (b, b_first)) = if ctts {
             let runs = track.ctts.as_ref().map_or(&[][..], |(_, r)| r);
-            (runs, track.ctts_run(s0), track.ctts_run(s1 - 1))
+            (
+                runs,
+                track.ctts_at,
+                track.ctts_run(s0),
+                track.ctts_run(s1 - 1),
+            )
         } else {
-            (&track.stts[..], track.stts_run(s0), track.stts_run(s1 - 1))
+            (
+                &track.stts[..],
+                track.stts_at,
+                track.stts_run(s0),
+                track.stts_run(s1 - 1),
+            )
         };
-        let count = b - a + 1;
-        let first_count = if a == b {
-            s1 - s0
-        } else {
-            a_first + u64::from(runs[a].count) - s0
+        let entry = |count: u64, value: u32| {
+            let mut bytes = (count as u32).to_be_bytes().to_vec();
+            bytes.extend_from_slice(&value.to_be_bytes());
+            Piece::Bytes(bytes)
         };
-        let last_count = s1 - b_first;
-        let piece = Piece::Runs {
-            track: t,
-            ctts,
-            first: a,
-            count,
-            first_count: first_count as u32,
-            last_count: last_count as u32,
-        };
-        (count, Some(piece))
+        if a == b {
+            return (1, vec![entry(s1 - s0, runs[a].value)]);
+        }
+        let mut pieces = vec![entry(
+            a_first + u64::from(runs[a].count) - s0,
+            runs[a].value,
+        )];
+        if b > a + 1 {
+            pieces.push(Piece::Moov {
+                from: at + 8 * (a + 1),
+                len: 8 * (b - a - 1),
+            });
+        }
+        pieces.push(entry(s1 - b_first, runs[b].value));
+        (b - a + 1, pieces)
     }
 
     /// stsc entries for samples `[s0, s1)`, splitting the first and last chunks.

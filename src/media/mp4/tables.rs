@@ -199,6 +199,9 @@ pub struct Track {
     stts_first_time: Vec<u64>,
     /// ctts version and runs.
     pub ctts: Option<(u8, Vec<Run>)>,
+    /// Moov offsets of the first stts and ctts entries, to copy runs as they are.
+    pub stts_at: usize,
+    pub ctts_at: usize,
     ctts_first_sample: Vec<u64>,
     /// Sync samples, 1-based, increasing; None = every sample is a sync sample.
     pub sync: Option<Vec<u32>>,
@@ -429,8 +432,13 @@ pub fn parse_track(trak: &Node, moov: &[u8], file_size: u64) -> Result<Track, Me
             .ok_or_else(|| broken(format!("track {id}: no {} box", name(*kind))))
     };
 
-    let (mut f, _) = full_box(table(b"stts")?, moov)?;
+    let stts_node = table(b"stts")?;
+    let stts_at = stts_node.header.payload_offset() as usize + 8;
+    let (mut f, _) = full_box(stts_node, moov)?;
     let stts = runs(&mut f)?;
+    let ctts_at = stbl
+        .child(b"ctts")
+        .map_or(0, |node| node.header.payload_offset() as usize + 8);
     let ctts = match stbl.child(b"ctts") {
         Some(node) => {
             let (mut f, version) = full_box(node, moov)?;
@@ -545,6 +553,8 @@ pub fn parse_track(trak: &Node, moov: &[u8], file_size: u64) -> Result<Track, Me
         stts_first_sample: Vec::new(),
         stts_first_time: Vec::new(),
         ctts,
+        stts_at,
+        ctts_at,
         ctts_first_sample: Vec::new(),
         sync,
         stsc,
