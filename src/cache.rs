@@ -19,7 +19,10 @@ use crate::sys::FileIdentity;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Key {
     Index(FileIdentity),
-    Seek(FileIdentity, SeekKey, SeekMode),
+    /// An FLV seek, by its arguments.
+    Seek(FileIdentity, SeekKey),
+    /// An MP4 seek, by where it lands: every `start` within a GOP shares it.
+    Landing(FileIdentity, mp4::seek::Landing),
 }
 
 #[derive(Clone)]
@@ -87,11 +90,6 @@ impl MediaCache {
         mode: SeekMode,
         stats: &StatsSlot,
     ) -> Result<Rc<Prepared>, MediaError> {
-        let seek_key = Key::Seek(identity, seek.key(), mode);
-        if let Some((Entry::Prepared(prepared), _)) = self.entries.get(&seek_key) {
-            StatsSlot::add(&stats.cache_hits, 1);
-            return Ok(Rc::clone(prepared));
-        }
         let index_key = Key::Index(identity);
         let index = match self.entries.get(&index_key) {
             Some((entry, _)) => {
@@ -123,17 +121,30 @@ impl MediaCache {
                 entry
             }
         };
-        let prepared = match index {
-            Entry::Flv(index) => flv::prepare(&index, seek)?,
-            Entry::Mp4(index) => mp4::prepare(&index, seek, mode)?,
+        let (key, build): (Key, Box<dyn FnOnce() -> Result<Prepared, MediaError>>) = match index {
+            Entry::Flv(index) => (
+                Key::Seek(identity, seek.key()),
+                Box::new(move || flv::prepare(&index, seek)),
+            ),
+            Entry::Mp4(index) => {
+                let landing = mp4::seek::land(&index, seek, mode)?;
+                (
+                    Key::Landing(identity, landing),
+                    Box::new(move || mp4::seek::prepare_landing(&index, &landing)),
+                )
+            }
             Entry::Failed(e) => return Err(e),
             Entry::Prepared(_) => {
                 return Err(MediaError::Broken("cache entry of the wrong kind".into()));
             }
         };
-        let prepared = Rc::new(prepared);
+        // Hits and misses count whether the file had to be parsed, once per request.
+        if let Some((Entry::Prepared(prepared), _)) = self.entries.get(&key) {
+            return Ok(Rc::clone(prepared));
+        }
+        let prepared = Rc::new(build()?);
         let weight = std::mem::size_of::<Prepared>() + prepared.prefix.weight();
-        self.insert(seek_key, Entry::Prepared(Rc::clone(&prepared)), weight);
+        self.insert(key, Entry::Prepared(Rc::clone(&prepared)), weight);
         Ok(prepared)
     }
 }

@@ -30,8 +30,23 @@ impl Cut {
     }
 }
 
-/// Prepares the body for `seek` on an indexed MP4 file.
-pub fn prepare(index: &Rc<Mp4Index>, seek: &Seek, mode: SeekMode) -> Result<Prepared, MediaError> {
+/// Where a seek lands in a file: everything the output depends on, so that
+/// seeks landing alike (any `start` within one GOP) share one prepared
+/// response in the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Landing {
+    /// First sample of the reference track (its sample count when `start` is past its end).
+    keyframe: u64,
+    /// `start` in seconds (as bits), when the output depends on it exactly:
+    /// in exact mode, or past the end of the reference track.
+    start_bits: u64,
+    /// `stop` in seconds (as bits); 0 = to the end.
+    stop_bits: u64,
+    mode: SeekMode,
+}
+
+/// Validates `seek` against the file and finds where it lands.
+pub fn land(index: &Mp4Index, seek: &Seek, mode: SeekMode) -> Result<Landing, MediaError> {
     if let Some(reason) = &index.unsupported {
         return Err(MediaError::Unsupported(reason.clone()));
     }
@@ -53,8 +68,7 @@ pub fn prepare(index: &Rc<Mp4Index>, seek: &Seek, mode: SeekMode) -> Result<Prep
         )));
     }
     let reference = &index.tracks[index.reference];
-    let ref_scale = f64::from(reference.timescale);
-    let wanted = reference.sample_at((start * ref_scale) as u64);
+    let wanted = reference.sample_at((start * f64::from(reference.timescale)) as u64);
     // Past the end of the reference track (video shorter than audio), there is
     // no keyframe to snap to: the other tracks start at `start` itself.
     let reference_ended = wanted >= reference.sample_count;
@@ -63,10 +77,37 @@ pub fn prepare(index: &Rc<Mp4Index>, seek: &Seek, mode: SeekMode) -> Result<Prep
     } else {
         reference.sync_at_or_before(wanted)
     };
+    let exact_start = reference_ended || mode == SeekMode::Exact;
+    Ok(Landing {
+        keyframe,
+        start_bits: if exact_start { start.to_bits() } else { 0 },
+        stop_bits: stop.to_bits(),
+        mode,
+    })
+}
+
+/// Prepares the body for `seek` on an indexed MP4 file.
+pub fn prepare(index: &Rc<Mp4Index>, seek: &Seek, mode: SeekMode) -> Result<Prepared, MediaError> {
+    prepare_landing(index, &land(index, seek, mode)?)
+}
+
+/// Prepares the body of a seek that has landed.
+pub fn prepare_landing(index: &Rc<Mp4Index>, landing: &Landing) -> Result<Prepared, MediaError> {
+    let mode = landing.mode;
+    let stop = f64::from_bits(landing.stop_bits);
+    let reference = &index.tracks[index.reference];
+    let ref_scale = f64::from(reference.timescale);
+    let keyframe = landing.keyframe;
+    let reference_ended = keyframe >= reference.sample_count;
     let keyframe_seconds = if reference_ended {
-        start
+        f64::from_bits(landing.start_bits)
     } else {
         reference.time_of(keyframe) as f64 / ref_scale
+    };
+    let start = if landing.start_bits != 0 {
+        f64::from_bits(landing.start_bits)
+    } else {
+        keyframe_seconds
     };
     // Where presentation starts: the keyframe, or exactly `start`.
     let shown_from = match mode {
@@ -132,8 +173,7 @@ pub fn prepare(index: &Rc<Mp4Index>, seek: &Seek, mode: SeekMode) -> Result<Prep
         .max();
     let (Some(file_start), Some(file_end)) = (file_start, file_end) else {
         return Err(MediaError::BadSeek(format!(
-            "start={} leaves no sample to send",
-            seek.start
+            "start={start} leaves no sample to send"
         )));
     };
     let span = file_end - file_start;
