@@ -101,6 +101,10 @@ fn each_kind_of_bad_file_is_reported_with_its_place() {
             format!("options {p}: {p}:1: option 'cpus' is read-only"),
         ),
         (
+            "options.seek = 'fast'\n".to_string(),
+            format!("options {p}: option 'seek' must be 'keyframe' or 'exact', not 'fast'"),
+        ),
+        (
             "options.user = 'no-such-account-here'\n".to_string(),
             String::new(),
         ),

@@ -824,6 +824,20 @@ mod tests {
     }
 
     #[test]
+    fn box_headers_grow_to_64_bits_when_needed() {
+        assert_eq!(
+            box_header(b"mdat", 100),
+            [0, 0, 0, 108, b'm', b'd', b'a', b't']
+        );
+        let large = box_header(b"mdat", 5 << 30);
+        assert_eq!(&large[..8], &[0, 0, 0, 1, b'm', b'd', b'a', b't']);
+        assert_eq!(
+            u64::from_be_bytes(large[8..16].try_into().expect("8 bytes")),
+            (5 << 30) + 16
+        );
+    }
+
+    #[test]
     fn chunk_splits_at_both_ends() {
         let spec = Spec {
             samples_per_chunk: vec![3; 10],
