@@ -1,6 +1,7 @@
 //! Turns a parsed request into a response: the head bytes and, for files, the
 //! byte range to send. Decides every status; does no socket I/O.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use crate::cache::MediaCache;
@@ -124,7 +125,7 @@ pub fn respond(
         _ => None,
     };
     let (etag, prepared) = match seek {
-        None => (opened.etag.clone(), None),
+        None => (Cow::Borrowed(opened.etag.as_str()), None),
         Some((kind, seek)) => {
             let source = FileSource {
                 file: &opened.handle,
@@ -140,7 +141,7 @@ pub fn respond(
             ) {
                 // The seek arguments are part of the representation's identity.
                 Ok(prepared) => (
-                    format!("{}-{seek}\"", opened.etag.trim_end_matches('"')),
+                    Cow::Owned(format!("{}-{seek}\"", opened.etag.trim_end_matches('"'))),
                     Some(prepared),
                 ),
                 Err(e) => {
