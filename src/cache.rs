@@ -99,14 +99,14 @@ impl MediaCache {
             None => {
                 StatsSlot::add(&stats.cache_misses, 1);
                 let (entry, weight) = match kind {
-                    MediaKind::Flv => match flv::index(source) {
+                    MediaKind::Flv => match contained(|| flv::index(source)) {
                         Ok(index) => {
                             let weight = index.weight();
                             (Entry::Flv(Rc::new(index)), weight)
                         }
                         Err(e) => (Entry::Failed(e), 256),
                     },
-                    MediaKind::Mp4 => match mp4::index(source) {
+                    MediaKind::Mp4 => match contained(|| mp4::index(source)) {
                         Ok(index) => {
                             let weight = index.weight();
                             (Entry::Mp4(Rc::new(index)), weight)
@@ -142,9 +142,24 @@ impl MediaCache {
         if let Some((Entry::Prepared(prepared), _)) = self.entries.get(&key) {
             return Ok(Rc::clone(prepared));
         }
-        let prepared = Rc::new(build()?);
+        let prepared = Rc::new(contained(build)?);
         let weight = std::mem::size_of::<Prepared>() + prepared.prefix.weight();
         self.insert(key, Entry::Prepared(Rc::clone(&prepared)), weight);
         Ok(prepared)
     }
+}
+
+/// Runs a parser so that a bug it hits on some file (a panic) becomes an
+/// error for that request: a logged 500, not a dropped connection.
+fn contained<T>(parse: impl FnOnce() -> Result<T, MediaError>) -> Result<T, MediaError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown");
+        Err(MediaError::Broken(format!(
+            "the parser failed on this file ({what}); please report it"
+        )))
+    })
 }

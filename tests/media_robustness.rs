@@ -156,3 +156,22 @@ fn mutated_flv_files_never_panic() {
     }
     assert!(prepared > 3000, "only {prepared} seeks were prepared");
 }
+
+/// Inputs the fuzzers (fuzz/run.sh) once crashed on, kept so they never return.
+#[test]
+fn fuzzer_findings_stay_fixed() {
+    let folder = format!("{}/tests/media/regressions", env!("CARGO_MANIFEST_DIR"));
+    let mut count = 0;
+    for entry in std::fs::read_dir(folder).expect("tests/media/regressions") {
+        let path = entry.expect("entry").path();
+        let data = std::fs::read(&path).expect("read");
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("mp4-") {
+            exercise_mp4(&data);
+        } else if name.starts_with("flv-") {
+            exercise_flv(&data);
+        }
+        count += 1;
+    }
+    assert!(count >= 2);
+}

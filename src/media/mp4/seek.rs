@@ -160,17 +160,12 @@ pub fn prepare_landing(index: &Rc<Mp4Index>, landing: &Landing) -> Result<Prepar
         .enumerate()
         .filter(|(_, c)| !c.is_empty())
         .collect();
-    let file_start = kept
+    let ranges: Vec<(u64, u64)> = kept
         .iter()
-        .map(|(i, c)| index.tracks[*i].offset_of(c.first))
-        .min();
-    let file_end = kept
-        .iter()
-        .map(|(i, c)| {
-            let track = &index.tracks[*i];
-            track.offset_of(c.end - 1) + track.size_of(c.end - 1)
-        })
-        .max();
+        .map(|(i, c)| index.tracks[*i].byte_range(c.first, c.end))
+        .collect();
+    let file_start = ranges.iter().map(|r| r.0).min();
+    let file_end = ranges.iter().map(|r| r.1).max();
     let (Some(file_start), Some(file_end)) = (file_start, file_end) else {
         return Err(MediaError::BadSeek(format!(
             "start={start} leaves no sample to send"
@@ -306,15 +301,7 @@ impl Plan<'_> {
         for (position, child) in index.tree.children.iter().enumerate() {
             match &child.kind() {
                 b"mvhd" => {
-                    let mut bytes = child.bytes(&index.moov).to_vec();
-                    let (at, width) = index.mvhd_duration;
-                    patch_duration(
-                        &mut bytes,
-                        at - child.header.offset as usize,
-                        width,
-                        movie_duration,
-                    );
-                    moov_children.push(Piece::Bytes(bytes));
+                    moov_children.push(self.patched(child, index.mvhd_duration, movie_duration))
                 }
                 b"trak" => {
                     // Tracks without usable tables (never in a seekable file) are left out.
@@ -364,9 +351,16 @@ impl Plan<'_> {
     }
 
     /// A copy of a small box with one duration field replaced.
+    /// A copy of a small box with its duration field (at moov offset `at`)
+    /// replaced. A duplicate box (the field lies in the first one) is copied
+    /// as it is.
     fn patched(&self, node: &Node, (at, width): (usize, usize), value: u64) -> Piece {
+        let offset = node.header.offset as usize;
+        if at < offset || at + width > node.header.end() as usize {
+            return self.moov_bytes(node);
+        }
         let mut bytes = node.bytes(&self.index.moov).to_vec();
-        patch_duration(&mut bytes, at - node.header.offset as usize, width, value);
+        patch_duration(&mut bytes, at - offset, width, value);
         Piece::Bytes(bytes)
     }
 

@@ -212,6 +212,9 @@ pub struct Track {
     pub chunk_offsets: Vec<u64>,
     /// Moov offset of the sdtp per-sample bytes.
     pub sdtp_at: Option<usize>,
+    /// Whether chunk offsets never decrease (then a sample range's bytes run
+    /// from its first sample to its last).
+    pub chunks_in_order: bool,
     pub edit: Edit,
     /// Moov offsets of the duration fields to rewrite: (tkhd at, width), (mdhd at, width).
     pub tkhd_duration: (usize, usize),
@@ -350,6 +353,34 @@ impl Track {
                     .sum::<u64>()
             }
         }
+    }
+
+    /// The bytes of the file that hold samples `[first, end)`: lowest offset
+    /// and end of the highest sample. O(1) when chunks are stored in order (the
+    /// normal case), else a walk over the chunks in between.
+    pub fn byte_range(&self, first: u64, end: u64) -> (u64, u64) {
+        let last = end - 1;
+        if self.chunks_in_order {
+            return (
+                self.offset_of(first),
+                self.offset_of(last) + self.size_of(last),
+            );
+        }
+        let (mut low, mut high) = (u64::MAX, 0);
+        let (mut s, (c1, _)) = (first, self.chunk_of(last));
+        while s < end {
+            let (chunk, chunk_first) = self.chunk_of(s);
+            let chunk_end = (chunk_first + self.samples_in_chunk(chunk)).min(end);
+            let start = self.offset_of(s);
+            let bytes: u64 = (s..chunk_end).map(|n| self.size_of(n)).sum();
+            low = low.min(start);
+            high = high.max(start + bytes);
+            if chunk >= c1 {
+                break;
+            }
+            s = chunk_end;
+        }
+        (low, high)
     }
 
     /// Memory held, for the cache's budget.
@@ -562,6 +593,7 @@ pub fn parse_track(trak: &Node, moov: &[u8], file_size: u64) -> Result<Track, Me
         sizes,
         chunk_offsets,
         sdtp_at,
+        chunks_in_order: true,
         edit,
         tkhd_duration: (tkhd.header.payload_offset() as usize + tkhd_at, tkhd_width),
         mdhd_duration: (mdhd.header.payload_offset() as usize + mdhd_at, mdhd_width),
@@ -633,6 +665,7 @@ fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> 
             track.sample_count
         )));
     }
+    track.chunks_in_order = track.chunk_offsets.windows(2).all(|w| w[0] <= w[1]);
     if track.sample_count == 0 {
         return Ok(());
     }
