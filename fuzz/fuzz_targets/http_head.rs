@@ -11,7 +11,8 @@ fuzz_target!(|data: &[u8]| {
     if let Parsed::Complete(request, len) = request::parse(data) {
         assert!(len <= data.len());
         if let Some(value) = &request.range {
-            if let range::RangeOutcome::Partial { first, last } = range::evaluate(value, 1_000_000) {
+            if let range::RangeOutcome::Partial { first, last } = range::evaluate(value, 1_000_000)
+            {
                 assert!(first <= last && last < 1_000_000);
             }
         }
@@ -20,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Ok(relative) = sandbox::relative_path(sandbox::path_of(&request.target)) {
             assert!(!relative.starts_with(b"/"));
-            assert!(!relative.split(|&b| b == b'/').any(|segment| segment == b".."));
+            assert!(
+                !relative
+                    .split(|&b| b == b'/')
+                    .any(|segment| segment == b"..")
+            );
         }
     }
 });

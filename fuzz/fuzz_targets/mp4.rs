@@ -12,11 +12,21 @@ fuzz_target!(|data: &[u8]| {
     let index = Rc::new(index);
     for (start, stop) in [(0.5, 0.0), (1.5, 2.5)] {
         for mode in [SeekMode::Keyframe, SeekMode::Exact] {
-            if let Ok(prepared) = mp4::prepare(&index, &Seek { start, stop, units: Units::Seconds }, mode) {
+            if let Ok(prepared) = mp4::prepare(
+                &index,
+                &Seek {
+                    start,
+                    stop,
+                    units: Units::Seconds,
+                },
+                mode,
+            ) {
                 assert!(prepared.file_start <= prepared.file_end);
                 assert!(prepared.file_end <= data.len() as u64);
                 let mut out = Vec::new();
-                prepared.prefix.write(0, prepared.prefix.len().min(1 << 22), &mut out);
+                prepared
+                    .prefix
+                    .write(0, prepared.prefix.len().min(1 << 22), &mut out);
             }
         }
     }
