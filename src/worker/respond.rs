@@ -114,15 +114,12 @@ pub fn respond(
         return err(out, Status::NOT_FOUND, "Files of this type are not served.");
     };
     // A media file with seek arguments is served as the prepared (virtual) body.
-    let seek = match (
-        MediaKind::of_path(&relative),
-        sandbox::query_of(&request.target),
-    ) {
-        (Some(kind), Some(query)) => match query::parse(query) {
+    let seek = match sandbox::query_of(&request.target).zip(MediaKind::of_path(&relative)) {
+        Some((query, kind)) => match query::parse(query) {
             Ok(seek) => seek.map(|seek| (kind, seek)),
             Err(e) => return err(out, Status::BAD_REQUEST, &e.0),
         },
-        _ => None,
+        None => None,
     };
     let (etag, prepared) = match seek {
         None => (Cow::Borrowed(opened.etag.as_str()), None),
