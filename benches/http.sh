@@ -9,11 +9,12 @@
 #   benches/http.sh [DURATION_SECONDS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/common.sh
 duration=${1:-10}
 rounds=${2:-2}
 workers=${WORKERS:-$(nproc)}
 
-for tool in nginx wrk; do
+for tool in nginx wrk curl; do
     command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null; }
 done
 cargo build --release --quiet
@@ -27,39 +28,8 @@ chmod -R a+rX "$work"
 
 nginx_port=18280
 loomiere_port=18281
-cat > "$work/nginx.conf" <<CONF
-worker_processes $workers;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000;
-    types { video/mp4 mp4; }
-    client_body_temp_path $work;
-    proxy_temp_path $work;
-    fastcgi_temp_path $work;
-    uwsgi_temp_path $work;
-    scgi_temp_path $work;
-    server {
-        listen 127.0.0.1:$nginx_port reuseport;
-        root $work/www;
-    }
-}
-CONF
-nginx -c "$work/nginx.conf"
-
-cat > "$work/options.lua" <<CONF
-options.workers = $workers
-options.access_log = false
-options.root = false
-options.hosts[''] = { folder = '$work/www' }
-CONF
-./target/release/loomiere -o "$work/options.lua" -b 127.0.0.1 -p $loomiere_port 2>"$work/loomiere.log" &
-lpid=$!
-sleep 1
+start_nginx
+start_loomiere
 
 # wrk prints "Requests/sec: N" and "Transfer/sec: N[KMG]B".
 measure() { # port path connections

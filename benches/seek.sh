@@ -12,6 +12,7 @@
 #   benches/seek.sh [DURATION_SECONDS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/common.sh
 duration=${1:-10}
 rounds=${2:-2}
 workers=${WORKERS:-$(nproc)}
@@ -49,46 +50,7 @@ chmod -R a+rX "$work"
 
 nginx_port=18290
 loomiere_port=18291
-cat > "$work/nginx.conf" <<CONF
-worker_processes $workers;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    keepalive_requests 1000000;
-    client_body_temp_path $work;
-    proxy_temp_path $work;
-    fastcgi_temp_path $work;
-    uwsgi_temp_path $work;
-    scgi_temp_path $work;
-    server {
-        listen 127.0.0.1:$nginx_port reuseport;
-        root $work/www;
-        location ~ \.mp4\$ {
-            mp4;
-            mp4_max_buffer_size 64m;
-        }
-    }
-}
-CONF
-nginx -c "$work/nginx.conf"
-
-cat > "$work/options.lua" <<CONF
-options.workers = $workers
-options.access_log = false
-options.root = false
-options.hosts[''] = { folder = '$work/www' }
-CONF
-start_loomiere() {
-    ./target/release/loomiere -o "$work/options.lua" -b 127.0.0.1 -p $loomiere_port 2>"$work/loomiere.log" &
-    lpid=$!
-    for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$loomiere_port/" && return; sleep 0.1; done
-    echo "loomiere did not start:" >&2
-    cat "$work/loomiere.log" >&2
-    exit 1
-}
+start_nginx 'location ~ \.mp4$ { mp4; mp4_max_buffer_size 64m; }'
 start_loomiere
 
 cat > "$work/seek.lua" <<'LUA'

@@ -1,0 +1,48 @@
+# Shared by the benchmark scripts: nginx and Loomiere on loopback over the
+# same folder, with the same worker count, sendfile on and access logs off.
+# Expects $work (a scratch folder holding www/), $workers, $nginx_port and
+# $loomiere_port; sets $lpid.
+
+# start_nginx [EXTRA_SERVER_DIRECTIVES]
+start_nginx() {
+    cat > "$work/nginx.conf" <<CONF
+worker_processes $workers;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    types { video/mp4 mp4; }
+    client_body_temp_path $work;
+    proxy_temp_path $work;
+    fastcgi_temp_path $work;
+    uwsgi_temp_path $work;
+    scgi_temp_path $work;
+    server {
+        listen 127.0.0.1:$nginx_port reuseport;
+        root $work/www;
+        ${1:-}
+    }
+}
+CONF
+    nginx -c "$work/nginx.conf"
+}
+
+# start_loomiere: starts it on $loomiere_port and waits until it answers.
+start_loomiere() {
+    cat > "$work/options.lua" <<CONF
+options.workers = $workers
+options.access_log = false
+options.root = false
+options.hosts[''] = { folder = '$work/www' }
+CONF
+    ./target/release/loomiere -o "$work/options.lua" -b 127.0.0.1 -p "$loomiere_port" 2>"$work/loomiere.log" &
+    lpid=$!
+    for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$loomiere_port/" && return; sleep 0.1; done
+    echo "loomiere did not start:" >&2
+    cat "$work/loomiere.log" >&2
+    exit 1
+}
