@@ -197,3 +197,54 @@ fn the_monitor_reports_counters_on_the_admin_port() {
     assert!(String::from_utf8_lossy(&json.body).contains("\"2xx\":"));
     assert_eq!(raw("GET /other HTTP/1.1\r\nHost: a\r\n\r\n").status, 404);
 }
+
+#[test]
+fn no_request_is_lost_across_reloads() {
+    let dir = TempDir::new("reload-load");
+    dir.write("a.txt", b"a\n");
+    let path = options_file(
+        &dir,
+        &format!(
+            "options.hosts[''] = {{ folder = '{}' }}\n",
+            dir.path().display()
+        ),
+    );
+    let server = Server::start(&["-o", path.to_str().expect("utf8"), "-w", "2"]);
+    let port = server.port;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let finished = std::sync::Arc::clone(&done);
+    let client = std::thread::spawn(move || {
+        let mut statuses = Vec::new();
+        for _ in 0..400 {
+            use std::io::Write;
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            // The request follows the connection a little later, as over a real network.
+            std::thread::sleep(Duration::from_millis(3));
+            stream
+                .write_all(b"GET /a.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                .expect("send");
+            let mut bytes = Vec::new();
+            let _ = stream.read_to_end(&mut bytes);
+            statuses.push(common::Response::parse(&bytes, false).map_or(0, |r| r.status));
+        }
+        finished.store(true, std::sync::atomic::Ordering::Relaxed);
+        statuses
+    });
+    let mut reloads = 0;
+    while !done.load(std::sync::atomic::Ordering::Relaxed) && reloads < 40 {
+        std::thread::sleep(Duration::from_millis(40));
+        server.signal(libc::SIGHUP);
+        reloads += 1;
+    }
+    let statuses = client.join().expect("client");
+    let lost = statuses.iter().filter(|&&s| s != 200).count();
+    assert_eq!(
+        lost,
+        0,
+        "{lost} of {} requests got no 200 across {reloads} reloads",
+        statuses.len()
+    );
+}

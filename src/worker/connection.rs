@@ -119,10 +119,12 @@ impl Connection {
         connection
     }
 
-    /// Whether the connection waits for a new request with nothing received:
-    /// it can be closed at once when draining.
+    /// Whether the connection is an idle keep-alive one (a response sent,
+    /// nothing of the next request received): it can be closed at once when
+    /// draining. A freshly accepted connection is not idle: its request may
+    /// already be on its way.
     pub fn is_idle(&self) -> bool {
-        self.phase == Phase::ReadingHead && self.input.is_empty()
+        self.phase == Phase::ReadingHead && self.input.is_empty() && self.served > 0
     }
 
     /// Runs the state machine until it must wait for the socket or is finished.
@@ -161,7 +163,9 @@ impl Connection {
                     }
                     Parsed::Partial => {}
                 }
-            } else if env.draining {
+            } else if env.draining && self.served > 0 {
+                // An idle keep-alive connection may end now; a fresh one still
+                // gets its first request answered (it was accepted before the drain).
                 return Step::Close;
             }
             if !self.may_have_input {
