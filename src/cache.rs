@@ -12,7 +12,7 @@ use lru::LruCache;
 use crate::media::flv::{self, FlvIndex};
 use crate::media::mp4::{self, Mp4Index};
 use crate::media::query::SeekKey;
-use crate::media::{FileSource, MediaError, MediaKind, Prepared, Seek, SeekMode};
+use crate::media::{FileSource, MediaError, MediaKind, Prepared, Seek, SeekMode, Timeline};
 use crate::stats::StatsSlot;
 use crate::sys::FileIdentity;
 
@@ -79,6 +79,60 @@ impl MediaCache {
         }
     }
 
+    /// The index of a file, from the cache or built (a failure is remembered
+    /// too, except a read error, which may pass).
+    fn index(
+        &mut self,
+        source: &FileSource,
+        identity: FileIdentity,
+        kind: MediaKind,
+        stats: &StatsSlot,
+    ) -> Entry {
+        let index_key = Key::Index(identity);
+        if let Some((entry, _)) = self.entries.get(&index_key) {
+            StatsSlot::add(&stats.cache_hits, 1);
+            return entry.clone();
+        }
+        StatsSlot::add(&stats.cache_misses, 1);
+        let (entry, weight) = match kind {
+            MediaKind::Flv => match contained(|| flv::index(source)) {
+                Ok(index) => {
+                    let weight = index.weight();
+                    (Entry::Flv(Rc::new(index)), weight)
+                }
+                Err(e) => (Entry::Failed(e), 256),
+            },
+            MediaKind::Mp4 => match contained(|| mp4::index(source)) {
+                Ok(index) => {
+                    let weight = index.weight();
+                    (Entry::Mp4(Rc::new(index)), weight)
+                }
+                Err(e) => (Entry::Failed(e), 256),
+            },
+        };
+        if !matches!(entry, Entry::Failed(MediaError::Io(_))) {
+            self.insert(index_key, entry.clone(), weight);
+        }
+        entry
+    }
+
+    /// The timeline of a whole file for a plain request, with the first
+    /// offset from which it is honest (see [`Mp4Index::whole_file_timeline`]);
+    /// None when the file cannot be indexed (it is then sent unpaced).
+    pub fn whole_file_timeline(
+        &mut self,
+        source: &FileSource,
+        identity: FileIdentity,
+        kind: MediaKind,
+        stats: &StatsSlot,
+    ) -> Option<(Timeline, u64)> {
+        match self.index(source, identity, kind, stats) {
+            Entry::Flv(index) => Some((index.whole_file_timeline(), 0)),
+            Entry::Mp4(index) => index.whole_file_timeline(),
+            Entry::Failed(_) | Entry::Prepared(_) => None,
+        }
+    }
+
     /// The prepared response for `seek` on a file, from the cache or built
     /// (indexing the file first when its index is not cached either).
     pub fn prepare(
@@ -90,37 +144,7 @@ impl MediaCache {
         mode: SeekMode,
         stats: &StatsSlot,
     ) -> Result<Rc<Prepared>, MediaError> {
-        let index_key = Key::Index(identity);
-        let index = match self.entries.get(&index_key) {
-            Some((entry, _)) => {
-                StatsSlot::add(&stats.cache_hits, 1);
-                entry.clone()
-            }
-            None => {
-                StatsSlot::add(&stats.cache_misses, 1);
-                let (entry, weight) = match kind {
-                    MediaKind::Flv => match contained(|| flv::index(source)) {
-                        Ok(index) => {
-                            let weight = index.weight();
-                            (Entry::Flv(Rc::new(index)), weight)
-                        }
-                        Err(e) => (Entry::Failed(e), 256),
-                    },
-                    MediaKind::Mp4 => match contained(|| mp4::index(source)) {
-                        Ok(index) => {
-                            let weight = index.weight();
-                            (Entry::Mp4(Rc::new(index)), weight)
-                        }
-                        Err(e) => (Entry::Failed(e), 256),
-                    },
-                };
-                // Read errors may be passing; do not remember them.
-                if !matches!(entry, Entry::Failed(MediaError::Io(_))) {
-                    self.insert(index_key, entry.clone(), weight);
-                }
-                entry
-            }
-        };
+        let index = self.index(source, identity, kind, stats);
         let (key, build): (Key, Box<dyn FnOnce() -> Result<Prepared, MediaError>>) = match index {
             Entry::Flv(index) => (
                 Key::Seek(identity, seek.key()),

@@ -11,5 +11,6 @@ pub mod media;
 pub mod options;
 pub mod route;
 pub mod stats;
+pub mod stream;
 pub mod sys;
 pub mod worker;

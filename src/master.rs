@@ -273,7 +273,7 @@ fn restart_delay(quick_deaths: u32) -> Duration {
 
 fn compile_site(options: &Options) -> Result<Site, OptionsError> {
     Ok(Site {
-        vhosts: VirtualHosts::compile(&options.hosts)?,
+        vhosts: VirtualHosts::compile(options)?,
         mimes: options.mimes.clone(),
         options: options.clone(),
     })
@@ -456,6 +456,9 @@ impl Master {
                 let stats = self.region.slot(slot);
                 // Connections of a dead worker no longer count against `clients`.
                 let orphaned = stats.connections_active.swap(0, Ordering::AcqRel);
+                // Its streams ended with it.
+                stats.streams_active.store(0, Ordering::Relaxed);
+                stats.streams_throttled.store(0, Ordering::Relaxed);
                 self.region
                     .globals()
                     .clients_active

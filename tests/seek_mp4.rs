@@ -351,12 +351,13 @@ fn the_timeline_follows_variable_bitrate() {
         noisy > 4 * still,
         "noisy seconds cost {noisy} bytes, still ones {still}"
     );
-    assert_eq!(
-        timeline.body_offset_at(0.0),
-        prepared.prefix.len(),
-        "the header comes first"
+    // The header comes first, then what the first tenth of a second needs.
+    let at_start = timeline.body_offset_at(0.0);
+    assert!(
+        at_start > prepared.prefix.len() && at_start < prepared.prefix.len() + noisy / 10,
+        "{at_start} bytes to start playing"
     );
     assert_eq!(timeline.body_offset_at(1000.0), prepared.len());
     let half = timeline.body_offset_at(1.0);
-    assert!((timeline.seconds_at(half) - 1.0).abs() < 0.05);
+    assert!((timeline.seconds_at(half) - 1.0).abs() <= 0.1);
 }

@@ -190,6 +190,8 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<FlvIndex, MediaError> {
     let mut tags_after_keyframe = 0usize;
     let mut offset = first_tag;
     let mut tag_count = 0usize;
+    // Every tag's end by time, for the timeline of a scanned file.
+    let mut tag_ends: Vec<(u64, u64)> = Vec::new();
     while let Some(tag) = window.tag(offset)? {
         if tag.end() > file_size + PREVIOUS_TAG_SIZE_BYTES {
             break; // truncated last tag: what came before is still usable
@@ -197,6 +199,10 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<FlvIndex, MediaError> {
         tag_count += 1;
         last_timestamp = last_timestamp.max(tag.timestamp_ms);
         let seconds = f64::from(tag.timestamp_ms) / 1000.0;
+        if metadata.is_none() && tag.kind != TAG_SCRIPT {
+            let step = (seconds / timeline::TIMELINE_STEP_SECS) as u64;
+            tag_ends.push((step, tag.end().min(file_size)));
+        }
         match tag.kind {
             TAG_SCRIPT if metadata.is_none() && tag.data_size <= METADATA_LIMIT_BYTES => {
                 let data =
@@ -250,18 +256,25 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<FlvIndex, MediaError> {
     if seek_points.is_empty() {
         return Err(broken("FLV: no keyframe and no audio tag to seek to"));
     }
-    let mut points: Vec<TimePoint> = seek_points
-        .iter()
-        .map(|p| TimePoint {
-            seconds: p.seconds,
-            offset: p.offset,
-        })
-        .collect();
     let end_seconds = duration.max(seek_points.last().map_or(0.0, |p| p.seconds));
-    points.push(TimePoint {
-        seconds: end_seconds,
-        offset: file_size,
-    });
+    let points = if from_metadata {
+        // Only the keyframes are known without reading the whole file: the
+        // timeline interpolates between them, as the original did.
+        let mut points: Vec<TimePoint> = seek_points
+            .iter()
+            .map(|p| TimePoint {
+                seconds: p.seconds,
+                offset: p.offset,
+            })
+            .collect();
+        points.push(TimePoint {
+            seconds: end_seconds,
+            offset: file_size,
+        });
+        timeline::monotonic(points)
+    } else {
+        timeline::from_sample_ends(tag_ends, end_seconds)
+    };
     Ok(FlvIndex {
         header_flags: header[4],
         file_size,
@@ -270,7 +283,7 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<FlvIndex, MediaError> {
         sequence_headers,
         duration: end_seconds,
         from_metadata,
-        points: timeline::monotonic(points),
+        points,
     })
 }
 
@@ -317,6 +330,20 @@ fn metadata_index(data: &[u8], first_tag: u64, file_size: u64) -> Option<(Vec<Se
         .filter(|d| d.is_finite() && *d > 0.0);
     let last = points.last()?.seconds;
     Some((points, duration.unwrap_or(last).max(last)))
+}
+
+impl FlvIndex {
+    /// The timeline of the whole file, for a plain (unseeked) request.
+    pub fn whole_file_timeline(&self) -> Timeline {
+        Timeline::new(
+            Rc::clone(&self.points),
+            0.0,
+            self.duration,
+            0,
+            0,
+            self.file_size,
+        )
+    }
 }
 
 /// Prepares the body for `seek` on an indexed FLV file.

@@ -10,13 +10,16 @@ use std::path::{Path, PathBuf};
 
 use mlua::{Lua, Table, Value};
 
-use super::{HostOptions, MimeTable, Options, OptionsError, UserOption, cpu_count};
+use super::{
+    HostOptions, MimeTable, Options, OptionsError, PacingOverrides, UserOption, cpu_count,
+};
 use crate::media::SeekMode;
+use crate::stream::size;
 
 /// Lua that builds the `options` proxy. It returns the table the values are
 /// stored in, which the Rust side reads after the user's script has run.
 const PRELUDE: &str = r#"
-local types = ...
+local types, host_types = ...
 local store = {}
 local assigned = {}
 
@@ -42,6 +45,10 @@ local function ordered_hosts()
           end
           if next(value) ~= nil then
             error("options.hosts['" .. pattern .. "'].routes: routes are not supported by this version of Loomiere", 2)
+          end
+        elseif host_types[key] ~= nil then
+          if not string.find(host_types[key], type(value), 1, true) then
+            error("options.hosts['" .. pattern .. "']." .. key .. " must be a " .. host_types[key] .. ", not a " .. type(value), 2)
           end
         elseif key ~= 'match' then
           error("options.hosts['" .. pattern .. "']: unknown key '" .. tostring(key) .. "'", 2)
@@ -119,6 +126,10 @@ const OPTION_TYPES: &[(&str, &str)] = &[
     ("workers", "number"),
     ("clients", "number"),
     ("throttle", "number"),
+    ("period", "number"),
+    ("throttle_from", "number|string"),
+    ("rate", "number|string"),
+    ("rate_after", "number|string"),
     ("cache", "number"),
     ("user", "string"),
     ("hosts", "table"),
@@ -130,6 +141,16 @@ const OPTION_TYPES: &[(&str, &str)] = &[
     ("access_log", "boolean"),
     ("seek", "string"),
     ("cpus", "readonly"),
+];
+
+/// The options a host may override, and their Lua types.
+const HOST_OPTION_TYPES: &[(&str, &str)] = &[
+    ("throttle", "number"),
+    ("period", "number"),
+    ("throttle_from", "number|string"),
+    ("rate", "number|string"),
+    ("rate_after", "number|string"),
+    ("send_timeout", "number"),
 ];
 
 /// Runs the script at `path` (whose bytes are `source`) and returns the options it set.
@@ -151,7 +172,14 @@ fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {
     for (name, kind) in OPTION_TYPES {
         types.set(*name, *kind)?;
     }
-    let (store, assigned): (Table, Table) = lua.load(PRELUDE).set_name("=prelude").call(types)?;
+    let host_types = lua.create_table()?;
+    for (name, kind) in HOST_OPTION_TYPES {
+        host_types.set(*name, *kind)?;
+    }
+    let (store, assigned): (Table, Table) = lua
+        .load(PRELUDE)
+        .set_name("=prelude")
+        .call((types, host_types))?;
     let defaults = Options::defaults();
     store.set("bind", defaults.bind)?;
     store.set("port", defaults.port)?;
@@ -160,6 +188,10 @@ fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {
     store.set("workers", defaults.workers)?;
     store.set("clients", defaults.clients)?;
     store.set("throttle", defaults.throttle)?;
+    store.set("period", defaults.period)?;
+    store.set("throttle_from", defaults.throttle_from)?;
+    store.set("rate", defaults.rate)?;
+    store.set("rate_after", defaults.rate_after)?;
     store.set("cache", defaults.cache)?;
     store.set("user", defaults.user.name)?;
     store.set("header_timeout", defaults.header_timeout)?;
@@ -213,6 +245,10 @@ fn read_back(store: &Table, assigned: &Table) -> Result<Options, ReadError> {
     options.workers = integer(store, "workers", 1, 512)? as usize;
     options.clients = integer(store, "clients", 1, 10_000_000)? as u64;
     options.throttle = store.get("throttle")?;
+    options.period = store.get("period")?;
+    options.throttle_from = size(store.get("throttle_from")?, "throttle_from")?;
+    options.rate = size(store.get("rate")?, "rate")?;
+    options.rate_after = size(store.get("rate_after")?, "rate_after")?;
     options.cache = integer(store, "cache", 0, 1 << 20)? as u64;
     options.user = UserOption {
         name: store.get("user")?,
@@ -260,6 +296,36 @@ fn integer(store: &Table, name: &str, min: i64, max: i64) -> Result<i64, ReadErr
     Ok(value as i64)
 }
 
+/// A size option: a number of bytes or a string like '200k'.
+fn size(value: Value, name: &str) -> Result<u64, ReadError> {
+    let parsed = match &value {
+        Value::Integer(n) => size::from_number(*n as f64),
+        Value::Number(n) => size::from_number(*n),
+        Value::String(text) => size::parse(&text.to_string_lossy()),
+        other => Err(format!("must be a size, not a {}", other.type_name())),
+    };
+    parsed.map_err(|e| OptionsError::option(name, e).into())
+}
+
+/// A host's overrides of the pacing options.
+fn read_pacing(host: &Table, pattern: &str) -> Result<PacingOverrides, ReadError> {
+    let name = |option: &str| format!("hosts['{pattern}'].{option}");
+    let sized = |option: &str| -> Result<Option<u64>, ReadError> {
+        match host.get::<Value>(option)? {
+            Value::Nil => Ok(None),
+            value => size(value, &name(option)).map(Some),
+        }
+    };
+    Ok(PacingOverrides {
+        throttle: host.get("throttle")?,
+        period: host.get("period")?,
+        throttle_from: sized("throttle_from")?,
+        rate: sized("rate")?,
+        rate_after: sized("rate_after")?,
+        send_timeout: host.get("send_timeout")?,
+    })
+}
+
 fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
     let hosts: Table = store.get("hosts")?;
     let order: Table = hosts
@@ -271,9 +337,11 @@ fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
         let pattern = pattern?;
         let host: Table = hosts.raw_get(pattern.as_str())?;
         let folder: String = host.get("folder")?;
+        let pacing = read_pacing(&host, &pattern)?;
         result.push(HostOptions {
             pattern,
             folder: PathBuf::from(folder),
+            pacing,
         });
     }
     if result.is_empty() {
@@ -345,6 +413,28 @@ mod tests {
     }
 
     #[test]
+    fn pacing_options_read_sizes_and_host_overrides() {
+        let options = eval(
+            "options.period = 0.25\noptions.rate = '200k'\noptions.rate_after = 1000\n\
+             options.throttle_from = '2m'\n\
+             options.hosts['^slow'] = { folder = '/s', throttle = 5, rate = '1m', send_timeout = 9 }\n\
+             options.hosts[''] = { folder = '/c' }",
+        )
+        .expect("valid");
+        assert_eq!(options.period, 0.25);
+        assert_eq!(options.rate, 204_800);
+        assert_eq!(options.rate_after, 1000);
+        assert_eq!(options.throttle_from, 2 << 20);
+        let slow = options.pacing_of(&options.hosts[0]);
+        assert_eq!(
+            (slow.throttle, slow.rate, slow.send_timeout, slow.period),
+            (5.0, 1 << 20, 9.0, 0.25)
+        );
+        let other = options.pacing_of(&options.hosts[1]);
+        assert_eq!((other.throttle, other.rate), (20.0, 204_800));
+    }
+
+    #[test]
     fn an_array_of_hosts_keeps_its_order() {
         let options = eval(
             "options.hosts = { { match = 'z', folder = '/z' }, { match = '', folder = '/y' } }",
@@ -379,6 +469,16 @@ mod tests {
             "option 'port' must be a whole number from 0 to 65535, not 70000"
         );
         assert!(eval("options.hosts = { a = { folder = '/a' }, b = { folder = '/b' } }").is_err());
+        assert_eq!(
+            eval("options.rate = 'fast'").unwrap_err().to_string(),
+            "option 'rate' 'fast' is not a size like 204800, '200k', '1m' or '2g'"
+        );
+        assert!(
+            eval("options.hosts['x'] = { folder = '/x', period = 'slow' }")
+                .unwrap_err()
+                .to_string()
+                .contains("period must be a number")
+        );
         assert!(
             eval("options.hosts['x'] = { folder = 1 }")
                 .unwrap_err()

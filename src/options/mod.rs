@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 pub use mime::MimeTable;
 
 use crate::media::SeekMode;
+use crate::stream::{MIN_PERIOD_SECS, Pacing};
 
 /// Where the packaged configuration lives; used when `--options` is not given.
 pub const DEFAULT_OPTIONS_FILE: &str = "/etc/loomiere/options.lua";
@@ -29,6 +30,30 @@ pub const FALLBACK_USER: &str = "nobody";
 pub struct HostOptions {
     pub pattern: String,
     pub folder: PathBuf,
+    /// Pacing settings this host overrides.
+    pub pacing: PacingOverrides,
+}
+
+impl HostOptions {
+    /// A host with no overrides.
+    pub fn new(pattern: impl Into<String>, folder: impl Into<PathBuf>) -> HostOptions {
+        HostOptions {
+            pattern: pattern.into(),
+            folder: folder.into(),
+            pacing: PacingOverrides::default(),
+        }
+    }
+}
+
+/// Per-host values of the pacing options; None keeps the global value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PacingOverrides {
+    pub throttle: Option<f64>,
+    pub period: Option<f64>,
+    pub throttle_from: Option<u64>,
+    pub rate: Option<u64>,
+    pub rate_after: Option<u64>,
+    pub send_timeout: Option<f64>,
 }
 
 /// The account setting and whether the operator chose it (which decides
@@ -54,8 +79,16 @@ pub struct Options {
     pub workers: usize,
     /// Maximum concurrent client connections over all workers.
     pub clients: u64,
-    /// Seconds of play time sent ahead of the player.
+    /// Seconds of play time sent ahead of the player (0 = no media throttle).
     pub throttle: f64,
+    /// Seconds between throttled slices.
+    pub period: f64,
+    /// Bodies shorter than this (bytes) are not throttled on their timeline.
+    pub throttle_from: u64,
+    /// Constant rate (bytes/s) for bodies the timeline does not pace; 0 = none.
+    pub rate: u64,
+    /// Bytes sent at full speed before `rate` applies.
+    pub rate_after: u64,
     /// Cache size in MiB, per worker.
     pub cache: u64,
     pub user: UserOption,
@@ -94,20 +127,21 @@ impl Options {
             root_bind: "127.0.0.1".to_string(),
             workers: cpu_count(),
             clients: 10_000,
-            throttle: 20.0,
+            throttle: Pacing::DEFAULT.throttle,
+            period: Pacing::DEFAULT.period,
+            throttle_from: Pacing::DEFAULT.throttle_from,
+            rate: Pacing::DEFAULT.rate,
+            rate_after: Pacing::DEFAULT.rate_after,
             cache: 64,
             user: UserOption {
                 name: DEFAULT_USER.to_string(),
                 explicit: false,
             },
-            hosts: vec![HostOptions {
-                pattern: String::new(),
-                folder,
-            }],
+            hosts: vec![HostOptions::new("", folder)],
             mimes: MimeTable::defaults(),
             header_timeout: 10.0,
             keepalive_timeout: 15.0,
-            send_timeout: 60.0,
+            send_timeout: Pacing::DEFAULT.send_timeout,
             drain_timeout: 30.0,
             access_log: true,
             seek: SeekMode::Keyframe,
@@ -150,10 +184,7 @@ impl Options {
         if let Some(folder) = &overrides.folder {
             match self.hosts.iter_mut().find(|h| h.pattern.is_empty()) {
                 Some(catch_all) => catch_all.folder = folder.clone(),
-                None => self.hosts.push(HostOptions {
-                    pattern: String::new(),
-                    folder: folder.clone(),
-                }),
+                None => self.hosts.push(HostOptions::new("", folder.clone())),
             }
         }
     }
@@ -172,7 +203,6 @@ impl Options {
             return Err(OptionsError::option("clients", "must be at least 1"));
         }
         for (name, value) in [
-            ("throttle", self.throttle),
             ("header_timeout", self.header_timeout),
             ("keepalive_timeout", self.keepalive_timeout),
             ("send_timeout", self.send_timeout),
@@ -185,10 +215,7 @@ impl Options {
                 ));
             }
         }
-        for (name, value) in [
-            ("header_timeout", self.header_timeout),
-            ("send_timeout", self.send_timeout),
-        ] {
+        for (name, value) in [("header_timeout", self.header_timeout)] {
             if value < 0.1 {
                 return Err(OptionsError::option(name, "must be at least 0.1 seconds"));
             }
@@ -210,6 +237,13 @@ impl Options {
                 "hosts",
                 "no virtual host is defined; add at least options.hosts[''] = { folder = '/var/www' }",
             ));
+        }
+        validate_pacing("", &self.pacing_of(&HostOptions::new("", "")))?;
+        for host in &self.hosts {
+            validate_pacing(
+                &format!("hosts['{}'].", host.pattern),
+                &self.pacing_of(host),
+            )?;
         }
         for host in &mut self.hosts {
             let option = format!("hosts['{}']", host.pattern);
@@ -239,6 +273,19 @@ impl Options {
         Ok(())
     }
 
+    /// The pacing settings of `host`: its overrides, else the global values.
+    pub fn pacing_of(&self, host: &HostOptions) -> Pacing {
+        let own = &host.pacing;
+        Pacing {
+            throttle: own.throttle.unwrap_or(self.throttle),
+            period: own.period.unwrap_or(self.period),
+            throttle_from: own.throttle_from.unwrap_or(self.throttle_from),
+            rate: own.rate.unwrap_or(self.rate),
+            rate_after: own.rate_after.unwrap_or(self.rate_after),
+            send_timeout: own.send_timeout.unwrap_or(self.send_timeout),
+        }
+    }
+
     /// The client-port addresses to bind: `*` gives the IPv6 wildcard (which is
     /// dual-stack) with an IPv4 fallback, decided when binding.
     pub fn listen_addresses(&self) -> Result<SocketAddr, String> {
@@ -253,6 +300,49 @@ impl Options {
             parse_bind(&self.root_bind, self.root).ok()
         }
     }
+}
+
+/// Checks one host's (or the global) pacing values; `prefix` is `''` or
+/// `"hosts['pattern']."`, so the error names the option as it was written.
+fn validate_pacing(prefix: &str, pacing: &Pacing) -> Result<(), OptionsError> {
+    let name = |option: &str| format!("{prefix}{option}");
+    if !(0.0..=86_400.0).contains(&pacing.throttle) {
+        return Err(OptionsError::option(
+            &name("throttle"),
+            format!(
+                "must be a number of seconds from 0 (off) to 86400, not {}",
+                pacing.throttle
+            ),
+        ));
+    }
+    if !(MIN_PERIOD_SECS..=60.0).contains(&pacing.period) {
+        return Err(OptionsError::option(
+            &name("period"),
+            format!(
+                "must be a number of seconds from {MIN_PERIOD_SECS} to 60, not {}",
+                pacing.period
+            ),
+        ));
+    }
+    if !(0.1..=86_400.0).contains(&pacing.send_timeout) {
+        return Err(OptionsError::option(
+            &name("send_timeout"),
+            format!(
+                "must be a number of seconds from 0.1 to 86400, not {}",
+                pacing.send_timeout
+            ),
+        ));
+    }
+    if pacing.rate > 0 && pacing.rate < 1024 {
+        return Err(OptionsError::option(
+            &name("rate"),
+            format!(
+                "must be 0 (off) or at least 1k bytes per second, not {}",
+                pacing.rate
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `*` → `[::]`; anything else must be an IP address literal (no DNS: start-up

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use pcre2::bytes::{Regex, RegexBuilder};
 
-use crate::options::{HostOptions, OptionsError};
+use crate::options::{Options, OptionsError};
+use crate::stream::Pacing;
 
 /// One configured host, ready to serve: its compiled pattern and its open folder.
 pub struct VirtualHost {
@@ -18,6 +19,8 @@ pub struct VirtualHost {
     /// The folder, held open so files are resolved beneath it (openat2) without
     /// re-walking its path.
     pub folder_dir: File,
+    /// The pacing options, with this host's overrides applied.
+    pub pacing: Pacing,
 }
 
 /// The hosts in the order they were defined.
@@ -27,7 +30,8 @@ pub struct VirtualHosts {
 
 impl VirtualHosts {
     /// Compiles every pattern (with the JIT where available) and opens every folder.
-    pub fn compile(hosts: &[HostOptions]) -> Result<VirtualHosts, OptionsError> {
+    pub fn compile(options: &Options) -> Result<VirtualHosts, OptionsError> {
+        let hosts = &options.hosts;
         let mut compiled = Vec::with_capacity(hosts.len());
         for host in hosts {
             let option = format!("hosts['{}']", host.pattern);
@@ -55,6 +59,7 @@ impl VirtualHosts {
                 pattern_text: host.pattern.clone(),
                 folder: host.folder.clone(),
                 folder_dir,
+                pacing: options.pacing_of(host),
             });
         }
         Ok(VirtualHosts { hosts: compiled })
@@ -76,16 +81,19 @@ impl VirtualHosts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::HostOptions;
+
+    fn options_with(patterns: &[&str]) -> Options {
+        let mut options = Options::defaults();
+        options.hosts = patterns
+            .iter()
+            .map(|p| HostOptions::new(*p, PathBuf::from("/")))
+            .collect();
+        options
+    }
 
     fn hosts(patterns: &[&str]) -> VirtualHosts {
-        let options: Vec<HostOptions> = patterns
-            .iter()
-            .map(|p| HostOptions {
-                pattern: p.to_string(),
-                folder: PathBuf::from("/"),
-            })
-            .collect();
-        VirtualHosts::compile(&options).expect("compiles")
+        VirtualHosts::compile(&options_with(patterns)).expect("compiles")
     }
 
     #[test]
@@ -112,11 +120,7 @@ mod tests {
     #[test]
     fn no_match_is_none_and_bad_patterns_are_errors() {
         assert!(hosts(&["^a$"]).select("b").is_none());
-        let bad = [HostOptions {
-            pattern: "(".into(),
-            folder: PathBuf::from("/"),
-        }];
-        let error = VirtualHosts::compile(&bad)
+        let error = VirtualHosts::compile(&options_with(&["("]))
             .err()
             .expect("error")
             .to_string();

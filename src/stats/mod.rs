@@ -9,6 +9,7 @@ pub mod monitor;
 
 use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::sys::SharedMapping;
 
@@ -33,9 +34,82 @@ pub struct StatsSlot {
     pub overloads: AtomicU64,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
+    /// Response bodies in flight now (gauge).
+    pub streams_active: AtomicU64,
+    /// Of those, throttled streams asleep on the timer wheel now (gauge).
+    pub streams_throttled: AtomicU64,
+    /// Body bytes handed to sockets (heads not counted).
+    pub body_bytes_sent: AtomicU64,
+    /// Body bytes never sent because the response ended first (the player
+    /// left, or a time-out): what throttling saved.
+    pub bytes_saved: AtomicU64,
+    pub slice_lag: SliceLag,
+}
+
+/// Seconds over which the slice lag's mean and maximum are reported.
+pub const LAG_WINDOW_SECS: usize = 10;
+/// Histogram buckets: one per millisecond below 24 ms, then doubling.
+pub const LAG_BUCKETS: usize = 32;
+const LAG_LINEAR_MS: u64 = 24;
+
+/// How late throttled slices go out after their due time: per-second windows
+/// for the recent mean and maximum, and a histogram since start for percentiles.
+#[repr(C)]
+#[derive(Default)]
+pub struct SliceLag {
+    windows: [LagWindow; LAG_WINDOW_SECS],
+    histogram: [AtomicU64; LAG_BUCKETS],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LagWindow {
+    /// The Unix second this window holds.
+    second: AtomicI64,
+    count: AtomicU64,
+    total_us: AtomicU64,
+    max_us: AtomicU64,
+}
+
+/// The histogram bucket of a lag.
+pub fn lag_bucket(lag: Duration) -> usize {
+    let ms = lag.as_millis() as u64;
+    if ms < LAG_LINEAR_MS {
+        return ms as usize;
+    }
+    let doublings = (ms / LAG_LINEAR_MS).ilog2() as usize;
+    (LAG_LINEAR_MS as usize + doublings).min(LAG_BUCKETS - 1)
+}
+
+/// The upper bound of a histogram bucket, in milliseconds.
+pub fn lag_bucket_upper_ms(bucket: usize) -> u64 {
+    if bucket < LAG_LINEAR_MS as usize {
+        bucket as u64 + 1
+    } else if bucket == LAG_BUCKETS - 1 {
+        u64::MAX
+    } else {
+        LAG_LINEAR_MS << (bucket - LAG_LINEAR_MS as usize + 1)
+    }
 }
 
 impl StatsSlot {
+    /// Records how late a throttled slice went out (`now` in Unix seconds).
+    pub fn record_slice_lag(&self, lag: Duration, now: i64) {
+        let lag_us = lag.as_micros().min(u128::from(u64::MAX)) as u64;
+        let window = &self.slice_lag.windows[now.rem_euclid(LAG_WINDOW_SECS as i64) as usize];
+        if window.second.load(Ordering::Relaxed) != now {
+            // Only this worker writes its slot, so the reset cannot race a writer.
+            window.count.store(0, Ordering::Relaxed);
+            window.total_us.store(0, Ordering::Relaxed);
+            window.max_us.store(0, Ordering::Relaxed);
+            window.second.store(now, Ordering::Relaxed);
+        }
+        window.count.fetch_add(1, Ordering::Relaxed);
+        window.total_us.fetch_add(lag_us, Ordering::Relaxed);
+        window.max_us.fetch_max(lag_us, Ordering::Relaxed);
+        self.slice_lag.histogram[lag_bucket(lag)].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -117,10 +191,33 @@ pub struct Totals {
     pub overloads: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    pub streams_active: u64,
+    pub streams_throttled: u64,
+    pub body_bytes_sent: u64,
+    pub bytes_saved: u64,
+    /// Slices sent in the last `LAG_WINDOW_SECS` seconds, their total and largest lag.
+    pub lag_count: u64,
+    pub lag_total_us: u64,
+    pub lag_max_us: u64,
+    pub lag_histogram: [u64; LAG_BUCKETS],
 }
 
 impl Totals {
+    /// Mean slice lag over the window, in milliseconds.
+    pub fn lag_mean_ms(&self) -> f64 {
+        if self.lag_count == 0 {
+            0.0
+        } else {
+            self.lag_total_us as f64 / self.lag_count as f64 / 1000.0
+        }
+    }
+
     pub fn sum(region: &StatsRegion) -> Totals {
+        Totals::sum_at(region, crate::sys::unix_now())
+    }
+
+    /// The sum of every slot, with lag windows read as of Unix second `now`.
+    pub fn sum_at(region: &StatsRegion, now: i64) -> Totals {
         let mut totals = Totals::default();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         for slot in region.slots() {
@@ -137,6 +234,25 @@ impl Totals {
             totals.overloads += load(&slot.overloads);
             totals.cache_hits += load(&slot.cache_hits);
             totals.cache_misses += load(&slot.cache_misses);
+            totals.streams_active += load(&slot.streams_active);
+            totals.streams_throttled += load(&slot.streams_throttled);
+            totals.body_bytes_sent += load(&slot.body_bytes_sent);
+            totals.bytes_saved += load(&slot.bytes_saved);
+            for window in &slot.slice_lag.windows {
+                let second = window.second.load(Ordering::Relaxed);
+                if second > now - LAG_WINDOW_SECS as i64 && second <= now {
+                    totals.lag_count += load(&window.count);
+                    totals.lag_total_us += load(&window.total_us);
+                    totals.lag_max_us = totals.lag_max_us.max(load(&window.max_us));
+                }
+            }
+            for (sum, bucket) in totals
+                .lag_histogram
+                .iter_mut()
+                .zip(&slot.slice_lag.histogram)
+            {
+                *sum += load(bucket);
+            }
         }
         totals
     }
@@ -160,5 +276,27 @@ mod tests {
         assert_eq!(totals.responses, [0, 0, 0, 1, 0]);
         assert_eq!(totals.workers_running, 1);
         assert_eq!(region.slot(7) as *const _ as usize % 128, 0);
+    }
+
+    #[test]
+    fn slice_lag_keeps_ten_seconds_and_a_histogram() {
+        let region = StatsRegion::new().expect("mmap");
+        let slot = region.slot(2);
+        slot.record_slice_lag(Duration::from_millis(20), 100);
+        slot.record_slice_lag(Duration::from_micros(1500), 105);
+        slot.record_slice_lag(Duration::from_micros(500), 109);
+        let totals = Totals::sum_at(&region, 109);
+        assert_eq!(totals.lag_count, 3);
+        assert_eq!(totals.lag_max_us, 20_000);
+        assert!((totals.lag_mean_ms() - 22.0 / 3.0).abs() < 1e-9);
+        let later = Totals::sum_at(&region, 111);
+        assert_eq!((later.lag_count, later.lag_max_us), (2, 1500));
+        assert_eq!(later.lag_histogram[0], 1);
+        assert_eq!(later.lag_histogram[1], 1);
+        assert_eq!(later.lag_histogram[20], 1);
+        assert_eq!(lag_bucket(Duration::from_millis(30)), 24);
+        assert_eq!(lag_bucket_upper_ms(24), 48);
+        assert_eq!(lag_bucket(Duration::from_millis(50)), 25);
+        assert_eq!(lag_bucket(Duration::from_secs(3600)), LAG_BUCKETS - 1);
     }
 }

@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{StatsRegion, Totals};
+use super::{LAG_WINDOW_SECS, StatsRegion, Totals, lag_bucket_upper_ms};
 use crate::http::{self, Method, Parsed, Status, date};
 use crate::options::Options;
 use crate::route::sandbox;
@@ -146,6 +146,7 @@ pub fn render_text(region: &StatsRegion, totals: &Totals, options: &Options) -> 
         "# Configuration:".to_string(),
         format!("workers = {}", globals.workers.load(Ordering::Relaxed)),
         format!("throttle = {}", options.throttle),
+        format!("period = {}", options.period),
         String::new(),
         "# Run-time:".to_string(),
         format!("start = {}", date::format(started)),
@@ -182,7 +183,16 @@ pub fn render_text(region: &StatsRegion, totals: &Totals, options: &Options) -> 
             "clients:active = {}",
             globals.clients_active.load(Ordering::Relaxed).max(0)
         ),
+        format!("streams:active = {}", totals.streams_active),
+        format!("streams:throttled = {}", totals.streams_throttled),
         format!("data:sent = {:.1} MB", mb(totals.bytes_sent)),
+        format!("data:body = {:.1} MB", mb(totals.body_bytes_sent)),
+        format!("data:saved = {:.1} MB", mb(totals.bytes_saved)),
+        format!("data:delay = {:.2} ms", totals.lag_mean_ms()),
+        format!(
+            "data:delay:max = {:.2} ms",
+            totals.lag_max_us as f64 / 1000.0
+        ),
     ];
     let mut text = lines.join("\n");
     text.push('\n');
@@ -197,7 +207,9 @@ pub fn render_json(region: &StatsRegion, totals: &Totals, options: &Options) -> 
         "{{\"server\":\"Loomiere\",\"version\":\"{}\",\"workers\":{},\"throttle\":{},\"start\":{},\"date\":{},\
          \"reloads\":{},\"workers_running\":{},\"worker_restarts\":{},\"cache\":{{\"limit_mb\":{},\"hits\":{},\"misses\":{}}},\
          \"net\":{{\"connections\":{},\"requests\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},\"overload\":{}}},\
-         \"clients\":{{\"limit\":{},\"active\":{}}},\"bytes_sent\":{}}}\n",
+         \"clients\":{{\"limit\":{},\"active\":{}}},\"bytes_sent\":{},\
+         \"streams\":{{\"active\":{},\"throttled\":{}}},\"body_bytes_sent\":{},\"bytes_saved\":{},\
+         \"slice_lag\":{{\"window_seconds\":{},\"slices\":{},\"mean_ms\":{:.3},\"max_ms\":{:.3},\"histogram\":[{}]}}}}\n",
         env!("CARGO_PKG_VERSION"),
         globals.workers.load(Ordering::Relaxed),
         options.throttle,
@@ -220,5 +232,33 @@ pub fn render_json(region: &StatsRegion, totals: &Totals, options: &Options) -> 
         globals.clients_limit.load(Ordering::Relaxed),
         globals.clients_active.load(Ordering::Relaxed).max(0),
         totals.bytes_sent,
+        totals.streams_active,
+        totals.streams_throttled,
+        totals.body_bytes_sent,
+        totals.bytes_saved,
+        LAG_WINDOW_SECS,
+        totals.lag_count,
+        totals.lag_mean_ms(),
+        totals.lag_max_us as f64 / 1000.0,
+        lag_histogram_json(totals),
     )
+}
+
+/// The slice-lag histogram as `{"le_ms":N,"count":N}` objects, upper bounds
+/// increasing (the last one unbounded, shown as null), empty buckets left out.
+fn lag_histogram_json(totals: &Totals) -> String {
+    let mut parts = Vec::new();
+    for (bucket, &count) in totals.lag_histogram.iter().enumerate() {
+        if count == 0 {
+            continue;
+        }
+        let upper = lag_bucket_upper_ms(bucket);
+        let le = if upper == u64::MAX {
+            "null".to_string()
+        } else {
+            upper.to_string()
+        };
+        parts.push(format!("{{\"le_ms\":{le},\"count\":{count}}}"));
+    }
+    parts.join(",")
 }

@@ -1,6 +1,7 @@
 //! One client connection as an explicit state machine:
-//! reading head → writing head → sending body → (keep-alive: reading head) or
-//! lingering close.
+//! reading head → writing head → writing prefix (a seek's generated header) →
+//! sending body ⇄ sleeping (a throttled stream between slices) →
+//! (keep-alive: reading head) or lingering close.
 //!
 //! Sockets are registered edge-triggered for both directions once, so each
 //! handler runs until the kernel says "would block" and then returns `Wait`.
@@ -8,20 +9,20 @@
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
 use super::Env;
 use super::access_log::Exchange;
-use super::respond::{self, FileBody};
+use super::respond;
 use super::timer_wheel::TimerId;
 use crate::http::{self, Parsed, Status};
 use crate::stats::StatsSlot;
+use crate::stream::{Progress, Stream};
 use crate::sys;
 
-/// Most bytes one sendfile call may move, so one fast client cannot hold the loop.
-const SENDFILE_CHUNK_BYTES: usize = 512 * 1024;
 /// Most body bytes one connection may send per loop turn before others get theirs.
 const FAIR_SHARE_BYTES: u64 = 4 * 1024 * 1024;
 /// How long to keep reading (and discarding) after a closing response, so that
@@ -34,7 +35,13 @@ const IDLE_BUFFER_KEEP_BYTES: usize = 4096;
 pub enum Phase {
     ReadingHead,
     WritingHead,
+    /// Writing the generated prefix of a seeked body, a piece at a time.
+    WritingPrefix,
+    /// Sending file bytes up to the stream's allowance.
     SendingBody,
+    /// A throttled stream asleep on the timer wheel until `deadline`, when its
+    /// allowance grows. Not stalled: the send time-out does not run.
+    Sleeping,
     /// Response done, write side shut down, discarding input until the peer closes.
     Lingering,
 }
@@ -63,7 +70,7 @@ pub struct Connection {
     /// Response head (and small in-memory bodies) to write.
     output: Vec<u8>,
     written: usize,
-    body: Option<FileBody>,
+    body: Option<Stream>,
     keep_alive: bool,
     exchange: Option<Exchange>,
     /// Requests answered on this connection.
@@ -129,12 +136,14 @@ impl Connection {
 
     /// Runs the state machine until it must wait for the socket or is finished.
     pub fn drive(&mut self, index: usize, env: &mut Env) -> Next {
-        let mut sent_this_turn = 0u64;
+        let mut budget = FAIR_SHARE_BYTES;
         loop {
             let step = match self.phase {
                 Phase::ReadingHead => self.read_head(env),
                 Phase::WritingHead => self.write_head(env),
-                Phase::SendingBody => self.send_body(env, &mut sent_this_turn, index),
+                Phase::WritingPrefix => self.write_prefix(env),
+                Phase::SendingBody => self.send_body(env, &mut budget, index),
+                Phase::Sleeping => Step::Wait,
                 Phase::Lingering => self.linger(env),
             };
             match step {
@@ -245,91 +254,167 @@ impl Connection {
         self.start_writing(reply.status, None, false, env);
     }
 
-    fn start_writing(
-        &mut self,
-        status: Status,
-        body: Option<FileBody>,
-        keep_alive: bool,
-        env: &Env,
-    ) {
+    fn start_writing(&mut self, status: Status, body: Option<Stream>, keep_alive: bool, env: &Env) {
         if let Some(exchange) = &mut self.exchange {
             exchange.status = status.code();
+        }
+        if body.is_some() {
+            StatsSlot::add(&env.slot.streams_active, 1);
         }
         self.written = 0;
         self.body = body;
         self.keep_alive = keep_alive;
         self.phase = Phase::WritingHead;
         self.last_progress = env.now;
-        self.deadline = env.now + env.timeouts.send;
+        self.deadline = env.now + self.send_timeout(env);
     }
 
-    fn write_head(&mut self, env: &mut Env) -> Step {
-        let more = self.body.is_some();
+    /// How long the current response may make no progress.
+    fn send_timeout(&self, env: &Env) -> Duration {
+        self.body
+            .as_ref()
+            .map_or(env.timeouts.send, |stream| stream.send_timeout)
+    }
+
+    /// Writes what is left of `output`; None once it is all written, else
+    /// what the state machine should do.
+    fn flush_output(&mut self, more: bool, env: &mut Env) -> Option<Step> {
         while self.written < self.output.len() {
             match sys::send(self.stream.as_raw_fd(), &self.output[self.written..], more) {
                 Ok(n) => {
                     self.written += n;
                     self.last_progress = env.now;
+                    StatsSlot::add(&env.slot.bytes_sent, n as u64);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(Step::Wait),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Step::Close,
+                Err(_) => return Some(Step::Close),
             }
         }
-        StatsSlot::add(&env.slot.bytes_sent, self.output.len() as u64);
-        // Only body bytes count in the access log, like nginx's $body_bytes_sent;
-        // the output may hold a generated body part (error page, seek header).
-        if let Some(exchange) = &mut self.exchange {
-            exchange.body_bytes = body_len_of(&self.output);
+        None
+    }
+
+    fn write_head(&mut self, env: &mut Env) -> Step {
+        // MSG_MORE lets the head share a packet with the body's first bytes;
+        // a paced body may not follow at once, so its head goes out alone.
+        let more = self.body.as_ref().is_some_and(|s| !s.is_throttled());
+        if let Some(step) = self.flush_output(more, env) {
+            return step;
         }
-        if self.body.is_some() {
-            self.phase = Phase::SendingBody;
-            Step::Continue
-        } else {
-            self.finish_exchange(env)
+        let Some(stream) = &self.body else {
+            // Only body bytes count in the access log, like nginx's $body_bytes_sent.
+            if let Some(exchange) = &mut self.exchange {
+                exchange.body_bytes = body_len_of(&self.output);
+            }
+            return self.finish_exchange(env);
+        };
+        if stream.is_throttled() {
+            // A paced stream lives long and mostly sleeps: it keeps no buffers.
+            self.output = Vec::new();
+            if self.input.is_empty() {
+                self.input = Vec::new();
+            }
+        }
+        self.output.clear();
+        self.written = 0;
+        self.phase = Phase::WritingPrefix;
+        Step::Continue
+    }
+
+    /// Writes the generated prefix in pieces of at most 64 KiB, then starts
+    /// the stream's pacing clock: the prefix is never throttled.
+    fn write_prefix(&mut self, env: &mut Env) -> Step {
+        loop {
+            // More follows at once unless this is the end or a paced body.
+            let more = self
+                .body
+                .as_ref()
+                .is_some_and(|s| s.unsent() > 0 && !s.is_throttled());
+            if let Some(step) = self.flush_output(more, env) {
+                return step;
+            }
+            let pending = self.output.len() as u64;
+            let Some(stream) = &mut self.body else {
+                return self.finish_exchange(env);
+            };
+            if let Some(exchange) = &mut self.exchange {
+                exchange.body_bytes += pending;
+            }
+            StatsSlot::add(&env.slot.body_bytes_sent, pending);
+            self.output.clear();
+            self.written = 0;
+            if stream.fill_prefix(&mut self.output) == 0 {
+                break;
+            }
+        }
+        if self.output.capacity() > IDLE_BUFFER_KEEP_BYTES {
+            self.output = Vec::new();
+        }
+        if let Some(stream) = &mut self.body {
+            stream.start(env.now);
+        }
+        self.phase = Phase::SendingBody;
+        Step::Continue
+    }
+
+    fn send_body(&mut self, env: &mut Env, budget: &mut u64, index: usize) -> Step {
+        let Some(stream) = &mut self.body else {
+            return self.finish_exchange(env);
+        };
+        let mut sent = 0u64;
+        let progress = stream.send(&self.stream, env.now, budget, |n| sent += n);
+        if sent > 0 {
+            self.last_progress = env.now;
+            StatsSlot::add(&env.slot.bytes_sent, sent);
+            StatsSlot::add(&env.slot.body_bytes_sent, sent);
+            if let Some(exchange) = &mut self.exchange {
+                exchange.body_bytes += sent;
+            }
+        }
+        match progress {
+            Progress::Finished => self.finish_exchange(env),
+            Progress::Sleep(until) => {
+                StatsSlot::add(&env.slot.streams_throttled, 1);
+                self.phase = Phase::Sleeping;
+                self.deadline = until;
+                Step::Wait
+            }
+            Progress::Blocked => {
+                self.deadline = self.last_progress + self.send_timeout(env);
+                Step::Wait
+            }
+            Progress::Yield => {
+                // Edge-triggered: no new event will come, so ask for another turn.
+                env.ready.push(index);
+                Step::Wait
+            }
+            Progress::FileShrank => {
+                log::error!(
+                    "a file shrank while being sent to {} ({} bytes short); closing",
+                    self.peer,
+                    stream.unsent()
+                );
+                Step::Close
+            }
+            Progress::Failed(_) => Step::Close,
         }
     }
 
-    fn send_body(&mut self, env: &mut Env, sent_this_turn: &mut u64, index: usize) -> Step {
-        let Some(body) = &mut self.body else {
-            return self.finish_exchange(env);
+    /// Ends the stream in flight, if any, in the counters: a body that did
+    /// not go out whole adds what it never sent to the bytes saved.
+    pub fn end_stream(&mut self, slot: &StatsSlot) {
+        let Some(stream) = self.body.take() else {
+            return;
         };
-        while body.offset < body.end {
-            if *sent_this_turn >= FAIR_SHARE_BYTES {
-                // Edge-triggered: no new event will come, so ask for another turn.
-                env.ready.push(index);
-                return Step::Wait;
-            }
-            let count = (body.end - body.offset).min(SENDFILE_CHUNK_BYTES as u64) as usize;
-            match sys::sendfile(
-                self.stream.as_raw_fd(),
-                body.file.handle.as_raw_fd(),
-                &mut body.offset,
-                count,
-            ) {
-                Ok(0) => {
-                    log::error!(
-                        "file shrank while being sent to {} (at byte {}, expected {}); closing",
-                        self.peer,
-                        body.offset,
-                        body.end
-                    );
-                    return Step::Close;
-                }
-                Ok(n) => {
-                    *sent_this_turn += n as u64;
-                    self.last_progress = env.now;
-                    StatsSlot::add(&env.slot.bytes_sent, n as u64);
-                    if let Some(exchange) = &mut self.exchange {
-                        exchange.body_bytes += n as u64;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Step::Close,
-            }
+        slot.streams_active.fetch_sub(1, Ordering::Relaxed);
+        if self.phase == Phase::Sleeping {
+            slot.streams_throttled.fetch_sub(1, Ordering::Relaxed);
         }
-        self.finish_exchange(env)
+        let mut unsent = stream.unsent();
+        if self.phase == Phase::WritingPrefix {
+            unsent += (self.output.len() - self.written) as u64;
+        }
+        StatsSlot::add(&slot.bytes_saved, unsent);
     }
 
     fn finish_exchange(&mut self, env: &mut Env) -> Step {
@@ -337,7 +422,7 @@ impl Connection {
             env.slot.count_response(exchange.status);
             exchange.log(env);
         }
-        self.body = None;
+        self.end_stream(env.slot);
         self.output.clear();
         self.written = 0;
         self.served += 1;
@@ -386,8 +471,20 @@ impl Connection {
                 self.time_out_head(env);
                 self.drive(index, env)
             }
-            Phase::WritingHead | Phase::SendingBody => {
-                let quiet_until = self.last_progress + env.timeouts.send;
+            Phase::Sleeping => {
+                // How late the slice is: the wheel's tick, and a loop kept busy.
+                let late = Instant::now().saturating_duration_since(self.deadline);
+                env.slot.record_slice_lag(late, env.unix_now);
+                env.slot.streams_throttled.fetch_sub(1, Ordering::Relaxed);
+                // The sleep was not a stall: the send time-out starts now.
+                self.last_progress = env.now;
+                self.deadline = env.now + self.send_timeout(env);
+                self.phase = Phase::SendingBody;
+                self.drive(index, env)
+            }
+            Phase::WritingHead | Phase::WritingPrefix | Phase::SendingBody => {
+                let send_timeout = self.send_timeout(env);
+                let quiet_until = self.last_progress + send_timeout;
                 if quiet_until > env.now {
                     self.deadline = quiet_until;
                     return Next::Wait;
@@ -395,7 +492,7 @@ impl Connection {
                 log::info!(
                     "closing the connection of {}: no progress for {:?}",
                     self.peer,
-                    env.timeouts.send
+                    send_timeout
                 );
                 self.log_unfinished(env);
                 Next::Close

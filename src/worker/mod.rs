@@ -339,6 +339,7 @@ impl Worker {
             self.wheel.cancel(id);
         }
         let _ = self.poll.registry().deregister(&mut connection.stream);
+        connection.end_stream(self.env.slot);
         self.release(connection);
         self.free.push(index);
         self.open -= 1;

@@ -9,11 +9,13 @@ use crate::http::conditional::{self, Validators};
 use crate::http::range::{self, RangeOutcome};
 use crate::http::response::{self, ALLOWED_METHODS};
 use crate::http::{Method, Request, Status};
-use crate::media::{FileSource, MediaError, MediaKind, query};
+use crate::media::{FileSource, MediaError, MediaKind, Prepared, query};
 use crate::options::{MimeTable, Options};
 use crate::route::open_files::{OpenFile, OpenFiles};
+use crate::route::vhost::VirtualHost;
 use crate::route::{VirtualHosts, sandbox};
 use crate::stats::StatsSlot;
+use crate::stream::{Pace, Stream};
 
 /// What a worker serves: the validated options and what was compiled from them.
 pub struct Site {
@@ -28,19 +30,10 @@ pub struct Caches {
     pub media: MediaCache,
 }
 
-/// The part of a file a response sends, by sendfile.
-pub struct FileBody {
-    pub file: Rc<OpenFile>,
-    /// Next byte of the file to send.
-    pub offset: u64,
-    /// One past the last byte to send.
-    pub end: u64,
-}
-
 /// The decisions about a response; its head is already in the output buffer.
 pub struct Reply {
     pub status: Status,
-    pub body: Option<FileBody>,
+    pub body: Option<Stream>,
     /// Whether the connection stays open afterwards (as the head says).
     pub keep_alive: bool,
 }
@@ -231,20 +224,56 @@ pub fn respond(
             keep_alive,
         };
     }
-    // The generated part of a seeked body goes out with the head; the file part by sendfile.
-    let (offset, end) = match &prepared {
-        Some(prepared) => prepared.split(first, end, out),
-        None => (first, end),
-    };
-    let body = (offset < end).then(|| FileBody {
-        file: opened,
-        offset,
-        end,
-    });
+    let body = Some(stream_of(
+        vhost, caches, slot, &relative, opened, prepared, first, end,
+    ));
     Reply {
         status,
         body,
         keep_alive,
+    }
+}
+
+/// The body of a response covering bytes `[first, end)`, with its pace:
+/// on the media timeline when the body has an honest one and is long enough,
+/// else at the host's constant rate, if any.
+#[allow(clippy::too_many_arguments)]
+fn stream_of(
+    vhost: &VirtualHost,
+    caches: &mut Caches,
+    slot: &StatsSlot,
+    relative: &[u8],
+    opened: Rc<OpenFile>,
+    prepared: Option<Rc<Prepared>>,
+    first: u64,
+    end: u64,
+) -> Stream {
+    let pacing = &vhost.pacing;
+    let wants_timeline = Pace::wants_timeline(pacing, end - first);
+    match prepared {
+        Some(prepared) => {
+            let timeline = wants_timeline.then(|| prepared.timeline.clone());
+            let pace = Pace::choose(pacing, timeline, first, end);
+            Stream::prepared(opened, prepared, first, end, pace, pacing)
+        }
+        None => {
+            // A plain media file is indexed (once; the cache keeps it) to be paced.
+            let timeline = MediaKind::of_path(relative)
+                .filter(|_| wants_timeline)
+                .and_then(|kind| {
+                    let source = FileSource {
+                        file: &opened.handle,
+                        size: opened.identity.size,
+                    };
+                    caches
+                        .media
+                        .whole_file_timeline(&source, opened.identity, kind, slot)
+                })
+                .filter(|(_, honest_from)| first >= *honest_from)
+                .map(|(timeline, _)| timeline);
+            let pace = Pace::choose(pacing, timeline, first, end);
+            Stream::plain(opened, first, end, pace, pacing)
+        }
     }
 }
 

@@ -42,6 +42,16 @@ ffmpeg "${common[@]}" -f lavfi -i "sine=frequency=550:sample_rate=44100:duration
 ffmpeg "${common[@]}" -f lavfi -i "color=c=gray:size=320x180:rate=25:duration=16" \
     -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=16" \
     -vf "noise=alls=80:allf=t+u:enable='lt(mod(t\,4)\,2)'" "${h264[@]}" -crf 23 "${aac[@]}" vbr.mp4
+# Throttling: 64 s alternating 4 s of noise (about 500 KB/s) and 4 s of a
+# still picture (about 18 KB/s), fast start; the same with the moov at the
+# end; and as FLV with and without a keyframe index in onMetaData.
+ffmpeg "${common[@]}" -f lavfi -i "color=c=gray:size=320x180:rate=25:duration=64" \
+    -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=64" \
+    -vf "noise=alls=60:allf=t+u:enable='lt(mod(t\,8)\,4)'" "${h264[@]}" -crf 23 "${aac[@]}" \
+    -movflags +faststart vbr60.mp4
+ffmpeg "${common[@]}" -i vbr60.mp4 -c copy vbr60-moov-at-end.mp4
+ffmpeg "${common[@]}" -i vbr60.mp4 -c copy -flvflags add_keyframe_index vbr60.flv
+ffmpeg "${common[@]}" -i vbr60.mp4 -c copy vbr60-no-index.flv
 # Fragmented.
 ffmpeg "${common[@]}" -i ../sample.mp4 -c copy -movflags frag_keyframe+empty_moov fragmented.mp4
 # FLV: H.264/AAC with a keyframe index in onMetaData, and Sorenson Spark/MP3 with one.

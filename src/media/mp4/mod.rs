@@ -13,7 +13,7 @@ pub use header::Header;
 pub use seek::prepare;
 
 use super::timeline::{self, TimePoint};
-use super::{MediaError, ReadAt, broken};
+use super::{MediaError, ReadAt, Timeline, broken};
 use boxes::Node;
 use tables::Track;
 
@@ -32,8 +32,15 @@ pub struct Mp4Index {
     pub trak_positions: Vec<usize>,
     /// The track whose keyframes decide where a seek starts.
     pub reference: usize,
-    /// Reference-track sample times and file offsets, for timelines and byte seeks.
+    /// Reference-track keyframe times and file offsets, for byte seeks.
     pub points: Rc<[TimePoint]>,
+    /// What a player needs: for each time, the file offset that holds every
+    /// sample of every track decoded by then.
+    pub timeline: Rc<[TimePoint]>,
+    /// Where the moov box starts, and where the first sample starts: a plain
+    /// file can be paced from `media_start` on only when the moov comes first.
+    pub moov_offset: u64,
+    pub media_start: u64,
     /// Longest track, in seconds.
     pub duration: f64,
     pub file_size: u64,
@@ -47,8 +54,35 @@ impl Mp4Index {
         std::mem::size_of::<Mp4Index>()
             + self.moov.capacity()
             + self.tracks.iter().map(Track::weight).sum::<usize>()
-            + self.points.len() * std::mem::size_of::<TimePoint>()
+            + (self.points.len() + self.timeline.len()) * std::mem::size_of::<TimePoint>()
             + self.tree.children.len() * 256
+    }
+}
+
+impl Mp4Index {
+    /// The timeline of the whole file for a plain (unseeked) request, and the
+    /// first body offset from which it is honest: 0 when the moov comes before
+    /// the samples (fast start); else the first sample's offset, because a
+    /// player needs the moov at the end before it can play anything, while a
+    /// Range request inside the samples comes from a player that has it.
+    pub fn whole_file_timeline(&self) -> Option<(Timeline, u64)> {
+        if self.timeline.is_empty() {
+            return None;
+        }
+        let honest_from = if self.moov_offset < self.media_start {
+            0
+        } else {
+            self.media_start
+        };
+        let timeline = Timeline::new(
+            Rc::clone(&self.timeline),
+            0.0,
+            self.duration,
+            0,
+            0,
+            self.file_size,
+        );
+        Some((timeline, honest_from))
     }
 }
 
@@ -109,6 +143,17 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
             (0, timeline::monotonic([]))
         }
     };
+    let timeline = if unsupported.is_some() && tracks.iter().all(|t| t.sample_count == 0) {
+        timeline::monotonic([])
+    } else {
+        needed_bytes(&tracks, file_size)
+    };
+    let media_start = tracks
+        .iter()
+        .filter(|t| t.sample_count > 0)
+        .map(|t| t.offset_of(0))
+        .min()
+        .unwrap_or(file_size);
     let duration = tracks
         .iter()
         .map(|t| t.duration() as f64 / f64::from(t.timescale))
@@ -123,10 +168,28 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
         trak_positions,
         reference,
         points,
+        timeline,
+        moov_offset: top.moov_offset,
+        media_start,
         duration,
         file_size,
         unsupported,
     })
+}
+
+/// The honest timeline of a file from every sample of every track (see
+/// [`timeline::from_sample_ends`]).
+fn needed_bytes(tracks: &[Track], file_size: u64) -> Rc<[TimePoint]> {
+    let mut ends: Vec<(u64, u64)> = Vec::new();
+    let mut duration = 0.0f64;
+    for track in tracks.iter().filter(|t| t.timescale > 0) {
+        let step = timeline::TIMELINE_STEP_SECS * f64::from(track.timescale);
+        track.for_each_sample_end(|time, end| {
+            ends.push(((time as f64 / step) as u64, end.min(file_size)));
+        });
+        duration = duration.max(track.duration() as f64 / f64::from(track.timescale));
+    }
+    timeline::from_sample_ends(ends, duration)
 }
 
 /// The reference track's keyframes (or, without stss, about one sample per

@@ -204,7 +204,7 @@ pub fn prepare_landing(index: &Rc<Mp4Index>, landing: &Landing) -> Result<Prepar
         index.duration
     };
     let timeline = Timeline::new(
-        Rc::clone(&index.points),
+        Rc::clone(&index.timeline),
         keyframe_seconds,
         end_seconds,
         header_len,

@@ -383,6 +383,35 @@ impl Track {
         (low, high)
     }
 
+    /// Calls `visit(decode_time, end_offset)` for every sample, walking the
+    /// chunks in table order: O(samples), for building timelines.
+    pub fn for_each_sample_end(&self, mut visit: impl FnMut(u64, u64)) {
+        let mut sample = 0u64;
+        let mut time = 0u64;
+        let mut run = 0usize;
+        let mut used_in_run = 0u64;
+        for (chunk, &chunk_offset) in self.chunk_offsets.iter().enumerate() {
+            let mut offset = chunk_offset;
+            for _ in 0..self.samples_in_chunk(chunk as u64) {
+                if sample >= self.sample_count {
+                    return;
+                }
+                offset = offset.saturating_add(self.size_of(sample));
+                visit(time, offset);
+                while let Some(entry) = self.stts.get(run) {
+                    if used_in_run < u64::from(entry.count) {
+                        break;
+                    }
+                    run += 1;
+                    used_in_run = 0;
+                }
+                time = time.saturating_add(self.stts.get(run).map_or(0, |e| u64::from(e.value)));
+                used_in_run += 1;
+                sample += 1;
+            }
+        }
+    }
+
     /// Memory held, for the cache's budget.
     pub fn weight(&self) -> usize {
         let sizes = match &self.sizes {

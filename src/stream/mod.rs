@@ -1,0 +1,324 @@
+//! A stream is a response body in flight: the generated prefix (a seek's
+//! rewritten header) written from memory, then the file's bytes by
+//! `sendfile(2)`, paced.
+//!
+//! Pacing is decided once per response ([`Pace::choose`]): on the media
+//! timeline (the player gets `throttle` seconds of play ahead at line speed,
+//! then about one `period` of media each period), at a constant rate, or not
+//! at all. Between slices a stream holds no buffer and costs one timer on the
+//! worker's wheel; the connection asks [`Stream::send`] what to do next.
+
+pub mod schedule;
+pub mod size;
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::media::{Prepared, Timeline};
+use crate::route::open_files::OpenFile;
+use crate::sys;
+use schedule::Allowance;
+
+/// The shortest `period` accepted: slices closer together would only cost CPU.
+pub const MIN_PERIOD_SECS: f64 = 0.05;
+/// Most bytes one sendfile call may move, so one fast client cannot hold the loop.
+const SENDFILE_CHUNK_BYTES: u64 = 512 * 1024;
+/// Most prefix bytes generated into memory at once: a one-hour film's
+/// rewritten header is about a megabyte, and a slow client should not hold it all.
+pub const PREFIX_CHUNK_BYTES: u64 = 64 * 1024;
+
+/// The pacing settings of one virtual host (the global options, overridden
+/// per host).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pacing {
+    /// Seconds of play time sent ahead of the player; 0 turns the media throttle off.
+    pub throttle: f64,
+    /// Seconds between slices.
+    pub period: f64,
+    /// Bodies shorter than this many bytes are not throttled on their timeline.
+    pub throttle_from: u64,
+    /// Constant rate in bytes per second for bodies without a timeline; 0 = none.
+    pub rate: u64,
+    /// Bytes sent at full speed before `rate` applies.
+    pub rate_after: u64,
+    /// Seconds a response may make no progress before the connection is closed.
+    pub send_timeout: f64,
+}
+
+impl Pacing {
+    pub const DEFAULT: Pacing = Pacing {
+        throttle: 20.0,
+        period: 1.0,
+        throttle_from: 1 << 20,
+        rate: 0,
+        rate_after: 0,
+        send_timeout: 60.0,
+    };
+}
+
+/// How a body's bytes are released over time.
+#[derive(Clone, Debug)]
+pub enum Pace {
+    /// As fast as the client reads.
+    Full,
+    /// `lead` seconds ahead of the play head on the body's media timeline.
+    Media {
+        timeline: Timeline,
+        /// Media time (from the body's start) that the response's first byte reaches.
+        start_seconds: f64,
+        lead: f64,
+        period: f64,
+    },
+    /// `bytes_per_second` after the first `after` bytes.
+    Rate {
+        bytes_per_second: u64,
+        after: u64,
+        period: f64,
+    },
+}
+
+impl Pace {
+    /// The pace of a response covering body bytes `[first, end)`. `timeline`
+    /// is the body's timeline when it honestly says what a player needs from
+    /// `first` on (see the media module); None for other files.
+    pub fn choose(pacing: &Pacing, timeline: Option<Timeline>, first: u64, end: u64) -> Pace {
+        let length = end.saturating_sub(first);
+        match timeline {
+            Some(timeline) if pacing.throttle > 0.0 && length >= pacing.throttle_from => {
+                Pace::Media {
+                    start_seconds: timeline.seconds_at(first),
+                    timeline,
+                    lead: pacing.throttle,
+                    period: pacing.period,
+                }
+            }
+            _ if pacing.rate > 0 => Pace::Rate {
+                bytes_per_second: pacing.rate,
+                after: pacing.rate_after,
+                period: pacing.period,
+            },
+            _ => Pace::Full,
+        }
+    }
+
+    /// Whether the timeline needs looking at: the caller skips indexing a
+    /// file when its body would not be throttled anyway.
+    pub fn wants_timeline(pacing: &Pacing, length: u64) -> bool {
+        pacing.throttle > 0.0 && length >= pacing.throttle_from
+    }
+
+    pub fn is_throttled(&self) -> bool {
+        !matches!(self, Pace::Full)
+    }
+}
+
+/// What the connection should do after [`Stream::send`].
+#[derive(Debug)]
+pub enum Progress {
+    /// Every byte of the body was handed to the socket.
+    Finished,
+    /// The allowance is used up: sleep on the timer wheel until this instant.
+    Sleep(Instant),
+    /// The socket is full: wait for it to become writable.
+    Blocked,
+    /// This turn's fair share is used: let other connections run first.
+    Yield,
+    /// The file is shorter than when it was opened (changed under us).
+    FileShrank,
+    /// The socket failed (the client left).
+    Failed(io::Error),
+}
+
+/// A response body in flight.
+pub struct Stream {
+    file: Rc<OpenFile>,
+    /// The seek this body comes from, for its generated prefix.
+    prepared: Option<Rc<Prepared>>,
+    /// Body offsets below this are generated (0 for a plain file).
+    prefix_len: u64,
+    /// The file offset of body offset `prefix_len`.
+    file_start: u64,
+    /// Next body offset to send.
+    position: u64,
+    /// The response's first body offset (the Range start, else 0).
+    first: u64,
+    /// One past the response's last body offset.
+    end: u64,
+    pace: Pace,
+    /// When the prefix was handed to the socket and pacing began.
+    started: Option<Instant>,
+    pub send_timeout: Duration,
+}
+
+impl Stream {
+    /// A response covering bytes `[first, end)` of a plain file.
+    pub fn plain(file: Rc<OpenFile>, first: u64, end: u64, pace: Pace, pacing: &Pacing) -> Stream {
+        Stream {
+            file,
+            prepared: None,
+            prefix_len: 0,
+            file_start: 0,
+            position: first,
+            first,
+            end,
+            pace,
+            started: None,
+            send_timeout: Duration::from_secs_f64(pacing.send_timeout),
+        }
+    }
+
+    /// A response covering bytes `[first, end)` of a prepared (seeked) body.
+    pub fn prepared(
+        file: Rc<OpenFile>,
+        prepared: Rc<Prepared>,
+        first: u64,
+        end: u64,
+        pace: Pace,
+        pacing: &Pacing,
+    ) -> Stream {
+        Stream {
+            file,
+            prefix_len: prepared.prefix.len(),
+            file_start: prepared.file_start,
+            prepared: Some(prepared),
+            position: first,
+            first,
+            end,
+            pace,
+            started: None,
+            send_timeout: Duration::from_secs_f64(pacing.send_timeout),
+        }
+    }
+
+    /// Body bytes not yet handed to the socket (or to the prefix buffer).
+    pub fn unsent(&self) -> u64 {
+        self.end - self.position
+    }
+
+    /// Whether generated prefix bytes remain.
+    pub fn in_prefix(&self) -> bool {
+        self.position < self.prefix_len.min(self.end)
+    }
+
+    /// Appends the next piece of the generated prefix to `out`; returns its length.
+    pub fn fill_prefix(&mut self, out: &mut Vec<u8>) -> u64 {
+        let Some(prepared) = &self.prepared else {
+            return 0;
+        };
+        let to = (self.position + PREFIX_CHUNK_BYTES)
+            .min(self.prefix_len)
+            .min(self.end);
+        if to <= self.position {
+            return 0;
+        }
+        let before = out.len();
+        prepared.prefix.write(self.position, to, out);
+        let written = (out.len() - before) as u64;
+        self.position += written;
+        written
+    }
+
+    /// Whether the pacing clock has started (the prefix is out).
+    pub fn started(&self) -> bool {
+        self.started.is_some()
+    }
+
+    /// Starts the pacing clock: the head and the generated prefix are out.
+    pub fn start(&mut self, now: Instant) {
+        self.started.get_or_insert(now);
+    }
+
+    pub fn is_throttled(&self) -> bool {
+        self.pace.is_throttled()
+    }
+
+    fn allowance(&self, now: Instant) -> Allowance {
+        let elapsed = self
+            .started
+            .map_or(Duration::ZERO, |t0| now.saturating_duration_since(t0));
+        match &self.pace {
+            Pace::Full => Allowance {
+                until: self.end,
+                next: None,
+            },
+            Pace::Media {
+                timeline,
+                start_seconds,
+                lead,
+                period,
+            } => schedule::media_allowance(
+                timeline,
+                *start_seconds,
+                *lead,
+                *period,
+                elapsed,
+                self.end,
+            ),
+            Pace::Rate {
+                bytes_per_second,
+                after,
+                period,
+            } => schedule::rate_allowance(
+                *bytes_per_second,
+                *after,
+                *period,
+                elapsed,
+                self.first,
+                self.end,
+            ),
+        }
+    }
+
+    /// Sends file bytes to `socket` up to the allowance at `now`. `budget` is
+    /// what this loop turn still lets the connection send; `on_sent` is told
+    /// of every successful sendfile.
+    pub fn send(
+        &mut self,
+        socket: &impl AsRawFd,
+        now: Instant,
+        budget: &mut u64,
+        mut on_sent: impl FnMut(u64),
+    ) -> Progress {
+        loop {
+            if self.position >= self.end {
+                return Progress::Finished;
+            }
+            let allowance = self.allowance(now);
+            if allowance.until <= self.position {
+                return match (allowance.next, self.started) {
+                    (Some(next), Some(t0)) => Progress::Sleep(t0 + next),
+                    // Cannot happen (an allowance short of the end always has
+                    // a next step); sending on is the safe answer.
+                    _ => Progress::Sleep(now),
+                };
+            }
+            if *budget == 0 {
+                return Progress::Yield;
+            }
+            let count = (allowance.until - self.position)
+                .min(SENDFILE_CHUNK_BYTES)
+                .min(*budget);
+            let mut file_offset = self.file_start + (self.position - self.prefix_len);
+            let before = file_offset;
+            match sys::sendfile(
+                socket.as_raw_fd(),
+                self.file.handle.as_raw_fd(),
+                &mut file_offset,
+                count as usize,
+            ) {
+                Ok(0) => return Progress::FileShrank,
+                Ok(_) => {
+                    let n = file_offset - before;
+                    self.position += n;
+                    *budget = budget.saturating_sub(n);
+                    on_sent(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Blocked,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Progress::Failed(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The throttle schedule as pure functions: given where a body stands and how
+//! long it has been streaming, how many of its bytes may have been sent, and
+//! when that allowance next grows.
+//!
+//! The media rule (after the original, with its defects fixed): a body that
+//! starts at media time `s` may hold, `elapsed` after its generated prefix was
+//! handed to the socket, at most `body_offset_at(s + elapsed + lead)` bytes,
+//! clamped to the body's end. The constant rate is nginx's `limit_rate` with
+//! `limit_rate_after`. Both grow on `period` boundaries, so a stream sleeps a
+//! whole period between slices.
+
+use std::time::Duration;
+
+use crate::media::Timeline;
+
+/// How far a body may go now, and when it may go further.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Allowance {
+    /// One past the last body byte that may be sent by now (never past the body's end).
+    pub until: u64,
+    /// Time since the stream started when the allowance next grows; None once
+    /// it covers the whole body.
+    pub next: Option<Duration>,
+}
+
+/// The allowance of a body paced on its media timeline.
+///
+/// `first` and `end` are the body offsets the response covers (a Range
+/// request covers part of the body), `start_seconds` the media time `first`
+/// reaches (from [`Timeline::seconds_at`]), `lead` the `throttle` setting.
+pub fn media_allowance(
+    timeline: &Timeline,
+    start_seconds: f64,
+    lead: f64,
+    period: f64,
+    elapsed: Duration,
+    end: u64,
+) -> Allowance {
+    let play_head = start_seconds + elapsed.as_secs_f64() + lead;
+    let until = timeline.body_offset_at(play_head).min(end);
+    let next = (until < end).then(|| next_boundary(elapsed, period));
+    Allowance { until, next }
+}
+
+/// The allowance of a body sent at `bytes_per_second` after its first
+/// `after` bytes; `first` is the body offset the response starts at.
+pub fn rate_allowance(
+    bytes_per_second: u64,
+    after: u64,
+    period: f64,
+    elapsed: Duration,
+    first: u64,
+    end: u64,
+) -> Allowance {
+    let earned = (bytes_per_second as f64 * elapsed.as_secs_f64()) as u64;
+    let until = first.saturating_add(after).saturating_add(earned).min(end);
+    let next = (until < end).then(|| next_boundary(elapsed, period));
+    Allowance { until, next }
+}
+
+/// The first multiple of `period` strictly after `elapsed`.
+pub fn next_boundary(elapsed: Duration, period: f64) -> Duration {
+    let period = period.max(super::MIN_PERIOD_SECS);
+    let periods = (elapsed.as_secs_f64() / period).floor() + 1.0;
+    Duration::from_secs_f64(periods * period)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::timeline::{TimePoint, monotonic};
+
+    /// Variable bitrate: 1 000 bytes a second for 10 s, then 10 000 a second for 10 s.
+    fn vbr() -> Timeline {
+        let mut points = Vec::new();
+        let mut offset = 0;
+        for second in 0..=20u64 {
+            points.push(TimePoint {
+                seconds: second as f64,
+                offset,
+            });
+            offset += if second < 10 { 1_000 } else { 10_000 };
+        }
+        let end = points.last().map_or(0, |p| p.offset);
+        Timeline::new(monotonic(points), 0.0, 20.0, 0, 0, end)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_first_burst_carries_the_lead() {
+        let timeline = vbr();
+        let end = timeline.body_offset_at(99.0);
+        let a = media_allowance(&timeline, 0.0, 3.0, 1.0, ms(0), end);
+        assert_eq!(a.until, 3_000);
+        assert_eq!(a.next, Some(ms(1000)));
+    }
+
+    #[test]
+    fn slices_follow_the_bitrate_not_the_mean() {
+        let timeline = vbr();
+        let end = timeline.body_offset_at(99.0);
+        let slice = |from: u64, to: u64| {
+            media_allowance(&timeline, 0.0, 3.0, 1.0, ms(to), end).until
+                - media_allowance(&timeline, 0.0, 3.0, 1.0, ms(from), end).until
+        };
+        assert_eq!(slice(2_000, 3_000), 1_000, "still scene");
+        assert_eq!(slice(9_000, 10_000), 10_000, "busy scene");
+    }
+
+    #[test]
+    fn the_allowance_is_clamped_to_the_body_end() {
+        let timeline = vbr();
+        // A Range request ending inside the file: never past its last byte.
+        let a = media_allowance(&timeline, 5.0, 20.0, 1.0, ms(0), 50_000);
+        assert_eq!(a.until, 50_000);
+        assert_eq!(a.next, None);
+        let whole = timeline.body_offset_at(99.0);
+        let b = media_allowance(&timeline, 0.0, 3.0, 1.0, ms(30_000), whole);
+        assert_eq!((b.until, b.next), (whole, None));
+    }
+
+    #[test]
+    fn a_range_starts_at_the_media_time_of_its_first_byte() {
+        let timeline = vbr();
+        let first = 12_000; // inside the busy scene: 10 s + 2 000 / 10 000 s
+        let start = timeline.seconds_at(first);
+        assert!((start - 10.2).abs() < 1e-9);
+        let end = timeline.body_offset_at(99.0);
+        let a = media_allowance(&timeline, start, 1.0, 0.25, ms(0), end);
+        assert_eq!(a.until, first + 10_000);
+        assert_eq!(a.next, Some(ms(250)));
+    }
+
+    #[test]
+    fn wake_ups_fall_on_period_boundaries() {
+        assert_eq!(next_boundary(ms(0), 0.25), ms(250));
+        assert_eq!(next_boundary(ms(250), 0.25), ms(500));
+        assert_eq!(next_boundary(ms(1_260), 0.25), ms(1_500));
+        assert_eq!(
+            next_boundary(ms(10), 0.0),
+            ms(50),
+            "at least the minimum period"
+        );
+    }
+
+    #[test]
+    fn a_constant_rate_starts_after_its_free_bytes() {
+        let a = rate_allowance(200_000, 100_000, 1.0, ms(0), 0, 2_000_000);
+        assert_eq!((a.until, a.next), (100_000, Some(ms(1000))));
+        let b = rate_allowance(200_000, 100_000, 1.0, ms(2_000), 0, 2_000_000);
+        assert_eq!(b.until, 500_000);
+        let c = rate_allowance(200_000, 100_000, 1.0, ms(9_500), 0, 2_000_000);
+        assert_eq!((c.until, c.next), (2_000_000, None));
+        // A Range request counts from its first byte.
+        let d = rate_allowance(1_000, 0, 1.0, ms(1_000), 5_000, 9_000);
+        assert_eq!(d.until, 6_000);
+    }
+}
