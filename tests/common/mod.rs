@@ -2,6 +2,8 @@
 //! it over real sockets.
 #![allow(dead_code)]
 
+pub mod curve;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
