@@ -94,6 +94,7 @@ pub struct Reader {
     pub started: Instant,
     held: Arc<AtomicU64>,
     done: Arc<AtomicBool>,
+    socket: TcpStream,
     thread: Option<std::thread::JoinHandle<Vec<u8>>>,
 }
 
@@ -133,6 +134,7 @@ impl Reader {
         let held = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicBool::new(false));
         let (counter, finished) = (Arc::clone(&held), Arc::clone(&done));
+        let socket = stream.try_clone().expect("clone socket");
         let thread = std::thread::spawn(move || {
             let mut body = Vec::with_capacity(content_length as usize);
             let mut buf = vec![0u8; 256 * 1024];
@@ -154,6 +156,7 @@ impl Reader {
             started,
             held,
             done,
+            socket,
             thread: Some(thread),
         }
     }
@@ -191,6 +194,16 @@ impl Reader {
             at += step;
         }
         samples
+    }
+
+    /// Leaves like a player that quits: closes the connection mid-body.
+    /// Returns the bytes received.
+    pub fn hang_up(mut self) -> u64 {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.held()
     }
 
     /// Reads to the end and returns the whole body.

@@ -491,3 +491,35 @@ pub fn decode_cleanly(input: &str) -> Result<(), String> {
         Err(String::from_utf8_lossy(&output.stderr).to_string())
     }
 }
+
+/// GET `path` on the admin port and return the body.
+pub fn admin_get(admin_port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", admin_port)).expect("admin port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .expect("send");
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    Response::parse(&bytes, false)
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .unwrap_or_default()
+}
+
+/// The first number after `"key":` in a JSON text (keys are unique enough
+/// in /monitor?format=json for tests).
+pub fn json_number(json: &str, key: &str) -> f64 {
+    let needle = format!("\"{key}\":");
+    let at = json
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + needle.len();
+    json[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}

@@ -52,6 +52,10 @@ ffmpeg "${common[@]}" -f lavfi -i "color=c=gray:size=320x180:rate=25:duration=64
 ffmpeg "${common[@]}" -i vbr60.mp4 -c copy vbr60-moov-at-end.mp4
 ffmpeg "${common[@]}" -i vbr60.mp4 -c copy -flvflags add_keyframe_index vbr60.flv
 ffmpeg "${common[@]}" -i vbr60.mp4 -c copy vbr60-no-index.flv
+# A small media file (about 550 KB for 30 s), below throttle_from.
+ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25:duration=30" \
+    -f lavfi -i "sine=frequency=660:sample_rate=44100:duration=30" \
+    "${h264[@]}" -b:v 100k "${aac[@]}" -movflags +faststart small30.mp4
 # Fragmented.
 ffmpeg "${common[@]}" -i ../sample.mp4 -c copy -movflags frag_keyframe+empty_moov fragmented.mp4
 # FLV: H.264/AAC with a keyframe index in onMetaData, and Sorenson Spark/MP3 with one.
