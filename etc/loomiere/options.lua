@@ -16,8 +16,24 @@ options.workers = options.cpus
 -- Most concurrent client connections over all workers; past it a new
 -- connection gets 503 with Retry-After.
 options.clients = 10000
--- Seconds of play time sent ahead of the player.
+-- Bandwidth conservation. A player gets its media at full speed until it
+-- holds `throttle` seconds of playback, then only as fast as it plays,
+-- measured on the file's own timestamps (variable bitrate is respected).
+-- Seek URLs (?start=), plain FLV and fast-start MP4 files, and Range requests
+-- into them are throttled; an MP4 with its moov at the end is sent whole to a
+-- plain GET (a player needs all of it first), and ?start=0 gives any MP4 the
+-- fast-start rewrite. 0 turns the throttle off.
 options.throttle = 20
+-- Seconds between slices of a throttled stream (0.05 to 60).
+options.period = 1
+-- Bodies shorter than this are sent at full speed. Sizes are bytes or
+-- strings with k, m or g (1024-based): 1048576 = '1m'.
+options.throttle_from = '1m'
+-- A constant rate, in bytes per second, for bodies the timeline does not
+-- pace (other files, short or damaged media), after their first
+-- `rate_after` bytes, like nginx's limit_rate / limit_rate_after. 0 = none.
+options.rate = 0
+options.rate_after = 0
 -- Index cache size per worker, in MB.
 options.cache = 64
 
@@ -28,8 +44,10 @@ options.cache = 64
 -- Time-outs, in seconds.
 options.header_timeout = 10     -- a request head must arrive within this (else 408)
 options.keepalive_timeout = 15  -- an idle keep-alive connection is closed after this
-options.send_timeout = 60       -- a response that makes no progress for this long is dropped
-options.drain_timeout = 30      -- on SIGTERM or reload, in-flight responses get this long
+options.send_timeout = 60       -- a response whose socket accepts nothing for this long is
+                                -- dropped (a throttled stream asleep between slices is not stalled)
+options.drain_timeout = 30      -- on SIGTERM, in-flight responses get this long, then are cut
+                                -- (a reload never cuts them: old workers stream to the end)
 
 -- One Combined Log Format line per response on stderr.
 options.access_log = true
@@ -41,8 +59,10 @@ options.seek = 'keyframe'
 
 -- Virtual hosts, tried in the order written; the first whose pattern (PCRE2,
 -- case-insensitive, unanchored) matches the Host header serves the request.
--- The empty pattern matches every host, so put it last.
+-- The empty pattern matches every host, so put it last. A host may set its
+-- own throttle, period, throttle_from, rate, rate_after and send_timeout.
 -- options.hosts['^video\\.example\\.com$'] = { folder = '/srv/video' }
+-- options.hosts['^radio\\.'] = { folder = '/srv/radio', throttle = 60 }
 options.hosts[''] = { folder = '/var/www' }
 
 -- Extra types: options.mimes['mime/type'] = 'ext,ext'. The built-in table
