@@ -3,13 +3,15 @@
 # Expects $work (a scratch folder holding www/), $workers, $nginx_port and
 # $loomiere_port; sets $lpid.
 
-# start_nginx [EXTRA_SERVER_DIRECTIVES]
+# start_nginx [EXTRA_SERVER_DIRECTIVES]; $nginx_connections (default 4096)
+# sets worker_connections.
 start_nginx() {
     cat > "$work/nginx.conf" <<CONF
 worker_processes $workers;
+worker_rlimit_nofile 20000;
 pid $work/nginx.pid;
 error_log $work/nginx-error.log;
-events { worker_connections 4096; }
+events { worker_connections ${nginx_connections:-4096}; }
 http {
     access_log off;
     sendfile on;
@@ -31,13 +33,15 @@ CONF
     nginx -c "$work/nginx.conf"
 }
 
-# start_loomiere: starts it on $loomiere_port and waits until it answers.
+# start_loomiere [EXTRA_OPTION_LINES]: starts it on $loomiere_port (admin
+# port $loomiere_admin, default off) and waits until it answers.
 start_loomiere() {
     cat > "$work/options.lua" <<CONF
 options.workers = $workers
 options.access_log = false
-options.root = false
+options.root = ${loomiere_admin:-false}
 options.hosts[''] = { folder = '$work/www' }
+${1:-}
 CONF
     ./target/release/loomiere -o "$work/options.lua" -b 127.0.0.1 -p "$loomiere_port" 2>"$work/loomiere.log" &
     lpid=$!

@@ -105,6 +105,48 @@ fn each_kind_of_bad_file_is_reported_with_its_place() {
             format!("options {p}: option 'seek' must be 'keyframe' or 'exact', not 'fast'"),
         ),
         (
+            "options.period = 0.01\n".to_string(),
+            format!(
+                "options {p}: option 'period' must be a number of seconds from 0.05 to 60, not 0.01"
+            ),
+        ),
+        (
+            "options.throttle = -1\n".to_string(),
+            format!(
+                "options {p}: option 'throttle' must be a number of seconds from 0 (off) to 86400, not -1"
+            ),
+        ),
+        (
+            "options.rate = '10 kb'\n".to_string(),
+            format!(
+                "options {p}: option 'rate' '10 kb' is not a size like 204800, '200k', '1m' or '2g'"
+            ),
+        ),
+        (
+            "options.rate = 100\n".to_string(),
+            format!(
+                "options {p}: option 'rate' must be 0 (off) or at least 1k bytes per second, not 100"
+            ),
+        ),
+        (
+            format!("options.hosts['^a'] = {{ folder = '{folder}', send_timeout = 0 }}\n"),
+            format!(
+                "options {p}: option 'hosts['^a'].send_timeout' must be a number of seconds from 0.1 to 86400, not 0"
+            ),
+        ),
+        (
+            format!("options.hosts['^a'] = {{ folder = '{folder}', rate_after = '1x' }}\n"),
+            format!(
+                "options {p}: option 'hosts['^a'].rate_after' '1x' is not a size like 204800, '200k', '1m' or '2g'"
+            ),
+        ),
+        (
+            format!("options.hosts['^a'] = {{ folder = '{folder}', throttle = 'lots' }}\n"),
+            format!(
+                "options {p}: {p}:1: options.hosts['^a'].throttle must be a number, not a string"
+            ),
+        ),
+        (
             "options.user = 'no-such-account-here'\n".to_string(),
             String::new(),
         ),

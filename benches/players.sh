@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# Bandwidth conservation with simulated players: Loomiere (throttle 5 and 20)
+# against nginx without a limit and nginx with the limit_rate an operator
+# would set (1.1 × the film's mean bitrate after 20 s of it).
+#
+# Players (benches/players, on mio, spread over processes of at most 5 000
+# connections: the open-file limit here is 20 000 per process) read what the
+# network gives and play it out at the media's own rate, from a map of media
+# time to bytes taken with ffprobe -show_packets. Half of them quit after
+# 60 s. Reported per server: stalls and their total time, bytes per player,
+# bytes per player that quit after 60 s against the bytes of the first 80 s
+# of media, and the server's CPU time and memory (all its processes, /proc).
+# Then STREAMS players of a low-bitrate 10-minute film held at once: server
+# memory (PSS) per stream, server CPU as % of one core over a steady window,
+# and Loomiere's slice lag (p99 from its /monitor histogram).
+#
+#   benches/players.sh [RUN_SECONDS] [PLAYERS] [STREAMS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. benches/common.sh
+run_for=${1:-90}
+players=${2:-100}
+streams=${3:-20000}
+workers=${WORKERS:-$(nproc)}
+per_process=5000
+
+for tool in nginx ffmpeg ffprobe curl python3; do
+    command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx ffmpeg curl python3 >/dev/null; }
+done
+cargo build --release --quiet
+CARGO_TARGET_DIR=target cargo build --release --quiet --manifest-path benches/players/Cargo.toml
+player_bin=target/release/loomiere-players
+
+media=target/bench-media
+mkdir -p "$media"
+if [ ! -e "$media/vbr600.done" ]; then
+    echo "generating $media/vbr600.mp4: 10 min, 4 s of noise and 4 s of a still picture in turn (a few minutes)"
+    ffmpeg -hide_banner -loglevel error -y -nostdin \
+        -f lavfi -i "color=c=gray:size=320x180:rate=25:duration=600" \
+        -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=600" \
+        -vf "noise=alls=40:allf=t+u:enable='lt(mod(t\,8)\,4)'" \
+        -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -crf 26 \
+        -c:a aac -b:a 48k -ac 1 -movflags +faststart "$media/vbr600.mp4"
+    touch "$media/vbr600.done"
+fi
+if [ ! -e "$media/low600.done" ]; then
+    echo "generating $media/low600.mp4: 10 min at about 40 kbit/s, for many streams"
+    ffmpeg -hide_banner -loglevel error -y -nostdin \
+        -f lavfi -i "testsrc2=size=160x90:rate=10:duration=600" \
+        -f lavfi -i "sine=frequency=440:sample_rate=22050:duration=600" \
+        -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 20 -b:v 24k -maxrate 32k -bufsize 64k \
+        -c:a aac -b:a 16k -ac 1 -movflags +faststart "$media/low600.mp4"
+    touch "$media/low600.done"
+fi
+# The media time → bytes map, from ffprobe's packets (not from Loomiere's parsers).
+for film in vbr600 low600; do
+    [ -e "$media/$film.need" ] && continue
+    ffprobe -v error -show_entries packet=dts_time,pos,size -of compact=p=0 "$media/$film.mp4" |
+        python3 -c '
+import sys
+packets = []
+for line in sys.stdin:
+    f = dict(kv.split("=", 1) for kv in line.strip().split("|") if "=" in kv)
+    try:
+        packets.append((float(f["dts_time"]), int(f["pos"]) + int(f["size"])))
+    except (KeyError, ValueError):
+        pass
+packets.sort()
+first = packets[0][0]
+reached = 0
+for time, end in packets:
+    reached = max(reached, end)
+    print("%.3f %d" % (time - first, reached))
+' > "$media/$film.need"
+done
+
+work=$(mktemp -d /tmp/loomiere-players.XXXXXX)
+stop_servers() {
+    if [ -e "$work/nginx.pid" ]; then
+        kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true
+        sleep 1
+        rm -f "$work/nginx.pid"
+    fi
+    if [ -n "${lpid:-}" ]; then
+        kill -QUIT "$lpid" 2>/dev/null || true
+        wait "$lpid" 2>/dev/null || true
+        lpid=
+    fi
+}
+trap 'stop_servers; rm -rf "$work"' EXIT
+mkdir -p "$work/www"
+for film in vbr600 low600; do
+    ln "$media/$film.mp4" "$work/www/$film.mp4" 2>/dev/null || cp "$media/$film.mp4" "$work/www/$film.mp4"
+done
+chmod -R a+rX "$work"
+
+# Prints the server's process ids (the master and its children).
+server_pids() {
+    local root=$1
+    echo "$root"
+    cat "/proc/$root/task/$root/children" 2>/dev/null | tr ' ' '\n' | grep -v '^$' || true
+}
+# CPU ticks (user + system) and PSS in KiB of a list of processes.
+measure() {
+    python3 - "$@" <<'PY'
+import sys
+ticks = pss = 0
+for pid in sys.argv[1:]:
+    try:
+        stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        ticks += int(stat[11]) + int(stat[12])
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    except OSError:
+        pass
+print(ticks, pss)
+PY
+}
+bitrate() { # mean bytes per second of a film
+    python3 -c "import sys; size=int(sys.argv[1]); t=float(open(sys.argv[2]).read().split()[-2]); print(int(size/t))" \
+        "$(stat -c %s "$media/$1.mp4")" "$media/$1.need"
+}
+needed_by() { # bytes needed to play the first $2 seconds of film $1
+    awk -v t="$2" '$1 <= t { b = $2 } END { print b }' "$media/$1.need"
+}
+
+# run_players PORT FILM COUNT QUITTERS RUN_FOR > summed "key value" lines
+run_players() {
+    local port=$1 film=$2 count=$3 quitters=$4 run=$5
+    local processes=$(( (count + per_process - 1) / per_process ))
+    local pids=() i
+    for i in $(seq 0 $((processes - 1))); do
+        local share=$(( count / processes + (i < count % processes ? 1 : 0) ))
+        local quit_share=$(( quitters / processes + (i < quitters % processes ? 1 : 0) ))
+        "$player_bin" --port "$port" --path "/$film.mp4" --curve "$media/$film.need" \
+            --count "$share" --quitters "$quit_share" --quit-after 60 --run-for "$run" \
+            > "$work/players.$i" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    cat "$work"/players.* | awk '{ s[$1] += $2 } END { for (k in s) print k, s[k] }'
+    rm -f "$work"/players.*
+}
+
+loomiere_port=18480
+nginx_port=18481
+loomiere_admin=18482
+nginx_connections=12000
+vbr_rate=$(bitrate vbr600)
+low_rate=$(bitrate low600)
+echo "vbr600.mp4: $(stat -c %s "$media/vbr600.mp4") bytes, mean $((vbr_rate / 1024)) KiB/s; first 80 s: $(needed_by vbr600 80) bytes"
+echo "low600.mp4: $(stat -c %s "$media/low600.mp4") bytes, mean $((low_rate / 1024)) KiB/s"
+echo "$workers workers; $players players for $run_for s (half quit at 60 s)"
+echo
+
+printf '%-32s %7s %8s %9s %14s %16s %10s %9s\n' server stalls stalled "stall s" "bytes/player" "quitter/80s" "CPU s" "PSS MB"
+# bandwidth_run NAME START_COMMAND...
+bandwidth_run() {
+    local name=$1 port=$2 root=$3
+    local before after result
+    before=$(measure $(server_pids "$root"))
+    result=$(run_players "$port" vbr600 "$players" $((players / 2)) "$run_for")
+    after=$(measure $(server_pids "$root"))
+    python3 - "$name" "$before" "$after" "$(needed_by vbr600 80)" "$(getconf CLK_TCK)" <<PY
+import sys
+name, before, after, need80, hz = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4]), int(sys.argv[5])
+r = {k: float(v) for k, v in (l.split() for l in """$result""".strip().splitlines())}
+stayed = r["stayed_bytes"] / max(r["stayed"], 1)
+quit = r["quit_bytes"] / max(r["quit"], 1)
+quit_max = r["quit_bytes_max"]
+cpu = (int(after[0]) - int(before[0])) / hz
+print("%-32s %7d %8d %9.1f %14.0f %9.0f (%.2fx) %10.1f %9.0f" % (name, r["stalls"], r["stalled_players"], r["stall_seconds"],
+      stayed, quit_max, quit_max / need80, cpu, int(after[1]) / 1024))
+PY
+}
+
+start_loomiere "options.throttle = 5"
+bandwidth_run "Loomiere throttle=5" "$loomiere_port" "$lpid"
+stop_servers
+start_loomiere "options.throttle = 20"
+bandwidth_run "Loomiere throttle=20" "$loomiere_port" "$lpid"
+stop_servers
+start_nginx
+bandwidth_run "nginx, no limit" "$nginx_port" "$(cat "$work/nginx.pid")"
+stop_servers
+limit=$((vbr_rate * 11 / 10))
+start_nginx "limit_rate $limit; limit_rate_after $((vbr_rate * 20));"
+bandwidth_run "nginx limit_rate=${limit}" "$nginx_port" "$(cat "$work/nginx.pid")"
+stop_servers
+
+echo
+echo "$streams streams of low600.mp4 at once (players ramp up, then a 15 s steady window):"
+printf '%-34s %9s %12s %14s %12s %10s\n' server streams "PSS KB/str" "CPU % of core" "lag p99 ms" "stalls"
+# many_streams NAME PORT ROOT_PID [ADMIN_PORT]
+many_streams() {
+    local name=$1 port=$2 root=$3 admin=${4:-}
+    local idle ramp=$(( streams / 2000 + 8 )) window=15 start end hist0= hist1= result
+    idle=$(measure $(server_pids "$root"))
+    run_players "$port" low600 "$streams" 0 $((ramp + window + 5)) > "$work/many.out" &
+    local runner=$!
+    sleep "$ramp"
+    start=$(measure $(server_pids "$root"))
+    [ -n "$admin" ] && hist0=$(curl -s "http://127.0.0.1:$admin/monitor?format=json")
+    sleep "$window"
+    end=$(measure $(server_pids "$root"))
+    [ -n "$admin" ] && hist1=$(curl -s "http://127.0.0.1:$admin/monitor?format=json")
+    wait "$runner"
+    python3 - "$name" "$idle" "$start" "$end" "$window" "$(getconf CLK_TCK)" "$streams" "$hist0" "$hist1" "$work/many.out" <<'PY'
+import json, sys
+name, idle, start, end = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
+window, hz, streams = float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+r = {k: float(v) for k, v in (l.split() for l in open(sys.argv[10]))}
+held = streams - r["never_started"] - r["refused"]
+pss_per = (int(end[1]) - int(idle[1])) / max(held, 1)
+cpu = (int(end[0]) - int(start[0])) / hz / window * 100
+p99 = "-"
+if sys.argv[8] and sys.argv[9]:
+    def hist(text):
+        return {h["le_ms"]: h["count"] for h in json.loads(text)["slice_lag"]["histogram"]}
+    h0, h1 = hist(sys.argv[8]), hist(sys.argv[9])
+    keys = sorted(h1, key=lambda k: float("inf") if k is None else k)
+    delta = [(k, h1[k] - h0.get(k, 0)) for k in keys]
+    total = sum(c for _, c in delta)
+    seen = 0
+    for k, c in delta:
+        seen += c
+        if total and seen >= 0.99 * total:
+            p99 = "<= %s" % k
+            break
+print("%-34s %9d %12.2f %14.1f %12s %10d" % (name, held, pss_per * 1.024, cpu, p99, r["stalls"]))
+PY
+}
+start_loomiere "options.clients = 40000"
+many_streams "Loomiere throttle=20" "$loomiere_port" "$lpid" "$loomiere_admin"
+stop_servers
+nginx_connections=12000
+limit=$((low_rate * 11 / 10))
+start_nginx "limit_rate $limit; limit_rate_after $((low_rate * 20));"
+many_streams "nginx limit_rate=${limit}" "$nginx_port" "$(cat "$work/nginx.pid")"
+stop_servers
