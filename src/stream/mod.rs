@@ -155,18 +155,7 @@ pub struct Stream {
 impl Stream {
     /// A response covering bytes `[first, end)` of a plain file.
     pub fn plain(file: Rc<OpenFile>, first: u64, end: u64, pace: Pace, pacing: &Pacing) -> Stream {
-        Stream {
-            file,
-            prepared: None,
-            prefix_len: 0,
-            file_start: 0,
-            position: first,
-            first,
-            end,
-            pace,
-            started: None,
-            send_timeout: Duration::from_secs_f64(pacing.send_timeout),
-        }
+        Stream::new(file, None, first, end, pace, pacing)
     }
 
     /// A response covering bytes `[first, end)` of a prepared (seeked) body.
@@ -178,11 +167,22 @@ impl Stream {
         pace: Pace,
         pacing: &Pacing,
     ) -> Stream {
+        Stream::new(file, Some(prepared), first, end, pace, pacing)
+    }
+
+    fn new(
+        file: Rc<OpenFile>,
+        prepared: Option<Rc<Prepared>>,
+        first: u64,
+        end: u64,
+        pace: Pace,
+        pacing: &Pacing,
+    ) -> Stream {
         Stream {
             file,
-            prefix_len: prepared.prefix.len(),
-            file_start: prepared.file_start,
-            prepared: Some(prepared),
+            prefix_len: prepared.as_ref().map_or(0, |p| p.prefix.len()),
+            file_start: prepared.as_ref().map_or(0, |p| p.file_start),
+            prepared,
             position: first,
             first,
             end,
