@@ -149,6 +149,8 @@ pub struct Stream {
     pace: Pace,
     /// When the prefix was handed to the socket and pacing began.
     started: Option<Instant>,
+    /// Where in each period this stream wakes, as a fraction of it.
+    phase: f64,
     pub send_timeout: Duration,
 }
 
@@ -188,6 +190,7 @@ impl Stream {
             end,
             pace,
             started: None,
+            phase: 0.0,
             send_timeout: Duration::from_secs_f64(pacing.send_timeout),
         }
     }
@@ -226,8 +229,12 @@ impl Stream {
     }
 
     /// Starts the pacing clock: the head and the generated prefix are out.
-    pub fn start(&mut self, now: Instant) {
-        self.started.get_or_insert(now);
+    /// `phase` (from 0 to 1) places this stream's wake-ups within each period.
+    pub fn start(&mut self, now: Instant, phase: f64) {
+        if self.started.is_none() {
+            self.started = Some(now);
+            self.phase = phase.clamp(0.0, 1.0);
+        }
     }
 
     pub fn is_throttled(&self) -> bool {
@@ -252,7 +259,7 @@ impl Stream {
                 timeline,
                 *start_seconds,
                 *lead,
-                *period,
+                (*period, self.phase * period),
                 elapsed,
                 self.end,
             ),
@@ -263,7 +270,7 @@ impl Stream {
             } => schedule::rate_allowance(
                 *bytes_per_second,
                 *after,
-                *period,
+                (*period, self.phase * period),
                 elapsed,
                 self.first,
                 self.end,

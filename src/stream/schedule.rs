@@ -6,8 +6,10 @@
 //! starts at media time `s` may hold, `elapsed` after its generated prefix was
 //! handed to the socket, at most `body_offset_at(s + elapsed + lead)` bytes,
 //! clamped to the body's end. The constant rate is nginx's `limit_rate` with
-//! `limit_rate_after`. Both grow on `period` boundaries, so a stream sleeps a
-//! whole period between slices.
+//! `limit_rate_after`. Both grow on the stream's `period` boundaries, so it
+//! sleeps a whole period between slices. Each stream's boundaries are shifted
+//! by its own `phase` (a fraction of the period), so that streams started
+//! together (a burst of arrivals) do not all wake in the same timer tick.
 
 use std::time::Duration;
 
@@ -32,13 +34,13 @@ pub fn media_allowance(
     timeline: &Timeline,
     start_seconds: f64,
     lead: f64,
-    period: f64,
+    (period, phase): (f64, f64),
     elapsed: Duration,
     end: u64,
 ) -> Allowance {
     let play_head = start_seconds + elapsed.as_secs_f64() + lead;
     let until = timeline.body_offset_at(play_head).min(end);
-    let next = (until < end).then(|| next_boundary(elapsed, period));
+    let next = (until < end).then(|| next_boundary(elapsed, period, phase));
     Allowance { until, next }
 }
 
@@ -47,22 +49,24 @@ pub fn media_allowance(
 pub fn rate_allowance(
     bytes_per_second: u64,
     after: u64,
-    period: f64,
+    (period, phase): (f64, f64),
     elapsed: Duration,
     first: u64,
     end: u64,
 ) -> Allowance {
     let earned = (bytes_per_second as f64 * elapsed.as_secs_f64()) as u64;
     let until = first.saturating_add(after).saturating_add(earned).min(end);
-    let next = (until < end).then(|| next_boundary(elapsed, period));
+    let next = (until < end).then(|| next_boundary(elapsed, period, phase));
     Allowance { until, next }
 }
 
-/// The first multiple of `period` strictly after `elapsed`.
-pub fn next_boundary(elapsed: Duration, period: f64) -> Duration {
+/// The first boundary `phase + k × period` strictly after `elapsed`
+/// (`phase` in seconds, below `period`).
+pub fn next_boundary(elapsed: Duration, period: f64, phase: f64) -> Duration {
     let period = period.max(super::MIN_PERIOD_SECS);
-    let periods = (elapsed.as_secs_f64() / period).floor() + 1.0;
-    Duration::from_secs_f64(periods * period)
+    let phase = phase.clamp(0.0, period);
+    let periods = ((elapsed.as_secs_f64() - phase) / period).floor() + 1.0;
+    Duration::from_secs_f64(phase + periods.max(0.0) * period)
 }
 
 #[cfg(test)]
@@ -93,7 +97,7 @@ mod tests {
     fn the_first_burst_carries_the_lead() {
         let timeline = vbr();
         let end = timeline.body_offset_at(99.0);
-        let a = media_allowance(&timeline, 0.0, 3.0, 1.0, ms(0), end);
+        let a = media_allowance(&timeline, 0.0, 3.0, (1.0, 0.0), ms(0), end);
         assert_eq!(a.until, 3_000);
         assert_eq!(a.next, Some(ms(1000)));
     }
@@ -103,8 +107,8 @@ mod tests {
         let timeline = vbr();
         let end = timeline.body_offset_at(99.0);
         let slice = |from: u64, to: u64| {
-            media_allowance(&timeline, 0.0, 3.0, 1.0, ms(to), end).until
-                - media_allowance(&timeline, 0.0, 3.0, 1.0, ms(from), end).until
+            media_allowance(&timeline, 0.0, 3.0, (1.0, 0.0), ms(to), end).until
+                - media_allowance(&timeline, 0.0, 3.0, (1.0, 0.0), ms(from), end).until
         };
         assert_eq!(slice(2_000, 3_000), 1_000, "still scene");
         assert_eq!(slice(9_000, 10_000), 10_000, "busy scene");
@@ -114,11 +118,11 @@ mod tests {
     fn the_allowance_is_clamped_to_the_body_end() {
         let timeline = vbr();
         // A Range request ending inside the file: never past its last byte.
-        let a = media_allowance(&timeline, 5.0, 20.0, 1.0, ms(0), 50_000);
+        let a = media_allowance(&timeline, 5.0, 20.0, (1.0, 0.0), ms(0), 50_000);
         assert_eq!(a.until, 50_000);
         assert_eq!(a.next, None);
         let whole = timeline.body_offset_at(99.0);
-        let b = media_allowance(&timeline, 0.0, 3.0, 1.0, ms(30_000), whole);
+        let b = media_allowance(&timeline, 0.0, 3.0, (1.0, 0.0), ms(30_000), whole);
         assert_eq!((b.until, b.next), (whole, None));
     }
 
@@ -129,33 +133,40 @@ mod tests {
         let start = timeline.seconds_at(first);
         assert!((start - 10.2).abs() < 1e-9);
         let end = timeline.body_offset_at(99.0);
-        let a = media_allowance(&timeline, start, 1.0, 0.25, ms(0), end);
+        let a = media_allowance(&timeline, start, 1.0, (0.25, 0.0), ms(0), end);
         assert_eq!(a.until, first + 10_000);
         assert_eq!(a.next, Some(ms(250)));
     }
 
     #[test]
     fn wake_ups_fall_on_period_boundaries() {
-        assert_eq!(next_boundary(ms(0), 0.25), ms(250));
-        assert_eq!(next_boundary(ms(250), 0.25), ms(500));
-        assert_eq!(next_boundary(ms(1_260), 0.25), ms(1_500));
+        assert_eq!(next_boundary(ms(0), 0.25, 0.0), ms(250));
+        assert_eq!(next_boundary(ms(250), 0.25, 0.0), ms(500));
+        assert_eq!(next_boundary(ms(1_260), 0.25, 0.0), ms(1_500));
         assert_eq!(
-            next_boundary(ms(10), 0.0),
+            next_boundary(ms(10), 0.0, 0.0),
             ms(50),
             "at least the minimum period"
         );
     }
 
     #[test]
+    fn a_phase_shifts_every_boundary_of_a_stream() {
+        assert_eq!(next_boundary(ms(0), 1.0, 0.3), ms(300));
+        assert_eq!(next_boundary(ms(300), 1.0, 0.3), ms(1_300));
+        assert_eq!(next_boundary(ms(2_999), 1.0, 0.3), ms(3_300));
+    }
+
+    #[test]
     fn a_constant_rate_starts_after_its_free_bytes() {
-        let a = rate_allowance(200_000, 100_000, 1.0, ms(0), 0, 2_000_000);
+        let a = rate_allowance(200_000, 100_000, (1.0, 0.0), ms(0), 0, 2_000_000);
         assert_eq!((a.until, a.next), (100_000, Some(ms(1000))));
-        let b = rate_allowance(200_000, 100_000, 1.0, ms(2_000), 0, 2_000_000);
+        let b = rate_allowance(200_000, 100_000, (1.0, 0.0), ms(2_000), 0, 2_000_000);
         assert_eq!(b.until, 500_000);
-        let c = rate_allowance(200_000, 100_000, 1.0, ms(9_500), 0, 2_000_000);
+        let c = rate_allowance(200_000, 100_000, (1.0, 0.0), ms(9_500), 0, 2_000_000);
         assert_eq!((c.until, c.next), (2_000_000, None));
         // A Range request counts from its first byte.
-        let d = rate_allowance(1_000, 0, 1.0, ms(1_000), 5_000, 9_000);
+        let d = rate_allowance(1_000, 0, (1.0, 0.0), ms(1_000), 5_000, 9_000);
         assert_eq!(d.until, 6_000);
     }
 }

@@ -28,6 +28,13 @@ fn set_int_option(
     Ok(())
 }
 
+/// Turns TCP_CORK on or off. While on, TCP sends only full segments (a
+/// partial one waits at most 200 ms, or until the cork is removed, which
+/// sends it at once).
+pub fn set_cork(fd: RawFd, on: bool) -> io::Result<()> {
+    set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_CORK, libc::c_int::from(on))
+}
+
 /// Creates a non-blocking listening socket on `addr`. With `reuse_port`, several
 /// sockets can be bound to the same address and the kernel spreads new
 /// connections over them (one per worker: no thundering herd). An IPv6

@@ -351,7 +351,12 @@ impl Connection {
             self.output = Vec::new();
         }
         if let Some(stream) = &mut self.body {
-            stream.start(env.now);
+            stream.start(env.now, env.next_phase());
+            if stream.is_throttled() {
+                // Slices go out as full segments; the last partial one waits
+                // (at most 200 ms) for the next slice instead of its own packet.
+                let _ = sys::socket::set_cork(self.stream.as_raw_fd(), true);
+            }
         }
         self.phase = Phase::SendingBody;
         Step::Continue
@@ -372,7 +377,13 @@ impl Connection {
             }
         }
         match progress {
-            Progress::Finished => self.finish_exchange(env),
+            Progress::Finished => {
+                if stream.is_throttled() {
+                    // The body's tail goes out now, not after the cork's 200 ms.
+                    let _ = sys::socket::set_cork(self.stream.as_raw_fd(), false);
+                }
+                self.finish_exchange(env)
+            }
             Progress::Sleep(until) => {
                 StatsSlot::add(&env.slot.streams_throttled, 1);
                 self.phase = Phase::Sleeping;

@@ -61,6 +61,19 @@ pub struct Env {
     pub caches: Caches,
     /// Connections that stopped to let others run and want another turn.
     pub ready: Vec<usize>,
+    /// The last stream's phase (see `next_phase`).
+    phase: f64,
+}
+
+impl Env {
+    /// Where in its period the next stream wakes, from 0 to 1: the golden-ratio
+    /// sequence, so that however many streams start at once, their wake-ups
+    /// spread evenly over the period instead of landing in one timer tick.
+    pub fn next_phase(&mut self) -> f64 {
+        const GOLDEN_RATIO_FRACTION: f64 = 0.618_033_988_749_894_9;
+        self.phase = (self.phase + GOLDEN_RATIO_FRACTION).fract();
+        self.phase
+    }
 }
 
 /// The loop and everything it owns.
@@ -127,6 +140,7 @@ pub fn run(
                 media: MediaCache::new(cache_mb),
             },
             ready: Vec::new(),
+            phase: 0.0,
         },
         open: 0,
     };
