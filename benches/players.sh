@@ -33,15 +33,15 @@ player_bin=target/release/loomiere-players
 
 media=target/bench-media
 mkdir -p "$media"
-if [ ! -e "$media/vbr600.done" ]; then
-    echo "generating $media/vbr600.mp4: 10 min, 4 s of noise and 4 s of a still picture in turn (a few minutes)"
+if [ ! -e "$media/scenes600.done" ]; then
+    echo "generating $media/scenes600.mp4: 10 min, 30 s busy scenes (noise) and 30 s calm ones in turn (a few minutes)"
     ffmpeg -hide_banner -loglevel error -y -nostdin \
         -f lavfi -i "color=c=gray:size=320x180:rate=25:duration=600" \
         -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=600" \
-        -vf "noise=alls=40:allf=t+u:enable='lt(mod(t\,8)\,4)'" \
+        -vf "noise=alls=40:allf=t+u:enable='lt(mod(t\,60)\,30)'" \
         -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -crf 26 \
-        -c:a aac -b:a 48k -ac 1 -movflags +faststart "$media/vbr600.mp4"
-    touch "$media/vbr600.done"
+        -c:a aac -b:a 48k -ac 1 -movflags +faststart "$media/scenes600.mp4"
+    touch "$media/scenes600.done"
 fi
 if [ ! -e "$media/low600.done" ]; then
     echo "generating $media/low600.mp4: 10 min at about 40 kbit/s, for many streams"
@@ -53,7 +53,7 @@ if [ ! -e "$media/low600.done" ]; then
     touch "$media/low600.done"
 fi
 # The media time → bytes map, from ffprobe's packets (not from Loomiere's parsers).
-for film in vbr600 low600; do
+for film in scenes600 low600; do
     [ -e "$media/$film.need" ] && continue
     ffprobe -v error -show_entries packet=dts_time,pos,size -of compact=p=0 "$media/$film.mp4" |
         python3 -c '
@@ -89,7 +89,7 @@ stop_servers() {
 }
 trap 'stop_servers; rm -rf "$work"' EXIT
 mkdir -p "$work/www"
-for film in vbr600 low600; do
+for film in scenes600 low600; do
     ln "$media/$film.mp4" "$work/www/$film.mp4" 2>/dev/null || cp "$media/$film.mp4" "$work/www/$film.mp4"
 done
 chmod -R a+rX "$work"
@@ -147,9 +147,9 @@ loomiere_port=18480
 nginx_port=18481
 loomiere_admin=18482
 nginx_connections=12000
-vbr_rate=$(bitrate vbr600)
+vbr_rate=$(bitrate scenes600)
 low_rate=$(bitrate low600)
-echo "vbr600.mp4: $(stat -c %s "$media/vbr600.mp4") bytes, mean $((vbr_rate / 1024)) KiB/s; first 80 s: $(needed_by vbr600 80) bytes"
+echo "scenes600.mp4: $(stat -c %s "$media/scenes600.mp4") bytes, mean $((vbr_rate / 1024)) KiB/s; first 80 s: $(needed_by scenes600 80) bytes"
 echo "low600.mp4: $(stat -c %s "$media/low600.mp4") bytes, mean $((low_rate / 1024)) KiB/s"
 echo "$workers workers; $players players for $run_for s (half quit at 60 s)"
 echo
@@ -160,9 +160,9 @@ bandwidth_run() {
     local name=$1 port=$2 root=$3
     local before after result
     before=$(measure $(server_pids "$root"))
-    result=$(run_players "$port" vbr600 "$players" $((players / 2)) "$run_for")
+    result=$(run_players "$port" scenes600 "$players" $((players / 2)) "$run_for")
     after=$(measure $(server_pids "$root"))
-    python3 - "$name" "$before" "$after" "$(needed_by vbr600 80)" "$(getconf CLK_TCK)" <<PY
+    python3 - "$name" "$before" "$after" "$(needed_by scenes600 80)" "$(getconf CLK_TCK)" <<PY
 import sys
 name, before, after, need80, hz = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4]), int(sys.argv[5])
 r = {k: float(v) for k, v in (l.split() for l in """$result""".strip().splitlines())}
