@@ -130,6 +130,12 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
             }
         }
     }
+    if let Some(track) = tracks.iter().find(|t| t.sample_count > TRACK_SAMPLES_MAX) {
+        return Err(broken(format!(
+            "track {} declares {} samples, more than the {TRACK_SAMPLES_MAX} this server indexes",
+            track.id, track.sample_count
+        )));
+    }
     let reference = tracks
         .iter()
         .position(|t| t.enabled && t.is_video() && t.sample_count > 0)
@@ -177,16 +183,34 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
     })
 }
 
+/// Most samples a track may have (about 100 hours of 50 fps video): indexing
+/// walks every sample, and a hostile file can declare billions of tiny ones
+/// in a few bytes of tables.
+const TRACK_SAMPLES_MAX: u64 = 20_000_000;
+
 /// The honest timeline of a file from every sample of every track (see
-/// [`timeline::from_sample_ends`]).
+/// [`timeline::from_sample_ends`]); each track contributes one entry per step
+/// of time that holds samples, so memory follows the duration, not the
+/// sample count.
 fn needed_bytes(tracks: &[Track], file_size: u64) -> Rc<[TimePoint]> {
     let mut ends: Vec<(u64, u64)> = Vec::new();
     let mut duration = 0.0f64;
     for track in tracks.iter().filter(|t| t.timescale > 0) {
         let step = timeline::TIMELINE_STEP_SECS * f64::from(track.timescale);
+        let mut current: Option<(u64, u64)> = None;
         track.for_each_sample_end(|time, end| {
-            ends.push(((time as f64 / step) as u64, end.min(file_size)));
+            let index = (time as f64 / step) as u64;
+            let end = end.min(file_size);
+            match &mut current {
+                Some((at, reached)) if *at == index => *reached = (*reached).max(end),
+                _ => {
+                    if let Some(done) = current.replace((index, end)) {
+                        ends.push(done);
+                    }
+                }
+            }
         });
+        ends.extend(current);
         duration = duration.max(track.duration() as f64 / f64::from(track.timescale));
     }
     timeline::from_sample_ends(ends, duration)
