@@ -215,17 +215,17 @@ pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides
         },
         None => (None, None),
     };
-    let site = match compile_site(&options) {
-        Ok(site) => site,
-        Err(e) => {
-            log::error!("{e}");
-            return 1;
-        }
-    };
     let region: &'static StatsRegion = match StatsRegion::new() {
         Ok(region) => Box::leak(Box::new(region)),
         Err(e) => {
             log::error!("cannot create the shared statistics region: {e}");
+            return 1;
+        }
+    };
+    let site = match compile_site(&options, region) {
+        Ok(site) => site,
+        Err(e) => {
+            log::error!("{e}");
             return 1;
         }
     };
@@ -271,11 +271,32 @@ fn restart_delay(quick_deaths: u32) -> Duration {
     (Duration::from_millis(100) * 2u32.pow(doublings)).min(RESTART_BACKOFF_MAX)
 }
 
-fn compile_site(options: &Options) -> Result<Site, OptionsError> {
+/// Compiles what workers serve, and names the counters' columns of its hosts
+/// and folders in the shared region (a name keeps its column across reloads).
+fn compile_site(options: &Options, region: &StatsRegion) -> Result<Site, OptionsError> {
+    let vhosts = VirtualHosts::compile(options)?;
+    let globals = region.globals();
+    let first_host = stats::columns::UNKNOWN_HOST + 1;
+    let host_columns = options
+        .hosts
+        .iter()
+        .map(|host| {
+            globals
+                .hosts
+                .assign(stats::columns::host_label(&host.pattern), first_host)
+        })
+        .collect();
+    let folder_columns = options
+        .hosts
+        .iter()
+        .map(|host| globals.folders.assign(&host.folder.to_string_lossy(), 0))
+        .collect();
     Ok(Site {
-        vhosts: VirtualHosts::compile(options)?,
+        vhosts,
         mimes: options.mimes.clone(),
         options: options.clone(),
+        host_columns,
+        folder_columns,
     })
 }
 
@@ -561,7 +582,7 @@ impl Master {
                 return;
             }
         };
-        let site = match compile_site(&options) {
+        let site = match compile_site(&options, self.region) {
             Ok(site) => site,
             Err(e) => {
                 log::error!("reload failed, keeping the running configuration: {e}");

@@ -37,7 +37,7 @@ fn wait_for_no_streams(admin: u16, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     loop {
         let json = admin_get(admin, "/monitor?format=json");
-        if json.contains("\"streams\":{\"active\":0,") || Instant::now() > deadline {
+        if json.contains("\"streams:active\":0,") || Instant::now() > deadline {
             return json;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -70,8 +70,8 @@ fn a_real_player_plays_30_seconds_without_stalling_on_far_less_than_the_file() {
         "30 s of media took {wall:.1} s to play"
     );
     let json = wait_for_no_streams(admin, Duration::from_secs(5));
-    let sent = json_number(&json, "body_bytes_sent") as u64;
-    let saved = json_number(&json, "bytes_saved") as u64;
+    let sent = json_number(&json, "data:body:bytes") as u64;
+    let saved = json_number(&json, "data:saved:bytes") as u64;
     assert!(
         sent < size * 3 / 4,
         "sent {sent} bytes of a {size}-byte file to a player that stopped at 30 s of 64"
@@ -163,7 +163,7 @@ fn a_client_that_stops_reading_is_dropped_after_send_timeout_even_when_throttled
     let json = wait_for_no_streams(admin, Duration::from_secs(40));
     let closed_after = stopped.elapsed();
     assert!(
-        json.contains("\"streams\":{\"active\":0,"),
+        json.contains("\"streams:active\":0,"),
         "still streaming to a client that reads nothing: {json}"
     );
     assert!(
@@ -202,8 +202,8 @@ fn a_player_that_leaves_early_adds_what_it_never_got_to_bytes_saved() {
     reader.wait_until(1.0);
     let received = reader.hang_up();
     let json = wait_for_no_streams(admin, Duration::from_secs(5));
-    let sent = json_number(&json, "body_bytes_sent") as u64;
-    let saved = json_number(&json, "bytes_saved") as u64;
+    let sent = json_number(&json, "data:body:bytes") as u64;
+    let saved = json_number(&json, "data:saved:bytes") as u64;
     assert!(
         received <= sent && sent < length / 2,
         "sent {sent} of {length}"
@@ -238,7 +238,10 @@ fn a_reload_does_not_cut_throttled_streams() {
         .map(|_| Reader::get(server.port, target, &[]))
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let throttled = json_number(&admin_get(admin, "/monitor?format=json"), "throttled");
+    let throttled = json_number(
+        &admin_get(admin, "/monitor?format=json"),
+        "streams:throttled",
+    );
     assert!(throttled > 0.0, "no stream asleep before the reload");
     // The new options throttle nothing: a new request must show it.
     options_file(&dir, &host("0"));

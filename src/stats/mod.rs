@@ -5,22 +5,37 @@
 //! only writer (no false sharing); the monitor sums the slots. A few globals
 //! (the clients count) are shared by all workers.
 
+pub mod columns;
+pub mod history;
 pub mod monitor;
+pub mod report;
 
 use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::sys::SharedMapping;
+use columns::{CODE_COLUMNS, Directory, FOLDER_COLUMNS, HOST_COLUMNS, code_column};
 
 /// How many slots the region holds: enough for a full set of workers plus a
 /// full set still draining after a reload, with room to spare.
 pub const SLOT_COUNT: usize = 1100;
 
+/// Why a request or response failed, for `net:failures`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The request head could not be parsed (400, 414, 431).
+    Malformed = 0,
+    /// The head did not arrive in time (408), or a response made no progress.
+    TimedOut = 1,
+    /// The client left before its response body was sent.
+    Dropped = 2,
+}
+
 /// Counters of one worker process. Totals survive the worker: a replacement
-/// reusing the slot keeps adding to them.
+/// reusing the slot keeps adding to them. The region is zero-filled, which
+/// is a valid slot of zeros.
 #[repr(C, align(128))]
-#[derive(Default)]
 pub struct StatsSlot {
     /// Process id of the worker using the slot; 0 when free.
     pub pid: AtomicU32,
@@ -44,6 +59,18 @@ pub struct StatsSlot {
     /// left, or a time-out): what throttling saved.
     pub bytes_saved: AtomicU64,
     pub slice_lag: SliceLag,
+    /// Failures by [`Failure`].
+    pub failures: [AtomicU64; 3],
+    /// The media cache's size and entries now (gauges).
+    pub cache_bytes: AtomicU64,
+    pub cache_items: AtomicU64,
+    /// Requests by virtual-host column (see [`columns`]).
+    pub host_requests: [AtomicU64; HOST_COLUMNS],
+    /// Responses by virtual-host column and status-code column.
+    pub host_responses: [[AtomicU64; CODE_COLUMNS]; HOST_COLUMNS],
+    /// Requests answered from each folder column, and their body bytes.
+    pub folder_requests: [AtomicU64; FOLDER_COLUMNS],
+    pub folder_bytes: [AtomicU64; FOLDER_COLUMNS],
 }
 
 /// Seconds over which the slice lag's mean and maximum are reported.
@@ -55,14 +82,12 @@ const LAG_LINEAR_MS: u64 = 24;
 /// How late throttled slices go out after their due time: per-second windows
 /// for the recent mean and maximum, and a histogram since start for percentiles.
 #[repr(C)]
-#[derive(Default)]
 pub struct SliceLag {
     windows: [LagWindow; LAG_WINDOW_SECS],
     histogram: [AtomicU64; LAG_BUCKETS],
 }
 
 #[repr(C)]
-#[derive(Default)]
 struct LagWindow {
     /// The Unix second this window holds.
     second: AtomicI64,
@@ -114,15 +139,41 @@ impl StatsSlot {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn count_response(&self, status: u16) {
+    /// Counts a response of `status` for the host in column `host`.
+    pub fn count_response(&self, host: usize, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.responses[class].fetch_add(1, Ordering::Relaxed);
+        if let Some(row) = self.host_responses.get(host) {
+            row[code_column(status)].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a request for the host in column `host`.
+    pub fn count_request(&self, host: usize) {
+        self.requests_total.fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = self.host_requests.get(host) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn count_failure(&self, failure: Failure) {
+        self.failures[failure as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request answered from folder column `folder` with `bytes` of body.
+    pub fn count_folder(&self, folder: usize, bytes: u64) {
+        if let (Some(requests), Some(sent)) = (
+            self.folder_requests.get(folder),
+            self.folder_bytes.get(folder),
+        ) {
+            requests.fetch_add(1, Ordering::Relaxed);
+            sent.fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 }
 
 /// Values shared by every process.
 #[repr(C, align(128))]
-#[derive(Default)]
 pub struct Globals {
     /// Open client connections over all workers, for the `clients` cap.
     pub clients_active: AtomicI64,
@@ -133,6 +184,9 @@ pub struct Globals {
     /// Settings the monitor reports (the monitor's own copy of the options may be older).
     pub workers: AtomicU64,
     pub clients_limit: AtomicU64,
+    /// The names of the host and folder columns.
+    pub hosts: Directory<HOST_COLUMNS>,
+    pub folders: Directory<FOLDER_COLUMNS>,
 }
 
 /// The shared region: globals then `SLOT_COUNT` slots.
@@ -144,7 +198,12 @@ impl StatsRegion {
     pub fn new() -> io::Result<StatsRegion> {
         let len = std::mem::size_of::<Globals>() + SLOT_COUNT * std::mem::size_of::<StatsSlot>();
         let mapping = SharedMapping::new(len)?;
-        Ok(StatsRegion { mapping })
+        let region = StatsRegion { mapping };
+        region
+            .globals()
+            .hosts
+            .reserve(columns::UNKNOWN_HOST, "unknown");
+        Ok(region)
     }
 
     pub fn globals(&self) -> &Globals {
@@ -200,6 +259,14 @@ pub struct Totals {
     pub lag_total_us: u64,
     pub lag_max_us: u64,
     pub lag_histogram: [u64; LAG_BUCKETS],
+    pub failures: [u64; 3],
+    pub cache_bytes: u64,
+    pub cache_items: u64,
+    pub host_requests: Vec<u64>,
+    /// By host column, then code column.
+    pub host_responses: Vec<[u64; CODE_COLUMNS]>,
+    pub folder_requests: Vec<u64>,
+    pub folder_bytes: Vec<u64>,
 }
 
 impl Totals {
@@ -218,7 +285,13 @@ impl Totals {
 
     /// The sum of every slot, with lag windows read as of Unix second `now`.
     pub fn sum_at(region: &StatsRegion, now: i64) -> Totals {
-        let mut totals = Totals::default();
+        let mut totals = Totals {
+            host_requests: vec![0; HOST_COLUMNS],
+            host_responses: vec![[0; CODE_COLUMNS]; HOST_COLUMNS],
+            folder_requests: vec![0; FOLDER_COLUMNS],
+            folder_bytes: vec![0; FOLDER_COLUMNS],
+            ..Totals::default()
+        };
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         for slot in region.slots() {
             if slot.pid.load(Ordering::Relaxed) != 0 {
@@ -253,8 +326,25 @@ impl Totals {
             {
                 *sum += load(bucket);
             }
+            for (sum, failures) in totals.failures.iter_mut().zip(&slot.failures) {
+                *sum += load(failures);
+            }
+            totals.cache_bytes += load(&slot.cache_bytes);
+            totals.cache_items += load(&slot.cache_items);
+            add_all(&mut totals.host_requests, &slot.host_requests);
+            for (sums, row) in totals.host_responses.iter_mut().zip(&slot.host_responses) {
+                add_all(sums, row);
+            }
+            add_all(&mut totals.folder_requests, &slot.folder_requests);
+            add_all(&mut totals.folder_bytes, &slot.folder_bytes);
         }
         totals
+    }
+}
+
+fn add_all(sums: &mut [u64], counters: &[AtomicU64]) {
+    for (sum, counter) in sums.iter_mut().zip(counters) {
+        *sum += counter.load(Ordering::Relaxed);
     }
 }
 
@@ -270,12 +360,39 @@ mod tests {
         region.slot(0).pid.store(1, Ordering::Relaxed);
         StatsSlot::add(&region.slot(0).bytes_sent, 10);
         StatsSlot::add(&region.slot(SLOT_COUNT - 1).bytes_sent, 5);
-        region.slot(3).count_response(404);
+        region.slot(3).count_response(5, 404);
+        region.slot(4).count_response(5, 404);
+        region.slot(4).count_response(5, 418);
         let totals = Totals::sum(&region);
         assert_eq!(totals.bytes_sent, 15);
-        assert_eq!(totals.responses, [0, 0, 0, 1, 0]);
+        assert_eq!(totals.responses, [0, 0, 0, 3, 0]);
+        assert_eq!(totals.host_responses[5][code_column(404)], 2);
+        assert_eq!(totals.host_responses[5][CODE_COLUMNS - 1], 1);
+        assert_eq!(
+            region
+                .globals()
+                .hosts
+                .name(columns::UNKNOWN_HOST)
+                .as_deref(),
+            Some("unknown")
+        );
         assert_eq!(totals.workers_running, 1);
         assert_eq!(region.slot(7) as *const _ as usize % 128, 0);
+    }
+
+    #[test]
+    fn column_names_are_kept_across_assignments() {
+        let region = StatsRegion::new().expect("mmap");
+        let hosts = &region.globals().hosts;
+        let a = hosts.assign("a.example", 1);
+        let b = hosts.assign("my-site.com", 1);
+        assert_eq!((a, b), (1, 2));
+        assert_eq!(hosts.assign("my-site.com", 1), 2, "a name keeps its column");
+        for n in 0..100 {
+            hosts.assign(&format!("h{n}"), 1);
+        }
+        assert_eq!(hosts.assign("late", 1), HOST_COLUMNS - 1);
+        assert_eq!(hosts.name(HOST_COLUMNS - 1).as_deref(), Some("(other)"));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct Exchange {
     user_agent: String,
     pub status: u16,
     pub body_bytes: u64,
+    /// The host and folder columns it counts in.
+    pub routed: super::respond::Routed,
 }
 
 impl Exchange {
@@ -38,6 +40,7 @@ impl Exchange {
                 .unwrap_or_default(),
             status: 0,
             body_bytes: 0,
+            routed: super::respond::Routed::default(),
         }
     }
 

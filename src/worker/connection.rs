@@ -16,10 +16,11 @@ use mio::net::TcpStream;
 
 use super::Env;
 use super::access_log::Exchange;
-use super::respond;
+use super::respond::{self, Routed};
 use super::timer_wheel::TimerId;
 use crate::http::{self, Parsed, Status};
-use crate::stats::StatsSlot;
+use crate::stats::columns::UNKNOWN_HOST;
+use crate::stats::{Failure, StatsSlot};
 use crate::stream::{Progress, Stream};
 use crate::sys;
 
@@ -85,6 +86,9 @@ pub struct Connection {
     /// Whether unread bytes may wait in the socket (false after a read that
     /// returned less than asked, until the next readable event).
     may_have_input: bool,
+    /// Whether the response was cut by the send time-out (counted as such,
+    /// not also as dropped).
+    timed_out: bool,
 }
 
 impl Connection {
@@ -105,6 +109,7 @@ impl Connection {
             timer: None,
             last_progress: env.now,
             may_have_input: true,
+            timed_out: false,
         }
     }
 
@@ -208,13 +213,13 @@ impl Connection {
     }
 
     fn answer(&mut self, request: Box<http::Request>, env: &mut Env) {
-        StatsSlot::add(&env.slot.requests_total, 1);
         let keep_alive = request.keep_alive && !env.draining;
         // The request's strings are only copied when they will be logged.
         let logged = Some(&*request).filter(|_| env.site.options.access_log);
         self.exchange = Some(Exchange::new(env.now, self.peer, logged));
         self.output.clear();
         let date = env.dates.get(env.unix_now);
+        let mut routed = Routed::default();
         let reply = respond::respond(
             &env.site,
             &mut env.caches,
@@ -223,12 +228,25 @@ impl Connection {
             keep_alive,
             date,
             &mut self.output,
+            &mut routed,
         );
+        env.slot.count_request(routed.host);
+        let media = &env.caches.media;
+        env.slot
+            .cache_bytes
+            .store(media.used() as u64, Ordering::Relaxed);
+        env.slot
+            .cache_items
+            .store(media.len() as u64, Ordering::Relaxed);
+        if let Some(exchange) = &mut self.exchange {
+            exchange.routed = routed;
+        }
         self.start_writing(reply.status, reply.body, reply.keep_alive, env);
     }
 
     fn answer_invalid(&mut self, status: Status, detail: &str, env: &mut Env) {
-        StatsSlot::add(&env.slot.requests_total, 1);
+        env.slot.count_request(UNKNOWN_HOST);
+        env.slot.count_failure(Failure::Malformed);
         self.input.clear();
         self.exchange = Some(Exchange::new(env.now, self.peer, None));
         self.output.clear();
@@ -239,6 +257,7 @@ impl Connection {
 
     /// Answers 408 when the head did not arrive in time.
     pub fn time_out_head(&mut self, env: &mut Env) {
+        env.slot.count_failure(Failure::TimedOut);
         self.exchange = Some(Exchange::new(env.now, self.peer, None));
         self.output.clear();
         let date = env.dates.get(env.unix_now);
@@ -263,6 +282,7 @@ impl Connection {
         }
         self.written = 0;
         self.body = body;
+        self.timed_out = false;
         self.keep_alive = keep_alive;
         self.phase = Phase::WritingHead;
         self.last_progress = env.now;
@@ -426,13 +446,13 @@ impl Connection {
             unsent += (self.output.len() - self.written) as u64;
         }
         StatsSlot::add(&slot.bytes_saved, unsent);
+        if unsent > 0 && !self.timed_out {
+            slot.count_failure(Failure::Dropped);
+        }
     }
 
     fn finish_exchange(&mut self, env: &mut Env) -> Step {
-        if let Some(exchange) = self.exchange.take() {
-            env.slot.count_response(exchange.status);
-            exchange.log(env);
-        }
+        self.count_exchange(env);
         self.end_stream(env.slot);
         self.output.clear();
         self.written = 0;
@@ -505,6 +525,8 @@ impl Connection {
                     self.peer,
                     send_timeout
                 );
+                env.slot.count_failure(Failure::TimedOut);
+                self.timed_out = true;
                 self.log_unfinished(env);
                 Next::Close
             }
@@ -514,8 +536,17 @@ impl Connection {
 
     /// Logs a response that could not be completed (the client left, a time-out).
     fn log_unfinished(&mut self, env: &mut Env) {
+        self.count_exchange(env);
+    }
+
+    /// Counts the response in flight by host, code and folder, and logs it.
+    fn count_exchange(&mut self, env: &mut Env) {
         if let Some(exchange) = self.exchange.take() {
-            env.slot.count_response(exchange.status);
+            env.slot
+                .count_response(exchange.routed.host, exchange.status);
+            if let Some(folder) = exchange.routed.folder {
+                env.slot.count_folder(folder, exchange.body_bytes);
+            }
             exchange.log(env);
         }
     }

@@ -15,6 +15,7 @@ use crate::route::open_files::{OpenFile, OpenFiles};
 use crate::route::vhost::VirtualHost;
 use crate::route::{VirtualHosts, sandbox};
 use crate::stats::StatsSlot;
+use crate::stats::columns::UNKNOWN_HOST;
 use crate::stream::{Pace, Stream};
 
 /// What a worker serves: the validated options and what was compiled from them.
@@ -22,6 +23,18 @@ pub struct Site {
     pub options: Options,
     pub vhosts: VirtualHosts,
     pub mimes: MimeTable,
+    /// The counters' column of each virtual host and of its folder, by host
+    /// index (named in the shared region by the master).
+    pub host_columns: Vec<usize>,
+    pub folder_columns: Vec<usize>,
+}
+
+/// Where a request went, for the counters: its host's and folder's columns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Routed {
+    pub host: usize,
+    /// Set when a file of the folder answered (200, 206, 304, 416).
+    pub folder: Option<usize>,
 }
 
 /// What a worker keeps between requests.
@@ -40,6 +53,7 @@ pub struct Reply {
 
 /// Builds the response to `request` into `out`. `keep_alive` is whether the
 /// connection may stay open (the client's wish, unless we are draining).
+#[allow(clippy::too_many_arguments)]
 pub fn respond(
     site: &Site,
     caches: &mut Caches,
@@ -48,6 +62,7 @@ pub fn respond(
     keep_alive: bool,
     date: &str,
     out: &mut Vec<u8>,
+    routed: &mut Routed,
 ) -> Reply {
     let head_only = match request.method() {
         Method::Get => false,
@@ -95,6 +110,12 @@ pub fn respond(
             &format!("Host \"{host}\" is unknown."),
         );
     };
+    routed.host = site
+        .host_columns
+        .get(vhost.index)
+        .copied()
+        .unwrap_or(UNKNOWN_HOST);
+    let folder = site.folder_columns.get(vhost.index).copied();
     let relative = match sandbox::relative_path(sandbox::path_of(&request.target)) {
         Ok(relative) => relative,
         Err(refusal) => return err(out, refusal.status, refusal.detail),
@@ -148,6 +169,8 @@ pub fn respond(
             }
         }
     };
+    // From here on a file of the folder answers.
+    routed.folder = folder;
     let validators = Validators {
         etag: &etag,
         modified: opened.identity.modified,
