@@ -7,6 +7,7 @@
 
 pub mod columns;
 pub mod history;
+pub mod metrics;
 pub mod monitor;
 pub mod report;
 
@@ -85,6 +86,8 @@ const LAG_LINEAR_MS: u64 = 24;
 pub struct SliceLag {
     windows: [LagWindow; LAG_WINDOW_SECS],
     histogram: [AtomicU64; LAG_BUCKETS],
+    /// Every slice's lag added up since start, for the histogram's sum.
+    total_us: AtomicU64,
 }
 
 #[repr(C)]
@@ -133,6 +136,7 @@ impl StatsSlot {
         window.total_us.fetch_add(lag_us, Ordering::Relaxed);
         window.max_us.fetch_max(lag_us, Ordering::Relaxed);
         self.slice_lag.histogram[lag_bucket(lag)].fetch_add(1, Ordering::Relaxed);
+        self.slice_lag.total_us.fetch_add(lag_us, Ordering::Relaxed);
     }
 
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -259,6 +263,8 @@ pub struct Totals {
     pub lag_total_us: u64,
     pub lag_max_us: u64,
     pub lag_histogram: [u64; LAG_BUCKETS],
+    /// Every slice's lag since start, added up.
+    pub lag_all_us: u64,
     pub failures: [u64; 3],
     pub cache_bytes: u64,
     pub cache_items: u64,
@@ -329,6 +335,7 @@ impl Totals {
             for (sum, failures) in totals.failures.iter_mut().zip(&slot.failures) {
                 *sum += load(failures);
             }
+            totals.lag_all_us += load(&slot.slice_lag.total_us);
             totals.cache_bytes += load(&slot.cache_bytes);
             totals.cache_items += load(&slot.cache_items);
             add_all(&mut totals.host_requests, &slot.host_requests);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use super::history::{History, Sample};
-use super::{StatsRegion, Totals, report};
+use super::{StatsRegion, Totals, metrics, report};
 use crate::http::{self, Method, Parsed, Status, date};
 use crate::options::Options;
 use crate::route::sandbox;
@@ -140,11 +140,22 @@ impl Monitor<'_> {
         }
         let path = sandbox::path_of(&request.target);
         let query = sandbox::query_of(&request.target).unwrap_or("");
+        if path == "/metrics" {
+            let totals = Totals::sum(self.region);
+            let body = metrics::render(self.region, &totals);
+            return reply(
+                &mut stream,
+                Status::OK,
+                metrics::CONTENT_TYPE,
+                &body,
+                head_only,
+            );
+        }
         if path != "/monitor" {
             let page = http::response::error_page(
                 Status::NOT_FOUND,
                 &request.target,
-                "The admin port serves /monitor.",
+                "The admin port serves /monitor and /metrics.",
             );
             return reply(
                 &mut stream,
