@@ -64,6 +64,16 @@ pub fn respond(
     out: &mut Vec<u8>,
     routed: &mut Routed,
 ) -> Reply {
+    // Server selection comes first, so that every answer counts for its host.
+    let host = request.host.as_deref().unwrap_or("");
+    let selected = site.vhosts.select(host);
+    if let Some(vhost) = selected {
+        routed.host = site
+            .host_columns
+            .get(vhost.index)
+            .copied()
+            .unwrap_or(UNKNOWN_HOST);
+    }
     let head_only = match request.method() {
         Method::Get => false,
         Method::Head => true,
@@ -102,19 +112,13 @@ pub fn respond(
         }
         reply
     };
-    let host = request.host.as_deref().unwrap_or("");
-    let Some(vhost) = site.vhosts.select(host) else {
+    let Some(vhost) = selected else {
         return err(
             out,
             Status::NOT_FOUND,
             &format!("Host \"{host}\" is unknown."),
         );
     };
-    routed.host = site
-        .host_columns
-        .get(vhost.index)
-        .copied()
-        .unwrap_or(UNKNOWN_HOST);
     let folder = site.folder_columns.get(vhost.index).copied();
     let relative = match sandbox::relative_path(sandbox::path_of(&request.target)) {
         Ok(relative) => relative,

@@ -1,0 +1,225 @@
+//! The monitor's counters after a scripted mix of requests: every form (text,
+//! terse, JSON, Prometheus) shows exactly the expected counts, which survive
+//! `kill -9` of a worker and a reload; `promtool check metrics` accepts the
+//! exposition.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::curve::Reader;
+use common::{Server, TempDir, admin_get, ensure_fixtures, free_port, media_folder, options_file};
+
+/// The two hosts: one with a hyphen (the original lost those), one for media.
+/// (As Lua source: `\\.` is a backslash and a dot, a literal dot in PCRE2.)
+const SITE: &str = r"^my-site\\.test$";
+const MEDIA: &str = r"^media\\.test$";
+/// How the text forms name them (runs outside [A-Za-z0-9.+-] become `_`).
+const SITE_NAME: &str = "_my-site_.test_";
+const MEDIA_NAME: &str = "_media_.test_";
+
+fn options(dir: &TempDir, site: &TempDir, extra: &str) -> std::path::PathBuf {
+    options_file(
+        dir,
+        &format!(
+            "options.throttle = 3\noptions.workers = 2\n\
+             options.hosts['{SITE}'] = {{ folder = '{}' }}\n\
+             options.hosts['{MEDIA}'] = {{ folder = '{}' }}\n{extra}",
+            site.path().display(),
+            media_folder().join("generated").display()
+        ),
+    )
+}
+
+/// The scripted mix.
+fn make_traffic(server: &Server) {
+    let get = |host: &str, path: &str, headers: &[&str]| {
+        let mut all = vec![format!("Host: {host}")];
+        all.extend(headers.iter().map(|h| h.to_string()));
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let mut text = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+        for header in refs {
+            text.push_str(header);
+            text.push_str("\r\n");
+        }
+        text.push_str("\r\n");
+        common::Response::parse(&server.raw(text.as_bytes()), false).expect("response")
+    };
+    for _ in 0..3 {
+        assert_eq!(get("my-site.test", "/a.txt", &[]).status, 200);
+    }
+    let etag = get("my-site.test", "/a.txt", &[])
+        .header("etag")
+        .expect("etag")
+        .to_string();
+    assert_eq!(
+        get("my-site.test", "/a.txt", &["Range: bytes=0-0"]).status,
+        206
+    );
+    let inm = format!("If-None-Match: {etag}");
+    assert_eq!(get("my-site.test", "/a.txt", &[&inm]).status, 304);
+    assert_eq!(get("my-site.test", "/missing", &[]).status, 404);
+    assert_eq!(get("my-site.test", "/missing", &[]).status, 404);
+    assert_eq!(get("my-site.test", "/sub", &[]).status, 403);
+    // A throttled stream cut short (the index is built: a cache miss) ...
+    let stream = Reader::get(server.port, "/vbr60.mp4", &["Host: media.test"]);
+    stream.wait_until(0.5);
+    stream.hang_up();
+    // ... then a seek into the same file (the index is reused: a cache hit).
+    assert_eq!(
+        get("media.test", "/vbr60.mp4?start=10", &["Range: bytes=0-99"]).status,
+        206
+    );
+    // A malformed request: no host.
+    let garbage = server.raw(b"GARBAGE\r\n\r\n");
+    assert!(garbage.starts_with(b"HTTP/1.1 400"));
+}
+
+/// The counts the mix must show, as (name, value) in the text forms.
+fn expected() -> Vec<(String, u64)> {
+    let mut lines = vec![
+        (format!("net:incoming:{SITE_NAME}"), 9),
+        (format!("net:outgoing:{SITE_NAME}"), 9),
+        (format!("net:outgoing:{SITE_NAME}:200"), 4),
+        (format!("net:outgoing:{SITE_NAME}:206"), 1),
+        (format!("net:outgoing:{SITE_NAME}:304"), 1),
+        (format!("net:outgoing:{SITE_NAME}:404"), 2),
+        (format!("net:outgoing:{SITE_NAME}:403"), 1),
+        (format!("net:incoming:{MEDIA_NAME}"), 2),
+        (format!("net:outgoing:{MEDIA_NAME}:200"), 1),
+        (format!("net:outgoing:{MEDIA_NAME}:206"), 1),
+        ("net:failures:malformed".to_string(), 1),
+        ("net:failures:dropped".to_string(), 1),
+        ("net:failures:timed-out".to_string(), 0),
+        ("cache:hits".to_string(), 1),
+        ("cache:misses".to_string(), 1),
+    ];
+    lines.sort();
+    lines
+}
+
+/// Checks every expected count on the text, terse, JSON and metrics forms.
+fn check_all_forms(admin: u16) {
+    let text = admin_get(admin, "/monitor");
+    let terse = admin_get(admin, "/monitor?terse=true");
+    let json = admin_get(admin, "/monitor?format=json");
+    for (name, value) in expected() {
+        let line = format!("\n{name} = {value}\n");
+        assert!(text.contains(&line), "text lacks {line:?}:\n{text}");
+        assert!(
+            format!("\n{terse}").contains(&line),
+            "terse lacks {line:?}:\n{terse}"
+        );
+        let key = format!("\"{name}\":{value},");
+        assert!(json.contains(&key), "JSON lacks {key}:\n{json}");
+    }
+    // 400 for the malformed request, counted under "unknown".
+    assert!(text.contains("\nnet:outgoing:unknown:400 = 1\n"), "{text}");
+    let metrics = admin_get(admin, "/metrics");
+    for line in [
+        r#"loomiere_requests_total{host="^my-site\\.test$"} 9"#,
+        r#"loomiere_responses_total{host="^my-site\\.test$",code="200"} 4"#,
+        r#"loomiere_responses_total{host="^my-site\\.test$",code="304"} 1"#,
+        r#"loomiere_responses_total{host="^media\\.test$",code="206"} 1"#,
+        r#"loomiere_responses_total{host="unknown",code="400"} 1"#,
+        r#"loomiere_failures_total{kind="malformed"} 1"#,
+        r#"loomiere_failures_total{kind="dropped"} 1"#,
+        "loomiere_cache_hits_total 1",
+        "loomiere_cache_misses_total 1",
+    ] {
+        assert!(
+            metrics.contains(&format!("{line}\n")),
+            "metrics lack {line}:\n{metrics}"
+        );
+    }
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus)");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(metrics.as_bytes())
+        .expect("feed promtool");
+    let checked = promtool.wait_with_output().expect("promtool");
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
+/// Waits until the saved bytes and the dropped stream are counted.
+fn wait_for_stream_end(admin: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !admin_get(admin, "/monitor?terse=true").contains("\nstreams:active = 0\n") {
+        assert!(Instant::now() < deadline, "the cut stream never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn every_form_shows_exact_counts_that_survive_a_killed_worker_and_a_reload() {
+    ensure_fixtures();
+    let dir = TempDir::new("monitor-counts");
+    let site = TempDir::new("monitor-site");
+    site.write("a.txt", b"hello\n");
+    std::fs::create_dir_all(site.path().join("sub")).expect("dir");
+    let path = options(&dir, &site, "");
+    let admin = free_port();
+    let server = Server::start(&["-o", path.to_str().expect("utf8"), "-r", &admin.to_string()]);
+    make_traffic(&server);
+    wait_for_stream_end(admin);
+    check_all_forms(admin);
+    let saved: u64 = admin_get(admin, "/monitor?terse=true")
+        .lines()
+        .find_map(|l| l.strip_prefix("data:saved:bytes = "))
+        .and_then(|v| v.parse().ok())
+        .expect("data:saved:bytes");
+    assert!(saved > 0, "the cut stream saved nothing");
+
+    // kill -9 a worker: its replacement keeps the slot and the totals.
+    let mut children = server.children();
+    children.sort();
+    let monitor = children.pop().expect("the monitor is forked last");
+    let worker = children[0];
+    assert_ne!(worker, monitor);
+    // SAFETY: kill takes integers only.
+    unsafe {
+        libc::kill(worker, libc::SIGKILL);
+    }
+    assert!(server.wait_for_log("was killed by SIGKILL", Duration::from_secs(5)));
+    assert!(server.wait_for_log("starting a new one", Duration::from_secs(5)));
+    check_all_forms(admin);
+
+    // A reload that adds a host keeps the columns of those that remain.
+    let other = TempDir::new("monitor-other");
+    options(
+        &dir,
+        &site,
+        &format!(
+            "options.hosts['^new\\\\.test$'] = {{ folder = '{}' }}\n",
+            other.path().display()
+        ),
+    );
+    server.signal(libc::SIGHUP);
+    assert!(server.wait_for_log("of the previous configuration", Duration::from_secs(10)));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // The new monitor answers once it has started.
+        let text = admin_get(admin, "/monitor");
+        if text.contains("reloads = 1\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reload never showed: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check_all_forms(admin);
+}
