@@ -20,11 +20,12 @@ const MEDIA: &str = r"^media\\.test$";
 const SITE_NAME: &str = "_my-site_.test_";
 const MEDIA_NAME: &str = "_media_.test_";
 
+/// One worker: the cache hit must land in the worker that indexed the file.
 fn options(dir: &TempDir, site: &TempDir, extra: &str) -> std::path::PathBuf {
     options_file(
         dir,
         &format!(
-            "options.throttle = 3\noptions.workers = 2\n\
+            "options.throttle = 3\noptions.workers = 1\n\
              options.hosts['{SITE}'] = {{ folder = '{}' }}\n\
              options.hosts['{MEDIA}'] = {{ folder = '{}' }}\n{extra}",
             site.path().display(),
@@ -222,4 +223,98 @@ fn every_form_shows_exact_counts_that_survive_a_killed_worker_and_a_reload() {
         std::thread::sleep(Duration::from_millis(50));
     }
     check_all_forms(admin);
+}
+
+/// GET on the admin port with extra header lines; the whole response.
+fn admin_request(admin: u16, path: &str, headers: &[&str]) -> common::Response {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", admin)).expect("admin port");
+    let mut text = format!("GET {path} HTTP/1.1\r\nHost: admin\r\n");
+    for header in headers {
+        text.push_str(header);
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n");
+    stream.write_all(text.as_bytes()).expect("send");
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    common::Response::parse(&bytes, false).expect("response")
+}
+
+#[test]
+fn the_admin_token_is_required_on_every_endpoint() {
+    let dir = TempDir::new("monitor-token");
+    let token = "s3cret-token-of-24-chars";
+    let path = options_file(
+        &dir,
+        &format!(
+            "options.root_token = '{token}'\noptions.hosts[''] = {{ folder = '{}' }}\n",
+            dir.path().display()
+        ),
+    );
+    let admin = free_port();
+    let _server = Server::start(&["-o", path.to_str().expect("utf8"), "-r", &admin.to_string()]);
+    let space = format!("/space?path={}", dir.path().display());
+    let good = format!("Authorization: Bearer {token}");
+    for endpoint in [
+        "/monitor",
+        "/monitor?terse=true",
+        "/monitor?format=json",
+        "/metrics",
+        space.as_str(),
+        "/elsewhere",
+    ] {
+        for refused in [
+            vec![],
+            vec!["Authorization: Bearer wrong"],
+            vec!["Authorization: Basic czNjcmV0"],
+        ] {
+            let response = admin_request(admin, endpoint, &refused);
+            assert_eq!(response.status, 401, "{endpoint} with {refused:?}");
+            assert_eq!(
+                response.header("WWW-Authenticate"),
+                Some("Bearer realm=\"loomiere\"")
+            );
+        }
+        let allowed = admin_request(admin, endpoint, &[&good]);
+        let expected = if endpoint == "/elsewhere" { 404 } else { 200 };
+        assert_eq!(allowed.status, expected, "{endpoint} with the token");
+    }
+}
+
+#[test]
+fn space_is_measured_only_inside_served_folders() {
+    let dir = TempDir::new("monitor-space");
+    std::fs::create_dir_all(dir.path().join("inner")).expect("dir");
+    let path = options_file(
+        &dir,
+        &format!(
+            "options.hosts[''] = {{ folder = '{}' }}\n",
+            dir.path().display()
+        ),
+    );
+    let admin = free_port();
+    let _server = Server::start(&["-o", path.to_str().expect("utf8"), "-r", &admin.to_string()]);
+    let inside = format!("/space?path={}/inner", dir.path().display());
+    let text = admin_get(admin, &inside);
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} = ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert!(value("space:total") > 0);
+    assert!(value("space:used") <= value("space:total"));
+    assert!(value("space:free") <= value("space:total"));
+    assert!(value("space:inodes:total") >= value("space:inodes:free"));
+    let json = admin_get(admin, &format!("{inside}&format=json"));
+    assert!(json.contains("\"space:total\":"), "{json}");
+    for outside in [
+        "/space?path=/etc".to_string(),
+        format!("/space?path={}/inner/../..", dir.path().display()),
+    ] {
+        assert_eq!(admin_request(admin, &outside, &[]).status, 403, "{outside}");
+    }
+    let missing = format!("/space?path={}/no-such-thing", dir.path().display());
+    assert_eq!(admin_request(admin, &missing, &[]).status, 404);
 }

@@ -147,6 +147,12 @@ fn each_kind_of_bad_file_is_reported_with_its_place() {
             ),
         ),
         (
+            "options.root_token = 'short'\n".to_string(),
+            format!(
+                "options {p}: option 'root_token' must be at least 16 printable characters without spaces (or '' for none)"
+            ),
+        ),
+        (
             "options.user = 'no-such-account-here'\n".to_string(),
             String::new(),
         ),

@@ -55,6 +55,8 @@ pub struct Request {
     pub if_modified_since: Option<String>,
     pub referer: Option<String>,
     pub user_agent: Option<String>,
+    /// The Authorization header (the admin port's token).
+    pub authorization: Option<String>,
 }
 
 impl Request {
@@ -145,6 +147,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
                     "if-range",
                     "if-none-match",
                     "if-modified-since",
+                    "authorization",
                 ],
             ) {
                 return Parsed::Invalid(Status::BAD_REQUEST, "A header field is not valid text.");
@@ -176,6 +179,8 @@ pub fn parse(buf: &[u8]) -> Parsed {
             request.referer = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("user-agent") {
             request.user_agent = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("authorization") {
+            request.authorization = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("transfer-encoding")
             || (name.eq_ignore_ascii_case("content-length") && value != "0")
         {

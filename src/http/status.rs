@@ -9,6 +9,7 @@ impl Status {
     pub const PARTIAL_CONTENT: Status = Status(206);
     pub const NOT_MODIFIED: Status = Status(304);
     pub const BAD_REQUEST: Status = Status(400);
+    pub const UNAUTHORIZED: Status = Status(401);
     pub const FORBIDDEN: Status = Status(403);
     pub const NOT_FOUND: Status = Status(404);
     pub const METHOD_NOT_ALLOWED: Status = Status(405);
@@ -37,6 +38,7 @@ impl Status {
             307 => "Temporary Redirect",
             308 => "Permanent Redirect",
             400 => "Bad Request",
+            401 => "Unauthorized",
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",

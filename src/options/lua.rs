@@ -123,6 +123,7 @@ const OPTION_TYPES: &[(&str, &str)] = &[
     ("port", "number"),
     ("root", "number|boolean"),
     ("root_bind", "string"),
+    ("root_token", "string"),
     ("workers", "number"),
     ("clients", "number"),
     ("throttle", "number"),
@@ -185,6 +186,7 @@ fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {
     store.set("port", defaults.port)?;
     store.set("root", defaults.root)?;
     store.set("root_bind", defaults.root_bind)?;
+    store.set("root_token", defaults.root_token)?;
     store.set("workers", defaults.workers)?;
     store.set("clients", defaults.clients)?;
     store.set("throttle", defaults.throttle)?;
@@ -242,6 +244,7 @@ fn read_back(store: &Table, assigned: &Table) -> Result<Options, ReadError> {
         _ => integer(store, "root", 0, 65_535)? as u16,
     };
     options.root_bind = store.get("root_bind")?;
+    options.root_token = store.get("root_token")?;
     options.workers = integer(store, "workers", 1, 512)? as usize;
     options.clients = integer(store, "clients", 1, 10_000_000)? as u64;
     options.throttle = store.get("throttle")?;

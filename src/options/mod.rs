@@ -76,6 +76,8 @@ pub struct Options {
     pub root: u16,
     /// Listen address for the admin port.
     pub root_bind: String,
+    /// When not empty, every admin request needs `Authorization: Bearer <token>`.
+    pub root_token: String,
     pub workers: usize,
     /// Maximum concurrent client connections over all workers.
     pub clients: u64,
@@ -125,6 +127,7 @@ impl Options {
             port: 8080,
             root: 8081,
             root_bind: "127.0.0.1".to_string(),
+            root_token: String::new(),
             workers: cpu_count(),
             clients: 10_000,
             throttle: Pacing::DEFAULT.throttle,
@@ -231,6 +234,15 @@ impl Options {
         if self.root != 0 {
             parse_bind(&self.root_bind, self.root)
                 .map_err(|e| OptionsError::option("root_bind", e))?;
+        }
+        if !self.root_token.is_empty()
+            && (self.root_token.len() < 16
+                || !self.root_token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(OptionsError::option(
+                "root_token",
+                "must be at least 16 printable characters without spaces (or '' for none)",
+            ));
         }
         if self.hosts.is_empty() {
             return Err(OptionsError::option(

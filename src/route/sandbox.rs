@@ -75,7 +75,8 @@ pub fn relative_path(path: &str) -> Result<Vec<u8>, Refusal> {
     Ok(relative)
 }
 
-fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
+/// Decodes `%XX` escapes; None for a malformed escape.
+pub fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
     let mut output = Vec::with_capacity(input.len());
     let mut bytes = input.iter();
     while let Some(&byte) = bytes.next() {

@@ -10,6 +10,7 @@ pub mod history;
 pub mod metrics;
 pub mod monitor;
 pub mod report;
+pub mod space;
 
 use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};

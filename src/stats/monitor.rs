@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use super::history::{History, Sample};
-use super::{StatsRegion, Totals, metrics, report};
+use super::{StatsRegion, Totals, metrics, report, space};
 use crate::http::{self, Method, Parsed, Status, date};
 use crate::options::Options;
 use crate::route::sandbox;
@@ -83,6 +83,52 @@ impl Monitor<'_> {
         }
     }
 
+    /// Whether the request carries the admin token (always, when none is set).
+    fn authorized(&self, authorization: Option<&str>) -> bool {
+        let token = &self.options.root_token;
+        if token.is_empty() {
+            return true;
+        }
+        let given = authorization
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or("");
+        constant_time_eq(given.as_bytes(), token.as_bytes())
+    }
+
+    /// `/space?path=…`: 403 outside the configured folders.
+    fn space(
+        &self,
+        stream: &mut TcpStream,
+        query: &str,
+        json: bool,
+        head_only: bool,
+    ) -> std::io::Result<()> {
+        let path = query
+            .split('&')
+            .find_map(|arg| arg.strip_prefix("path="))
+            .and_then(|raw| sandbox::percent_decode(raw.as_bytes()))
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        let (status, detail) = match space::measure(&path, self.options) {
+            Ok(space) => {
+                let (body, content_type) = if json {
+                    (space.to_json(), "application/json")
+                } else {
+                    (space.to_text(), "text/plain; charset=utf-8")
+                };
+                return reply(stream, Status::OK, content_type, &body, head_only);
+            }
+            Err(space::Refused::Outside) => (
+                Status::FORBIDDEN,
+                "Only paths inside a served folder can be measured.".to_string(),
+            ),
+            Err(space::Refused::Missing(why)) => (Status::NOT_FOUND, why),
+        };
+        let page = http::response::error_page(status, "/space", &detail);
+        reply(stream, status, "text/html; charset=utf-8", &page, head_only)
+    }
+
     fn current(&self, totals: &Totals) -> Sample {
         Sample {
             at: crate::sys::unix_now(),
@@ -138,8 +184,27 @@ impl Monitor<'_> {
                 head_only,
             );
         }
+        if !self.authorized(request.authorization.as_deref()) {
+            let page = http::response::error_page(
+                Status::UNAUTHORIZED,
+                &request.target,
+                "The admin port needs the token of options.root_token.",
+            );
+            return reply_with(
+                &mut stream,
+                Status::UNAUTHORIZED,
+                "text/html; charset=utf-8",
+                &page,
+                head_only,
+                &[("WWW-Authenticate", "Bearer realm=\"loomiere\"")],
+            );
+        }
         let path = sandbox::path_of(&request.target);
         let query = sandbox::query_of(&request.target).unwrap_or("");
+        let has = |arg: &str| query.split('&').any(|a| a == arg);
+        if path == "/space" {
+            return self.space(&mut stream, query, has("format=json"), head_only);
+        }
         if path == "/metrics" {
             let totals = Totals::sum(self.region);
             let body = metrics::render(self.region, &totals);
@@ -155,7 +220,7 @@ impl Monitor<'_> {
             let page = http::response::error_page(
                 Status::NOT_FOUND,
                 &request.target,
-                "The admin port serves /monitor and /metrics.",
+                "The admin port serves /monitor, /metrics and /space.",
             );
             return reply(
                 &mut stream,
@@ -168,7 +233,6 @@ impl Monitor<'_> {
         let totals = Totals::sum(self.region);
         let now = self.current(&totals);
         let lines = report::lines(self.region, &totals, self.options, &self.history, &now);
-        let has = |arg: &str| query.split('&').any(|a| a == arg);
         let (body, content_type) = if has("format=json") {
             (report::render_json(&lines, &totals), "application/json")
         } else if has("terse=true") {
@@ -180,6 +244,18 @@ impl Monitor<'_> {
     }
 }
 
+/// Compares without stopping at the first difference, so the time taken
+/// does not tell how much of a guess was right.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut difference = given.len() ^ expected.len();
+    for i in 0..given.len().max(expected.len()) {
+        let a = given.get(i).copied().unwrap_or(0);
+        let b = expected.get(i).copied().unwrap_or(0);
+        difference |= usize::from(a ^ b);
+    }
+    difference == 0
+}
+
 fn reply(
     stream: &mut TcpStream,
     status: Status,
@@ -187,11 +263,25 @@ fn reply(
     body: &str,
     head_only: bool,
 ) -> std::io::Result<()> {
+    reply_with(stream, status, content_type, body, head_only, &[])
+}
+
+fn reply_with(
+    stream: &mut TcpStream,
+    status: Status,
+    content_type: &str,
+    body: &str,
+    head_only: bool,
+    extra: &[(&str, &str)],
+) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(256 + body.len());
     http::response::start(&mut out, status, &date::format(crate::sys::unix_now()));
     http::response::header(&mut out, "Content-Type", content_type);
     http::response::header(&mut out, "Content-Length", body.len());
     http::response::header(&mut out, "Cache-Control", "no-store");
+    for (name, value) in extra {
+        http::response::header(&mut out, name, value);
+    }
     http::response::finish(&mut out, false, 1);
     if !head_only {
         out.extend_from_slice(body.as_bytes());
