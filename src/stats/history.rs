@@ -12,7 +12,10 @@ pub struct Sample {
     pub bytes_sent: u64,
     pub bytes_saved: u64,
     pub streams: u64,
+    pub throttled: u64,
     pub requests: u64,
+    /// Responses by status class: index 0 = 1xx … 4 = 5xx.
+    pub responses: [u64; 5],
 }
 
 /// Samples kept: an hour.

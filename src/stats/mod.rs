@@ -6,6 +6,7 @@
 //! (the clients count) are shared by all workers.
 
 pub mod columns;
+pub mod dashboard;
 pub mod history;
 pub mod metrics;
 pub mod monitor;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use super::history::{History, Sample};
-use super::{StatsRegion, Totals, metrics, report, space};
+use super::{StatsRegion, Totals, dashboard, metrics, report, space};
 use crate::http::{self, Method, Parsed, Status, date};
 use crate::options::Options;
 use crate::route::sandbox;
@@ -135,7 +135,9 @@ impl Monitor<'_> {
             bytes_sent: totals.bytes_sent,
             bytes_saved: totals.bytes_saved,
             streams: totals.streams_active,
+            throttled: totals.streams_throttled,
             requests: totals.requests_total,
+            responses: totals.responses,
         }
     }
 
@@ -216,11 +218,23 @@ impl Monitor<'_> {
                 head_only,
             );
         }
+        if path == "/" || (path == "/monitor" && has("format=html")) {
+            let totals = Totals::sum(self.region);
+            let now = self.current(&totals);
+            let body = dashboard::render(self.region, &totals, &self.history, &now);
+            return reply(
+                &mut stream,
+                Status::OK,
+                "text/html; charset=utf-8",
+                &body,
+                head_only,
+            );
+        }
         if path != "/monitor" {
             let page = http::response::error_page(
                 Status::NOT_FOUND,
                 &request.target,
-                "The admin port serves /monitor, /metrics and /space.",
+                "The admin port serves /, /monitor, /metrics and /space.",
             );
             return reply(
                 &mut stream,
