@@ -318,3 +318,69 @@ fn space_is_measured_only_inside_served_folders() {
     let missing = format!("/space?path={}/no-such-thing", dir.path().display());
     assert_eq!(admin_request(admin, &missing, &[]).status, 404);
 }
+
+#[test]
+fn the_munin_plugin_configures_and_fetches_every_graph() {
+    let dir = TempDir::new("munin");
+    let token = "munin-token-0123456789";
+    let path = options_file(
+        &dir,
+        &format!(
+            "options.root_token = '{token}'\noptions.hosts[''] = {{ folder = '{}' }}\n",
+            dir.path().display()
+        ),
+    );
+    let admin = free_port();
+    let _server = Server::start(&["-o", path.to_str().expect("utf8"), "-r", &admin.to_string()]);
+    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/munin/loomiere_");
+    let run = |name: &str, argument: Option<&str>| {
+        let link = dir.path().join(name);
+        let _ = std::os::unix::fs::symlink(&plugin, &link);
+        let output = Command::new(&link)
+            .args(argument)
+            .env(
+                "url",
+                format!("http://127.0.0.1:{admin}/monitor?terse=true"),
+            )
+            .env("token", token)
+            .output()
+            .expect("run the plugin");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    assert_eq!(
+        run("loomiere_requests", Some("autoconf")),
+        (true, "yes\n".to_string())
+    );
+    assert_eq!(
+        run("loomiere_requests", Some("suggest")).1,
+        "requests\nbandwidth\nstreams\n"
+    );
+    for graph in ["requests", "bandwidth", "streams"] {
+        let name = format!("loomiere_{graph}");
+        let (ok, config) = run(&name, Some("config"));
+        assert!(ok && config.contains("graph_title Loomiere"), "{config}");
+        let fields: Vec<&str> = config
+            .lines()
+            .filter_map(|l| l.split_once(".label ").map(|(field, _)| field))
+            .collect();
+        assert!(!fields.is_empty(), "{config}");
+        let (ok, values) = run(&name, None);
+        assert!(ok, "{name} fetch failed");
+        for field in &fields {
+            let value = values
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{field}.value ")))
+                .unwrap_or_else(|| panic!("{name}: no {field}.value in {values}"));
+            assert!(
+                value.parse::<u64>().is_ok(),
+                "{name}: {field}.value {value}"
+            );
+        }
+        assert_eq!(values.lines().count(), fields.len(), "{values}");
+    }
+    let (ok, _) = run("loomiere_other", None);
+    assert!(!ok, "an unknown graph name fails");
+}
