@@ -384,3 +384,59 @@ fn the_munin_plugin_configures_and_fetches_every_graph() {
     let (ok, _) = run("loomiere_other", None);
     assert!(!ok, "an unknown graph name fails");
 }
+
+#[test]
+fn the_admin_port_keeps_the_client_limits_and_a_killed_monitor_comes_back() {
+    use std::io::Read;
+    let dir = TempDir::new("monitor-limits");
+    let path = options_file(
+        &dir,
+        &format!(
+            "options.header_timeout = 1\noptions.hosts[''] = {{ folder = '{}' }}\n",
+            dir.path().display()
+        ),
+    );
+    let admin = free_port();
+    let server = Server::start(&["-o", path.to_str().expect("utf8"), "-r", &admin.to_string()]);
+    // A head that never ends: 408 after header_timeout, and the monitor serves on.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", admin)).expect("admin");
+    slow.write_all(b"GET /monitor HTTP/1.1\r\n").expect("send");
+    let mut answer = Vec::new();
+    let started = Instant::now();
+    let _ = slow.read_to_end(&mut answer);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A head over 8 KiB: 431, as on the client port.
+    let huge = format!(
+        "GET /monitor HTTP/1.1\r\nX-Filler: {}\r\n\r\n",
+        "x".repeat(9000)
+    );
+    let mut big = std::net::TcpStream::connect(("127.0.0.1", admin)).expect("admin");
+    big.write_all(huge.as_bytes()).expect("send");
+    let mut answer = Vec::new();
+    let _ = big.read_to_end(&mut answer);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // kill -9 the monitor (forked last): the master starts a new one.
+    let monitor = *server.children().iter().max().expect("children");
+    // SAFETY: kill takes integers only.
+    unsafe {
+        libc::kill(monitor, libc::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if admin_get(admin, "/monitor").starts_with("# Identification:") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no monitor after kill -9");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.wait_for_log("was killed by SIGKILL", Duration::from_secs(2)));
+}

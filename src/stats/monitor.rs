@@ -149,12 +149,42 @@ impl Monitor<'_> {
 
     fn answer(&mut self, mut stream: TcpStream) -> std::io::Result<()> {
         stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(ADMIN_IO_TIMEOUT))?;
         stream.set_write_timeout(Some(ADMIN_IO_TIMEOUT))?;
+        // The client port's limit: the whole head within header_timeout, so a
+        // slow client cannot hold this one-at-a-time server.
+        let deadline = Instant::now() + Duration::from_secs_f64(self.options.header_timeout);
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 2048];
         let request = loop {
-            let n = stream.read(&mut chunk)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let status = Status::REQUEST_TIMEOUT;
+                let page = http::response::error_page(
+                    status,
+                    "",
+                    "The request head did not arrive in time.",
+                );
+                return reply(
+                    &mut stream,
+                    status,
+                    "text/html; charset=utf-8",
+                    &page,
+                    false,
+                );
+            }
+            stream.set_read_timeout(Some(left))?;
+            let n = match stream.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if n == 0 {
                 return Ok(());
             }
