@@ -10,6 +10,9 @@ options.port = 8080
 -- Admin port serving /monitor (false disables it) and its address.
 options.root = 8081
 options.root_bind = '127.0.0.1'
+-- When set (16+ printable characters), every admin request (/monitor,
+-- /metrics, /space, the dashboard at /) needs 'Authorization: Bearer <token>'.
+options.root_token = ''
 
 -- Worker processes; options.cpus is the number of CPUs of this machine.
 options.workers = options.cpus
