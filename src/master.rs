@@ -333,7 +333,10 @@ impl Master {
     fn spawn(&mut self, role: Role) {
         let stats_slot = match role {
             Role::Worker { .. } => match self.free_slots.pop() {
-                Some(slot) => Some(slot),
+                Some(slot) => {
+                    self.region.mark_used(slot);
+                    Some(slot)
+                }
                 None => {
                     log::error!(
                         "no free statistics slot for a new worker; too many workers draining"

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use super::columns::{CODE_COLUMNS, FOLDER_COLUMNS, HOST_COLUMNS, code_label};
 use super::history::{History, Sample};
-use super::{LAG_WINDOW_SECS, SLOT_COUNT, StatsRegion, Totals};
+use super::{LAG_WINDOW_SECS, StatsRegion, Totals};
 use crate::http::date;
 
 const REFRESH_SECS: u32 = 5;
@@ -265,7 +265,7 @@ fn workers_table(page: &mut String, region: &StatsRegion) {
          <th>connections</th><th>streams</th><th>requests</th><th>sent</th></tr>",
     );
     let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
-    for index in 0..SLOT_COUNT {
+    for index in 0..region.slots_used() {
         let slot = region.slot(index);
         let pid = slot.pid.load(Ordering::Relaxed);
         if pid == 0 {

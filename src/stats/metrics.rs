@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::columns::{CODE_COLUMNS, FOLDER_COLUMNS, HOST_COLUMNS, code_label};
-use super::{LAG_BUCKETS, SLOT_COUNT, StatsRegion, Totals, lag_bucket_upper_ms};
+use super::{LAG_BUCKETS, StatsRegion, Totals, lag_bucket_upper_ms};
 
 /// The content type Prometheus expects for this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -278,7 +278,7 @@ pub fn render(region: &StatsRegion, totals: &Totals) -> String {
         );
     }
 
-    let slots: Vec<(usize, &super::StatsSlot)> = (0..SLOT_COUNT)
+    let slots: Vec<(usize, &super::StatsSlot)> = (0..region.slots_used())
         .map(|i| (i, region.slot(i)))
         .filter(|(_, slot)| {
             slot.pid.load(Ordering::Relaxed) != 0 || load(&slot.connections_total) > 0

@@ -190,6 +190,9 @@ pub struct Globals {
     /// Settings the monitor reports (the monitor's own copy of the options may be older).
     pub workers: AtomicU64,
     pub clients_limit: AtomicU64,
+    /// One past the highest slot ever given to a worker: the monitor sums
+    /// only these (each slot is about 13 KB; the region holds 1 100).
+    pub slots_used: AtomicU64,
     /// The names of the host and folder columns.
     pub hosts: Directory<HOST_COLUMNS>,
     pub folders: Directory<FOLDER_COLUMNS>,
@@ -232,7 +235,20 @@ impl StatsRegion {
 
     /// Slots currently or previously used, for summing.
     pub fn slots(&self) -> impl Iterator<Item = &StatsSlot> {
-        (0..SLOT_COUNT).map(|i| self.slot(i))
+        (0..self.slots_used()).map(|i| self.slot(i))
+    }
+
+    /// How many slots have ever been given to a worker: a prefix of the
+    /// region, since the master hands out freed slots before new ones.
+    pub fn slots_used(&self) -> usize {
+        (self.globals().slots_used.load(Ordering::Relaxed) as usize).min(SLOT_COUNT)
+    }
+
+    /// Records that slot `index` is given to a worker.
+    pub fn mark_used(&self, index: usize) {
+        self.globals()
+            .slots_used
+            .fetch_max(index as u64 + 1, Ordering::Relaxed);
     }
 
     pub fn len(&self) -> usize {
@@ -366,6 +382,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<StatsSlot>() % 128, 0);
         assert_eq!(std::mem::size_of::<Globals>() % 128, 0);
         let region = StatsRegion::new().expect("mmap");
+        region.mark_used(SLOT_COUNT - 1);
         region.slot(0).pid.store(1, Ordering::Relaxed);
         StatsSlot::add(&region.slot(0).bytes_sent, 10);
         StatsSlot::add(&region.slot(SLOT_COUNT - 1).bytes_sent, 5);
@@ -407,6 +424,7 @@ mod tests {
     #[test]
     fn slice_lag_keeps_ten_seconds_and_a_histogram() {
         let region = StatsRegion::new().expect("mmap");
+        region.mark_used(2);
         let slot = region.slot(2);
         slot.record_slice_lag(Duration::from_millis(20), 100);
         slot.record_slice_lag(Duration::from_micros(1500), 105);
