@@ -116,6 +116,10 @@ fn check_all_forms(admin: u16) {
         let key = format!("\"{name}\":{value},");
         assert!(json.contains(&key), "JSON lacks {key}:\n{json}");
     }
+    assert!(
+        text.contains("\nnet:connections = ") && text.contains("\nnet:connections:open = "),
+        "{text}"
+    );
     // 400 for the malformed request, counted under "unknown".
     assert!(text.contains("\nnet:outgoing:unknown:400 = 1\n"), "{text}");
     let metrics = admin_get(admin, "/metrics");

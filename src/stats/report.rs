@@ -141,6 +141,11 @@ fn net_lines(region: &StatsRegion, totals: &Totals) -> Vec<Line> {
     let outgoing: u64 = totals.responses.iter().sum();
     let failures: u64 = totals.failures.iter().sum();
     let mut net = vec![
+        pair("net:connections", Value::Count(totals.connections_total)),
+        pair(
+            "net:connections:open",
+            Value::Count(totals.connections_active),
+        ),
         pair("net:incoming", Value::Count(totals.requests_total)),
         pair("net:outgoing", Value::Count(outgoing)),
         pair("net:failures", Value::Count(failures)),
