@@ -5,9 +5,11 @@
 pub mod conditional;
 pub mod date;
 pub mod range;
+pub mod refusal;
 pub mod request;
 pub mod response;
 pub mod status;
 
+pub use refusal::Refusal;
 pub use request::{Method, Parsed, Request};
 pub use status::Status;

@@ -12,6 +12,40 @@ pub enum RangeOutcome {
 }
 
 /// Evaluates a `Range` header value against a body of `size` bytes.
+/// The part of a body of `size` bytes a request asks for: the status and
+/// the byte range `[first, end)` to send, or 416. `Range` counts only when
+/// `If-Range` (if any) matches the current validators.
+pub fn select(
+    request: &super::Request,
+    validators: &super::conditional::Validators,
+    size: u64,
+) -> Result<(super::Status, u64, u64), super::Refusal> {
+    let wanted = match &request.range {
+        Some(range)
+            if request
+                .if_range
+                .as_deref()
+                .is_none_or(|v| super::conditional::if_range_matches(v, validators)) =>
+        {
+            evaluate(range, size)
+        }
+        _ => RangeOutcome::Full,
+    };
+    match wanted {
+        RangeOutcome::Full => Ok((super::Status::OK, 0, size)),
+        RangeOutcome::Partial { first, last } => {
+            Ok((super::Status::PARTIAL_CONTENT, first, last + 1))
+        }
+        RangeOutcome::Unsatisfiable => Err(super::Refusal {
+            unsatisfied_size: Some(size),
+            ..super::Refusal::new(
+                super::Status::RANGE_NOT_SATISFIABLE,
+                "The range is outside the file.",
+            )
+        }),
+    }
+}
+
 pub fn evaluate(header: &str, size: u64) -> RangeOutcome {
     let Some((unit, spec)) = header.split_once('=') else {
         return RangeOutcome::Full;
@@ -71,6 +105,35 @@ pub fn evaluate(header: &str, size: u64) -> RangeOutcome {
 mod tests {
     use super::RangeOutcome::*;
     use super::*;
+
+    #[test]
+    fn select_gives_status_and_bounds_or_a_416_with_the_size() {
+        use crate::http::conditional::Validators;
+        use crate::http::{Request, Status};
+        let validators = Validators {
+            etag: "\"1-2\"",
+            modified: 0,
+        };
+        let request = |range: &str, if_range: Option<&str>| Request {
+            range: Some(range.to_string()),
+            if_range: if_range.map(str::to_string),
+            ..Request::default()
+        };
+        assert_eq!(
+            select(&request("bytes=10-", None), &validators, 100),
+            Ok((Status::PARTIAL_CONTENT, 10, 100))
+        );
+        assert_eq!(
+            select(&request("bytes=10-", Some("\"other\"")), &validators, 100),
+            Ok((Status::OK, 0, 100)),
+            "an If-Range that does not match sends the whole body"
+        );
+        let refused = select(&request("bytes=200-", None), &validators, 100).err();
+        assert_eq!(
+            refused.map(|r| (r.status, r.unsatisfied_size)),
+            Some((Status::RANGE_NOT_SATISFIABLE, Some(100)))
+        );
+    }
 
     #[test]
     fn single_ranges_of_each_form() {

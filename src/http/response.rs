@@ -58,6 +58,40 @@ pub fn html_escape(text: &str) -> String {
 
 /// The small HTML page sent with an error status. `target` and `detail` may
 /// hold client-supplied text, so both are escaped.
+/// The head of a file response: 200 for the whole body, 206 for a range.
+pub struct FileHead<'a> {
+    pub status: Status,
+    pub date: &'a str,
+    pub content_type: &'a str,
+    /// The bytes `[first, end)` of a body of `size` bytes.
+    pub first: u64,
+    pub end: u64,
+    pub size: u64,
+    pub last_modified: &'a str,
+    pub etag: &'a str,
+    pub keep_alive: bool,
+    pub minor_version: u8,
+}
+
+impl FileHead<'_> {
+    pub fn write(&self, out: &mut Vec<u8>) {
+        start(out, self.status, self.date);
+        header(out, "Content-Type", self.content_type);
+        header(out, "Content-Length", self.end - self.first);
+        if self.status == Status::PARTIAL_CONTENT {
+            header(
+                out,
+                "Content-Range",
+                format_args!("bytes {}-{}/{}", self.first, self.end - 1, self.size),
+            );
+        }
+        header(out, "Last-Modified", self.last_modified);
+        header(out, "ETag", self.etag);
+        header(out, "Accept-Ranges", "bytes");
+        finish(out, self.keep_alive, self.minor_version);
+    }
+}
+
 pub fn error_page(status: Status, target: &str, detail: &str) -> String {
     let title = format!("{} {}", status.code(), status.reason());
     format!(
@@ -71,6 +105,28 @@ pub fn error_page(status: Status, target: &str, detail: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_range_head_says_which_bytes_of_how_many() {
+        let mut out = Vec::new();
+        FileHead {
+            status: Status::PARTIAL_CONTENT,
+            date: "Thu, 01 Jan 1970 00:00:00 GMT",
+            content_type: "video/mp4",
+            first: 10,
+            end: 20,
+            size: 100,
+            last_modified: "Thu, 01 Jan 1970 00:00:00 GMT",
+            etag: "\"a-b\"",
+            keep_alive: true,
+            minor_version: 1,
+        }
+        .write(&mut out);
+        let text = String::from_utf8(out).expect("ascii");
+        assert!(text.starts_with("HTTP/1.1 206 Partial Content\r\n"));
+        assert!(text.contains("\r\nContent-Length: 10\r\nContent-Range: bytes 10-19/100\r\n"));
+        assert!(text.contains("\r\nETag: \"a-b\"\r\nAccept-Ranges: bytes\r\n"));
+    }
 
     #[test]
     fn heads_end_with_crlf_and_say_when_they_close() {

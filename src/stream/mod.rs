@@ -16,8 +16,10 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::media::{Prepared, Timeline};
+use crate::cache::MediaCache;
+use crate::media::{FileSource, MediaKind, Prepared, Timeline};
 use crate::route::open_files::OpenFile;
+use crate::stats::StatsSlot;
 use crate::sys;
 use schedule::Allowance;
 
@@ -155,6 +157,46 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// The body of a response covering bytes `[first, end)` of `relative`,
+    /// paced on the media timeline when the body has an honest one and is
+    /// long enough, else at the host's constant rate, if any. A plain media
+    /// file is indexed for its timeline (once: the cache keeps it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_response(
+        pacing: &Pacing,
+        media: &mut MediaCache,
+        slot: &StatsSlot,
+        relative: &[u8],
+        file: Rc<OpenFile>,
+        prepared: Option<Rc<Prepared>>,
+        first: u64,
+        end: u64,
+    ) -> Stream {
+        let wants_timeline = Pace::wants_timeline(pacing, end - first);
+        match prepared {
+            Some(prepared) => {
+                let timeline = wants_timeline.then(|| prepared.timeline.clone());
+                let pace = Pace::choose(pacing, timeline, first, end);
+                Stream::prepared(file, prepared, first, end, pace, pacing)
+            }
+            None => {
+                let timeline = MediaKind::of_path(relative)
+                    .filter(|_| wants_timeline)
+                    .and_then(|kind| {
+                        let source = FileSource {
+                            file: &file.handle,
+                            size: file.identity.size,
+                        };
+                        media.whole_file_timeline(&source, file.identity, kind, slot)
+                    })
+                    .filter(|(_, honest_from)| first >= *honest_from)
+                    .map(|(timeline, _)| timeline);
+                let pace = Pace::choose(pacing, timeline, first, end);
+                Stream::plain(file, first, end, pace, pacing)
+            }
+        }
+    }
+
     /// A response covering bytes `[first, end)` of a plain file.
     pub fn plain(file: Rc<OpenFile>, first: u64, end: u64, pace: Pace, pacing: &Pacing) -> Stream {
         Stream::new(file, None, first, end, pace, pacing)

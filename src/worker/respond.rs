@@ -1,22 +1,20 @@
 //! Turns a parsed request into a response: the head bytes and, for files, the
 //! byte range to send. Decides every status; does no socket I/O.
 
-use std::borrow::Cow;
 use std::rc::Rc;
 
 use crate::cache::MediaCache;
 use crate::http::conditional::{self, Validators};
-use crate::http::range::{self, RangeOutcome};
-use crate::http::response::{self, ALLOWED_METHODS};
-use crate::http::{Method, Request, Status};
-use crate::media::{FileSource, MediaError, MediaKind, Prepared, query};
+use crate::http::range;
+use crate::http::response::{self, ALLOWED_METHODS, FileHead};
+use crate::http::{Method, Refusal, Request, Status};
+use crate::media::representation;
 use crate::options::{MimeTable, Options};
-use crate::route::open_files::{OpenFile, OpenFiles};
-use crate::route::vhost::VirtualHost;
-use crate::route::{VirtualHosts, sandbox};
+use crate::route::open_files::OpenFiles;
+use crate::route::{self, VirtualHost, VirtualHosts, sandbox};
 use crate::stats::StatsSlot;
 use crate::stats::columns::UNKNOWN_HOST;
-use crate::stream::{Pace, Stream};
+use crate::stream::Stream;
 
 /// What a worker serves: the validated options and what was compiled from them.
 pub struct Site {
@@ -51,8 +49,12 @@ pub struct Reply {
     pub keep_alive: bool,
 }
 
-/// Builds the response to `request` into `out`. `keep_alive` is whether the
-/// connection may stay open (the client's wish, unless we are draining).
+/// Builds the response to `request` into `out`: the phases in nginx's order,
+/// server selection → (rewrite and access: the routing and access issues) →
+/// content (sandbox and open, media, conditional, range) → head → body. Each
+/// phase passes the request on or refuses it; a refusal becomes an error page.
+/// `keep_alive` is whether the connection may stay open (the client's wish,
+/// unless we are draining).
 #[allow(clippy::too_many_arguments)]
 pub fn respond(
     site: &Site,
@@ -65,9 +67,8 @@ pub fn respond(
     routed: &mut Routed,
 ) -> Reply {
     // Server selection comes first, so that every answer counts for its host.
-    let host = request.host.as_deref().unwrap_or("");
-    let selected = site.vhosts.select(host);
-    if let Some(vhost) = selected {
+    let selected = route::select_host(&site.vhosts, request);
+    if let Ok(vhost) = &selected {
         routed.host = site
             .host_columns
             .get(vhost.index)
@@ -77,17 +78,7 @@ pub fn respond(
     let head_only = match request.method() {
         Method::Get => false,
         Method::Head => true,
-        Method::Options => {
-            response::start(out, Status::OK, date);
-            response::header(out, "Allow", ALLOWED_METHODS);
-            response::header(out, "Content-Length", 0);
-            response::finish(out, keep_alive, request.minor_version);
-            return Reply {
-                status: Status::OK,
-                body: None,
-                keep_alive,
-            };
-        }
+        Method::Options => return options_reply(out, date, request, keep_alive),
         Method::Other(_) => {
             return error(
                 out,
@@ -99,221 +90,141 @@ pub fn respond(
             );
         }
     };
-    let err = |out: &mut Vec<u8>, status: Status, detail: &str| {
-        let mut reply = error(out, date, request, keep_alive, status, detail);
-        if head_only {
-            // HEAD gets GET's headers without the page.
-            let body_start = out
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map_or(out.len(), |p| p + 4);
-            out.truncate(body_start);
-            reply.body = None;
+    let answer = Answer {
+        date,
+        request,
+        keep_alive,
+        head_only,
+    };
+    let served =
+        selected.and_then(|vhost| serve_file(site, caches, slot, vhost, &answer, routed, out));
+    served.unwrap_or_else(|refusal| answer.refuse(out, refusal))
+}
+
+/// What every phase needs to write an answer.
+struct Answer<'a> {
+    date: &'a str,
+    request: &'a Request,
+    keep_alive: bool,
+    head_only: bool,
+}
+
+impl Answer<'_> {
+    /// The error page of a refusal (HEAD: its head only).
+    fn refuse(&self, out: &mut Vec<u8>, refusal: Refusal) -> Reply {
+        let request = self.request;
+        let page = response::error_page(refusal.status, &request.target, &refusal.detail);
+        response::start(out, refusal.status, self.date);
+        response::header(out, "Content-Type", "text/html; charset=utf-8");
+        response::header(out, "Content-Length", page.len());
+        if let Some(size) = refusal.unsatisfied_size {
+            response::header(out, "Content-Range", format_args!("bytes */{size}"));
         }
-        reply
-    };
-    let Some(vhost) = selected else {
-        return err(
-            out,
-            Status::NOT_FOUND,
-            &format!("Host \"{host}\" is unknown."),
-        );
-    };
-    let folder = site.folder_columns.get(vhost.index).copied();
-    let relative = match sandbox::relative_path(sandbox::path_of(&request.target)) {
-        Ok(relative) => relative,
-        Err(refusal) => return err(out, refusal.status, refusal.detail),
-    };
-    let opened = match caches.open_files.open(vhost, &relative) {
-        Ok(opened) => opened,
-        Err(refusal) => return err(out, refusal.status, refusal.detail),
-    };
-    let Some(content_type) = site.mimes.lookup(&relative) else {
-        return err(out, Status::NOT_FOUND, "Files of this type are not served.");
-    };
-    // A media file with seek arguments is served as the prepared (virtual) body.
-    let seek = match sandbox::query_of(&request.target).zip(MediaKind::of_path(&relative)) {
-        Some((query, kind)) => match query::parse(query) {
-            Ok(seek) => seek.map(|seek| (kind, seek)),
-            Err(e) => return err(out, Status::BAD_REQUEST, &e.0),
-        },
-        None => None,
-    };
-    let (etag, prepared) = match seek {
-        None => (Cow::Borrowed(opened.etag.as_str()), None),
-        Some((kind, seek)) => {
-            let source = FileSource {
-                file: &opened.handle,
-                size: opened.identity.size,
-            };
-            match caches.media.prepare(
-                &source,
-                opened.identity,
-                kind,
-                &seek,
-                site.options.seek,
-                slot,
-            ) {
-                // The seek arguments are part of the representation's identity.
-                Ok(prepared) => (
-                    Cow::Owned(format!("{}-{seek}\"", opened.etag.trim_end_matches('"'))),
-                    Some(prepared),
-                ),
-                Err(e) => {
-                    let (status, detail) = media_error_status(&e);
-                    if status == Status::INTERNAL_ERROR {
-                        log::error!(
-                            "{}/{}: {e}",
-                            vhost.folder.display(),
-                            String::from_utf8_lossy(&relative)
-                        );
-                    }
-                    return err(out, status, &detail);
-                }
-            }
+        response::finish(out, self.keep_alive, request.minor_version);
+        if !self.head_only {
+            out.extend_from_slice(page.as_bytes());
         }
-    };
+        Reply {
+            status: refusal.status,
+            body: None,
+            keep_alive: self.keep_alive,
+        }
+    }
+}
+
+/// The content phases for a file of `vhost`.
+fn serve_file(
+    site: &Site,
+    caches: &mut Caches,
+    slot: &StatsSlot,
+    vhost: &VirtualHost,
+    answer: &Answer,
+    routed: &mut Routed,
+    out: &mut Vec<u8>,
+) -> Result<Reply, Refusal> {
+    let request = answer.request;
+    let file = route::open_target(&mut caches.open_files, &site.mimes, vhost, &request.target)?;
+    let opened = &file.opened;
+    let body = representation::prepare(
+        &mut caches.media,
+        opened,
+        &file.relative,
+        sandbox::query_of(&request.target),
+        site.options.seek,
+        slot,
+        &vhost.folder,
+    )?;
     // From here on a file of the folder answers.
-    routed.folder = folder;
+    routed.folder = site.folder_columns.get(vhost.index).copied();
     let validators = Validators {
-        etag: &etag,
+        etag: &body.etag,
         modified: opened.identity.modified,
     };
+    let keep_alive = answer.keep_alive;
     if conditional::is_not_modified(
         request.if_none_match.as_deref(),
         request.if_modified_since.as_deref(),
         &validators,
     ) {
-        response::start(out, Status::NOT_MODIFIED, date);
+        response::start(out, Status::NOT_MODIFIED, answer.date);
         response::header(out, "Last-Modified", &opened.last_modified);
-        response::header(out, "ETag", &etag);
+        response::header(out, "ETag", &body.etag);
         response::finish(out, keep_alive, request.minor_version);
-        return Reply {
+        return Ok(Reply {
             status: Status::NOT_MODIFIED,
             body: None,
             keep_alive,
-        };
+        });
     }
-    let size = prepared.as_ref().map_or(opened.identity.size, |p| p.len());
-    let wanted = match &request.range {
-        Some(range)
-            if request
-                .if_range
-                .as_deref()
-                .is_none_or(|v| conditional::if_range_matches(v, &validators)) =>
-        {
-            range::evaluate(range, size)
-        }
-        _ => RangeOutcome::Full,
-    };
-    let (status, first, end) = match wanted {
-        RangeOutcome::Full => (Status::OK, 0, size),
-        RangeOutcome::Partial { first, last } => (Status::PARTIAL_CONTENT, first, last + 1),
-        RangeOutcome::Unsatisfiable => {
-            let page = response::error_page(
-                Status::RANGE_NOT_SATISFIABLE,
-                &request.target,
-                "The range is outside the file.",
-            );
-            response::start(out, Status::RANGE_NOT_SATISFIABLE, date);
-            response::header(out, "Content-Type", "text/html; charset=utf-8");
-            response::header(out, "Content-Length", page.len());
-            response::header(out, "Content-Range", format_args!("bytes */{size}"));
-            response::finish(out, keep_alive, request.minor_version);
-            if !head_only {
-                out.extend_from_slice(page.as_bytes());
-            }
-            return Reply {
-                status: Status::RANGE_NOT_SATISFIABLE,
-                body: None,
-                keep_alive,
-            };
-        }
-    };
-    response::start(out, status, date);
-    response::header(out, "Content-Type", content_type);
-    response::header(out, "Content-Length", end - first);
-    if status == Status::PARTIAL_CONTENT {
-        response::header(
-            out,
-            "Content-Range",
-            format_args!("bytes {first}-{}/{size}", end - 1),
-        );
+    let (status, first, end) = range::select(request, &validators, body.size)?;
+    FileHead {
+        status,
+        date: answer.date,
+        content_type: file.content_type,
+        first,
+        end,
+        size: body.size,
+        last_modified: &opened.last_modified,
+        etag: &body.etag,
+        keep_alive,
+        minor_version: request.minor_version,
     }
-    response::header(out, "Last-Modified", &opened.last_modified);
-    response::header(out, "ETag", &etag);
-    response::header(out, "Accept-Ranges", "bytes");
-    response::finish(out, keep_alive, request.minor_version);
-    if head_only || first == end {
-        return Reply {
+    .write(out);
+    if answer.head_only || first == end {
+        return Ok(Reply {
             status,
             body: None,
             keep_alive,
-        };
+        });
     }
-    let body = Some(stream_of(
-        vhost, caches, slot, &relative, opened, prepared, first, end,
-    ));
-    Reply {
+    let prepared = body.prepared;
+    let stream = Stream::for_response(
+        &vhost.pacing,
+        &mut caches.media,
+        slot,
+        &file.relative,
+        Rc::clone(opened),
+        prepared,
+        first,
+        end,
+    );
+    Ok(Reply {
         status,
-        body,
+        body: Some(stream),
         keep_alive,
-    }
+    })
 }
 
-/// The body of a response covering bytes `[first, end)`, with its pace:
-/// on the media timeline when the body has an honest one and is long enough,
-/// else at the host's constant rate, if any.
-#[allow(clippy::too_many_arguments)]
-fn stream_of(
-    vhost: &VirtualHost,
-    caches: &mut Caches,
-    slot: &StatsSlot,
-    relative: &[u8],
-    opened: Rc<OpenFile>,
-    prepared: Option<Rc<Prepared>>,
-    first: u64,
-    end: u64,
-) -> Stream {
-    let pacing = &vhost.pacing;
-    let wants_timeline = Pace::wants_timeline(pacing, end - first);
-    match prepared {
-        Some(prepared) => {
-            let timeline = wants_timeline.then(|| prepared.timeline.clone());
-            let pace = Pace::choose(pacing, timeline, first, end);
-            Stream::prepared(opened, prepared, first, end, pace, pacing)
-        }
-        None => {
-            // A plain media file is indexed (once; the cache keeps it) to be paced.
-            let timeline = MediaKind::of_path(relative)
-                .filter(|_| wants_timeline)
-                .and_then(|kind| {
-                    let source = FileSource {
-                        file: &opened.handle,
-                        size: opened.identity.size,
-                    };
-                    caches
-                        .media
-                        .whole_file_timeline(&source, opened.identity, kind, slot)
-                })
-                .filter(|(_, honest_from)| first >= *honest_from)
-                .map(|(timeline, _)| timeline);
-            let pace = Pace::choose(pacing, timeline, first, end);
-            Stream::plain(opened, first, end, pace, pacing)
-        }
-    }
-}
-
-/// The status and page text for a media error. Damage is logged by the caller
-/// with the file's path; the client gets no internals.
-fn media_error_status(error: &MediaError) -> (Status, String) {
-    match error {
-        MediaError::BadSeek(message) => (Status::BAD_REQUEST, message.clone()),
-        MediaError::Unsupported(message) => (Status::NOT_IMPLEMENTED, format!("This file cannot be seeked: {message}.")),
-        MediaError::Broken(_) | MediaError::Io(_) => (
-            Status::INTERNAL_ERROR,
-            "The media file is damaged or unreadable, so it cannot be seeked; the server log says why.".to_string(),
-        ),
+/// OPTIONS: the methods this server knows.
+fn options_reply(out: &mut Vec<u8>, date: &str, request: &Request, keep_alive: bool) -> Reply {
+    response::start(out, Status::OK, date);
+    response::header(out, "Allow", ALLOWED_METHODS);
+    response::header(out, "Content-Length", 0);
+    response::finish(out, keep_alive, request.minor_version);
+    Reply {
+        status: Status::OK,
+        body: None,
+        keep_alive,
     }
 }
 
