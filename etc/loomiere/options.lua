@@ -66,6 +66,20 @@ options.seek = 'keyframe'
 -- own throttle, period, throttle_from, rate, rate_after and send_timeout.
 -- options.hosts['^video\\.example\\.com$'] = { folder = '/srv/video' }
 -- options.hosts['^radio\\.'] = { folder = '/srv/radio', throttle = 60 }
+--
+-- A host may have routes: PCRE2 patterns searched in the request target
+-- (path and query), tried in order; the first that matches decides.
+--   rewrite  = '/new/$1?x=$2'  the matched part becomes the template ($0-$9,
+--                              ${name}); served by the same host, not routed again
+--   redirect = 'https://cdn.example/$1', status = 301|302|303|307|308 (302)
+--   error    = 403, message = 'shown on the page'   (any 4xx or 5xx)
+-- The original's names still work: alter = '/%1' (every match replaced),
+-- route = '/new' (302), moved = '/new' (301).
+-- options.hosts['^video\\.example\\.com$'] = { folder = '/srv/video', routes = {
+--   { match = '^/watch/(\\d+)/(?<file>[^/]+)$', rewrite = '/${file}?start=$1' },
+--   { match = '^/old/(.*)$', redirect = '/$1', status = 301 },
+--   { match = '^/private/', error = 403, message = 'Not for you.' },
+-- } }
 options.hosts[''] = { folder = '/var/www' }
 
 -- Extra types: options.mimes['mime/type'] = 'ext,ext'. The built-in table

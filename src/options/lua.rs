@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use mlua::{Lua, Table, Value};
 
 use super::{
-    HostOptions, MimeTable, Options, OptionsError, PacingOverrides, UserOption, cpu_count,
+    HostOptions, MimeTable, Options, OptionsError, PacingOverrides, RouteAction, RouteOptions,
+    UserOption, cpu_count,
 };
 use crate::media::SeekMode;
 use crate::stream::size;
@@ -42,9 +43,6 @@ local function ordered_hosts()
         elseif key == 'routes' then
           if type(value) ~= 'table' then
             error("options.hosts['" .. pattern .. "'].routes must be a table, not a " .. type(value), 2)
-          end
-          if next(value) ~= nil then
-            error("options.hosts['" .. pattern .. "'].routes: routes are not supported by this version of Loomiere", 2)
           end
         elseif host_types[key] ~= nil then
           if not string.find(host_types[key], type(value), 1, true) then
@@ -329,6 +327,193 @@ fn read_pacing(host: &Table, pattern: &str) -> Result<PacingOverrides, ReadError
     })
 }
 
+/// A host's `routes`: an array of `{ match = 'pcre2', <one action> }`.
+fn read_routes(host: &Table, pattern: &str) -> Result<Vec<RouteOptions>, ReadError> {
+    let Some(routes) = host.get::<Option<Table>>("routes")? else {
+        return Ok(Vec::new());
+    };
+    let count = routes.raw_len();
+    if routes.clone().pairs::<Value, Value>().count() != count {
+        return Err(OptionsError::option(
+            &format!("hosts['{pattern}'].routes"),
+            "must be an array: { { match = '...', rewrite = '...' }, ... }",
+        )
+        .into());
+    }
+    let mut result = Vec::with_capacity(count);
+    for index in 1..=count {
+        let name = format!("hosts['{pattern}'].routes[{index}]");
+        let Value::Table(route) = routes.raw_get::<Value>(index)? else {
+            return Err(OptionsError::option(
+                &name,
+                "must be a table like { match = '^/old/(.*)$', rewrite = '/new/$1' }",
+            )
+            .into());
+        };
+        result.push(read_route(&route, &name)?);
+    }
+    Ok(result)
+}
+
+const ROUTE_ACTIONS: [&str; 7] = [
+    "rewrite", "redirect", "error", "call", "alter", "route", "moved",
+];
+
+fn read_route(route: &Table, name: &str) -> Result<RouteOptions, ReadError> {
+    let invalid = |key: &str, message: String| -> ReadError {
+        OptionsError::option(&format!("{name}.{key}"), message).into()
+    };
+    for pair in route.clone().pairs::<Value, Value>() {
+        let (key, _) = pair?;
+        let known = match &key {
+            Value::String(k) => {
+                let k = k.to_string_lossy();
+                k == "match"
+                    || k == "status"
+                    || k == "message"
+                    || ROUTE_ACTIONS.contains(&k.as_str())
+            }
+            _ => false,
+        };
+        if !known {
+            return Err(OptionsError::option(name, format!("has an unknown key {key:?}; a route has match, one of {}, and status or message", ROUTE_ACTIONS.join(", "))).into());
+        }
+    }
+    let pattern: String = match route.get::<Value>("match")? {
+        Value::String(text) => text.to_string_lossy(),
+        Value::Nil => {
+            return Err(invalid(
+                "match",
+                "is missing: every route needs a PCRE2 pattern".into(),
+            ));
+        }
+        other => {
+            return Err(invalid(
+                "match",
+                format!("must be a string, not a {}", other.type_name()),
+            ));
+        }
+    };
+    let mut actions = Vec::new();
+    for key in ROUTE_ACTIONS {
+        let value = route.get::<Value>(key)?;
+        if !value.is_nil() {
+            actions.push((key, value));
+        }
+    }
+    let [(key, value)] = <[_; 1]>::try_from(actions).map_err(|actions: Vec<(&str, Value)>| {
+        let names: Vec<&str> = actions.iter().map(|(k, _)| *k).collect();
+        OptionsError::option(
+            name,
+            if names.is_empty() {
+                format!("has no action; give one of {}", ROUTE_ACTIONS.join(", "))
+            } else {
+                format!(
+                    "has several actions ({}); give exactly one",
+                    names.join(", ")
+                )
+            },
+        )
+    })?;
+    let text = |value: &Value| -> Result<String, ReadError> {
+        match value {
+            Value::String(text) => Ok(text.to_string_lossy()),
+            Value::Function(_) => Err(invalid(key, "as a function is not supported by this version of Loomiere (Lua route functions are coming); give a template string".into())),
+            other => Err(invalid(key, format!("must be a string, not a {}", other.type_name()))),
+        }
+    };
+    let status: Option<f64> = match route.get::<Value>("status")? {
+        Value::Nil => None,
+        Value::Integer(n) => Some(n as f64),
+        Value::Number(n) => Some(n),
+        other => {
+            return Err(invalid(
+                "status",
+                format!("must be a number, not a {}", other.type_name()),
+            ));
+        }
+    };
+    let message: Option<String> = match route.get::<Value>("message")? {
+        Value::Nil => None,
+        Value::String(text) => Some(text.to_string_lossy()),
+        other => {
+            return Err(invalid(
+                "message",
+                format!("must be a string, not a {}", other.type_name()),
+            ));
+        }
+    };
+    if status.is_some() && key != "redirect" {
+        return Err(invalid(
+            "status",
+            format!("only goes with redirect, not with {key}"),
+        ));
+    }
+    if message.is_some() && key != "error" {
+        return Err(invalid(
+            "message",
+            format!("only goes with error, not with {key}"),
+        ));
+    }
+    let action = match key {
+        "rewrite" => RouteAction::Rewrite(text(&value)?),
+        "alter" => RouteAction::Alter(text(&value)?),
+        "redirect" => {
+            let status = status.unwrap_or(302.0);
+            if ![301.0, 302.0, 303.0, 307.0, 308.0].contains(&status) {
+                return Err(invalid(
+                    "status",
+                    format!("must be 301, 302, 303, 307 or 308, not {status}"),
+                ));
+            }
+            RouteAction::Redirect {
+                template: text(&value)?,
+                status: status as u16,
+                key: "redirect",
+            }
+        }
+        "route" => RouteAction::Redirect {
+            template: text(&value)?,
+            status: 302,
+            key: "route",
+        },
+        "moved" => RouteAction::Redirect {
+            template: text(&value)?,
+            status: 301,
+            key: "moved",
+        },
+        "error" => {
+            let status = match value {
+                Value::Integer(n) => n as f64,
+                Value::Number(n) => n,
+                other => {
+                    return Err(invalid(
+                        "error",
+                        format!(
+                            "must be a status number from 400 to 599, not a {}",
+                            other.type_name()
+                        ),
+                    ));
+                }
+            };
+            if status.fract() != 0.0 || !(400.0..=599.0).contains(&status) {
+                return Err(invalid(
+                    "error",
+                    format!("must be a status from 400 to 599, not {status}"),
+                ));
+            }
+            RouteAction::Error {
+                status: status as u16,
+                message: message.unwrap_or_default(),
+            }
+        }
+        _ => {
+            return Err(invalid("call", "route functions are not supported by this version of Loomiere (they are coming); use rewrite, redirect or error".into()));
+        }
+    };
+    Ok(RouteOptions { pattern, action })
+}
+
 fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
     let hosts: Table = store.get("hosts")?;
     let order: Table = hosts
@@ -341,10 +526,12 @@ fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
         let host: Table = hosts.raw_get(pattern.as_str())?;
         let folder: String = host.get("folder")?;
         let pacing = read_pacing(&host, &pattern)?;
+        let routes = read_routes(&host, &pattern)?;
         result.push(HostOptions {
             pattern,
             folder: PathBuf::from(folder),
             pacing,
+            routes,
         });
     }
     if result.is_empty() {

@@ -32,6 +32,33 @@ pub struct HostOptions {
     pub folder: PathBuf,
     /// Pacing settings this host overrides.
     pub pacing: PacingOverrides,
+    /// URL routes, tried in order (see `route::rewrite`).
+    pub routes: Vec<RouteOptions>,
+}
+
+/// One route: a PCRE2 pattern searched in the request target, and what to do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteOptions {
+    pub pattern: String,
+    pub action: RouteAction,
+}
+
+/// What a route does when its pattern matches.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RouteAction {
+    /// `rewrite = '/new/$1'`: the matched part replaced by the template.
+    Rewrite(String),
+    /// The original's `alter = '/new/%1'`: every match replaced.
+    Alter(String),
+    /// `redirect` (with `status`), or the original's `route` (302) and
+    /// `moved` (301); `key` is the name used, for messages.
+    Redirect {
+        template: String,
+        status: u16,
+        key: &'static str,
+    },
+    /// `error = 403` with an optional `message`.
+    Error { status: u16, message: String },
 }
 
 impl HostOptions {
@@ -41,6 +68,7 @@ impl HostOptions {
             pattern: pattern.into(),
             folder: folder.into(),
             pacing: PacingOverrides::default(),
+            routes: Vec::new(),
         }
     }
 }
@@ -256,6 +284,9 @@ impl Options {
                 &format!("hosts['{}'].", host.pattern),
                 &self.pacing_of(host),
             )?;
+            for (i, route) in host.routes.iter().enumerate() {
+                crate::route::rewrite::Route::compile(&host.pattern, i + 1, route)?;
+            }
         }
         for host in &mut self.hosts {
             let option = format!("hosts['{}']", host.pattern);

@@ -2,6 +2,7 @@
 //! opening the target.
 
 pub mod open_files;
+pub mod rewrite;
 pub mod sandbox;
 pub mod select;
 pub mod target;

@@ -8,6 +8,8 @@ use pcre2::bytes::{Regex, RegexBuilder};
 use crate::options::{Options, OptionsError};
 use crate::stream::Pacing;
 
+use super::rewrite::Route;
+
 /// One configured host, ready to serve: its compiled pattern and its open folder.
 pub struct VirtualHost {
     /// None for the empty pattern, which matches every host without running a regex.
@@ -21,6 +23,8 @@ pub struct VirtualHost {
     pub folder_dir: File,
     /// The pacing options, with this host's overrides applied.
     pub pacing: Pacing,
+    /// The host's routes, tried in order by the rewrite phase.
+    pub routes: Vec<Route>,
 }
 
 /// The hosts in the order they were defined.
@@ -53,6 +57,12 @@ impl VirtualHosts {
                     format!("folder {} cannot be opened: {e}", host.folder.display()),
                 )
             })?;
+            let routes = host
+                .routes
+                .iter()
+                .enumerate()
+                .map(|(i, route)| Route::compile(&host.pattern, i + 1, route))
+                .collect::<Result<Vec<_>, _>>()?;
             compiled.push(VirtualHost {
                 pattern,
                 index: compiled.len(),
@@ -60,6 +70,7 @@ impl VirtualHosts {
                 folder: host.folder.clone(),
                 folder_dir,
                 pacing: options.pacing_of(host),
+                routes,
             });
         }
         Ok(VirtualHosts { hosts: compiled })

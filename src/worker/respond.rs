@@ -11,6 +11,7 @@ use crate::http::{Method, Refusal, Request, Status};
 use crate::media::representation;
 use crate::options::{MimeTable, Options};
 use crate::route::open_files::OpenFiles;
+use crate::route::rewrite::{self, Routing};
 use crate::route::{self, VirtualHost, VirtualHosts, sandbox};
 use crate::stats::StatsSlot;
 use crate::stats::columns::UNKNOWN_HOST;
@@ -96,9 +97,27 @@ pub fn respond(
         keep_alive,
         head_only,
     };
-    let served =
-        selected.and_then(|vhost| serve_file(site, caches, slot, vhost, &answer, routed, out));
-    served.unwrap_or_else(|refusal| answer.refuse(out, refusal))
+    let vhost = match selected {
+        Ok(vhost) => vhost,
+        Err(refusal) => return answer.refuse(out, refusal),
+    };
+    // The rewrite phase: the host's routes may rewrite, redirect or refuse.
+    let target = match rewrite::rewrite(&vhost.routes, &request.target) {
+        Routing::Serve(target) => target,
+        Routing::Redirect { status, location } => {
+            return answer.redirect(out, status, &location);
+        }
+        Routing::Error { status, message } => {
+            let detail = if message.is_empty() {
+                status.reason().to_string()
+            } else {
+                message
+            };
+            return answer.refuse(out, Refusal::new(status, detail));
+        }
+    };
+    serve_file(site, caches, slot, vhost, &target, &answer, routed, out)
+        .unwrap_or_else(|refusal| answer.refuse(out, refusal))
 }
 
 /// What every phase needs to write an answer.
@@ -110,6 +129,24 @@ struct Answer<'a> {
 }
 
 impl Answer<'_> {
+    /// A redirect to `location`, with a short page pointing there.
+    fn redirect(&self, out: &mut Vec<u8>, status: Status, location: &str) -> Reply {
+        let page = response::error_page(status, location, "The resource is at this address.");
+        response::start(out, status, self.date);
+        response::header(out, "Location", location);
+        response::header(out, "Content-Type", "text/html; charset=utf-8");
+        response::header(out, "Content-Length", page.len());
+        response::finish(out, self.keep_alive, self.request.minor_version);
+        if !self.head_only {
+            out.extend_from_slice(page.as_bytes());
+        }
+        Reply {
+            status,
+            body: None,
+            keep_alive: self.keep_alive,
+        }
+    }
+
     /// The error page of a refusal (HEAD: its head only).
     fn refuse(&self, out: &mut Vec<u8>, refusal: Refusal) -> Reply {
         let request = self.request;
@@ -132,24 +169,27 @@ impl Answer<'_> {
     }
 }
 
-/// The content phases for a file of `vhost`.
+/// The content phases for the file `target` (the request's, or its rewrite)
+/// names in `vhost`'s folder.
+#[allow(clippy::too_many_arguments)]
 fn serve_file(
     site: &Site,
     caches: &mut Caches,
     slot: &StatsSlot,
     vhost: &VirtualHost,
+    target: &str,
     answer: &Answer,
     routed: &mut Routed,
     out: &mut Vec<u8>,
 ) -> Result<Reply, Refusal> {
     let request = answer.request;
-    let file = route::open_target(&mut caches.open_files, &site.mimes, vhost, &request.target)?;
+    let file = route::open_target(&mut caches.open_files, &site.mimes, vhost, target)?;
     let opened = &file.opened;
     let body = representation::prepare(
         &mut caches.media,
         opened,
         &file.relative,
-        sandbox::query_of(&request.target),
+        sandbox::query_of(target),
         site.options.seek,
         slot,
         &vhost.folder,
