@@ -289,7 +289,12 @@ fn compile_site(options: &Options, region: &StatsRegion) -> Result<Site, Options
     let folder_columns = options
         .hosts
         .iter()
-        .map(|host| globals.folders.assign(&host.folder.to_string_lossy(), 0))
+        .map(|host| {
+            host.folders
+                .iter()
+                .map(|folder| globals.folders.assign(&folder.to_string_lossy(), 0))
+                .collect()
+        })
         .collect();
     Ok(Site {
         vhosts,
@@ -316,7 +321,12 @@ impl Master {
             self.options.workers
         );
         for host in &self.options.hosts {
-            log::info!("host '{}' serves {}", host.pattern, host.folder.display());
+            let folders: Vec<String> = host
+                .folders
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
+            log::info!("host '{}' serves {}", host.pattern, folders.join(", "));
         }
     }
 

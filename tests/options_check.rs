@@ -147,6 +147,16 @@ fn each_kind_of_bad_file_is_reported_with_its_place() {
             ),
         ),
         (
+            format!("options.hosts['x'] = {{ folder = '{folder}', folders = {{ '{folder}' }} }}\n"),
+            format!("options {p}: {p}:1: options.hosts['x'] has both folder and folders; give one"),
+        ),
+        (
+            "options.hosts['x'] = { folders = {} }\n".to_string(),
+            format!(
+                "options {p}: {p}:1: options.hosts['x'].folders must be a list like {{ '/srv/a', '/srv/b' }}"
+            ),
+        ),
+        (
             "options.root_token = 'short'\n".to_string(),
             format!(
                 "options {p}: option 'root_token' must be at least 16 printable characters without spaces (or '' for none)"

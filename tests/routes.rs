@@ -180,3 +180,56 @@ fn bad_routes_are_refused_by_dash_t_with_their_place() {
         );
     }
 }
+
+#[test]
+fn folders_are_tried_in_order_and_count_their_own_requests() {
+    let dir = TempDir::new("folders");
+    let first = TempDir::new("folders-a");
+    let second = TempDir::new("folders-b");
+    first.write("both.txt", b"from a\n");
+    second.write("both.txt", b"from b, longer\n");
+    second.write("only-b.txt", b"only in b\n");
+    std::fs::create_dir_all(first.path().join("d")).expect("dir");
+    second.write("d", b"a file in b\n");
+    let path = options_file(
+        &dir,
+        &format!(
+            "options.workers = 1\noptions.hosts[''] = {{ folders = {{ '{}', '{}' }} }}\n",
+            first.path().display(),
+            second.path().display()
+        ),
+    );
+    let admin = common::free_port();
+    let server = Server::start(&["-o", path.to_str().expect("utf8"), "-r", &admin.to_string()]);
+    assert_eq!(server.get("/both.txt", &[]).body, b"from a\n");
+    assert_eq!(server.get("/only-b.txt", &[]).body, b"only in b\n");
+    assert_eq!(
+        server.get("/d", &[]).status,
+        403,
+        "the first folder has it: it decides"
+    );
+    assert_eq!(server.get("/nowhere.txt", &[]).status, 404);
+    // A file appearing in an earlier folder wins at once (the cache notices).
+    first.write("only-b.txt", b"now in a\n");
+    assert_eq!(server.get("/only-b.txt", &[]).body, b"now in a\n");
+    let terse = common::admin_get(admin, "/monitor?terse=true");
+    let count = |folder: &TempDir, what: &str| -> u64 {
+        let name = loomiere::stats::columns::clean_name(
+            &folder
+                .path()
+                .canonicalize()
+                .expect("path")
+                .to_string_lossy(),
+        );
+        terse
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("folder:{name}:{what} = ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no folder:{name}:{what} in {terse}"))
+    };
+    // Files answered from each folder (the 403 and the 404 were no file's).
+    assert_eq!(count(&first, "requests"), 2);
+    assert_eq!(count(&first, "bytes"), 7 + 9);
+    assert_eq!(count(&second, "requests"), 1);
+    assert_eq!(count(&second, "bytes"), 10);
+}

@@ -63,7 +63,9 @@ options.seek = 'keyframe'
 -- Virtual hosts, tried in the order written; the first whose pattern (PCRE2,
 -- case-insensitive, unanchored) matches the Host header serves the request.
 -- The empty pattern matches every host, so put it last. A host may set its
--- own throttle, period, throttle_from, rate, rate_after and send_timeout.
+-- own throttle, period, throttle_from, rate, rate_after and send_timeout,
+-- and list several folders, tried in order for each file (the first that
+-- has it serves it): folders = { '/srv/new', '/srv/archive' }.
 -- options.hosts['^video\\.example\\.com$'] = { folder = '/srv/video' }
 -- options.hosts['^radio\\.'] = { folder = '/srv/radio', throttle = 60 }
 --

@@ -40,6 +40,15 @@ local function ordered_hosts()
           if type(value) ~= 'string' then
             error("options.hosts['" .. pattern .. "'].folder must be a string, not a " .. type(value), 2)
           end
+        elseif key == 'folders' then
+          if type(value) ~= 'table' or #value == 0 then
+            error("options.hosts['" .. pattern .. "'].folders must be a list like { '/srv/a', '/srv/b' }", 2)
+          end
+          for i, folder in ipairs(value) do
+            if type(folder) ~= 'string' then
+              error("options.hosts['" .. pattern .. "'].folders[" .. i .. "] must be a string, not a " .. type(folder), 2)
+            end
+          end
         elseif key == 'routes' then
           if type(value) ~= 'table' then
             error("options.hosts['" .. pattern .. "'].routes must be a table, not a " .. type(value), 2)
@@ -52,8 +61,11 @@ local function ordered_hosts()
           error("options.hosts['" .. pattern .. "']: unknown key '" .. tostring(key) .. "'", 2)
         end
       end
-      if host.folder == nil then
+      if host.folder == nil and host.folders == nil then
         error("options.hosts['" .. pattern .. "'] has no folder", 2)
+      end
+      if host.folder ~= nil and host.folders ~= nil then
+        error("options.hosts['" .. pattern .. "'] has both folder and folders; give one", 2)
       end
       if rawget(t, pattern) == nil then order[#order + 1] = pattern end
       rawset(t, pattern, host)
@@ -524,12 +536,19 @@ fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
     for pattern in order.sequence_values::<String>() {
         let pattern = pattern?;
         let host: Table = hosts.raw_get(pattern.as_str())?;
-        let folder: String = host.get("folder")?;
+        let folders: Vec<PathBuf> = match host.get::<Option<String>>("folder")? {
+            Some(folder) => vec![PathBuf::from(folder)],
+            None => host
+                .get::<Vec<String>>("folders")?
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+        };
         let pacing = read_pacing(&host, &pattern)?;
         let routes = read_routes(&host, &pattern)?;
         result.push(HostOptions {
             pattern,
-            folder: PathBuf::from(folder),
+            folders,
             pacing,
             routes,
         });

@@ -25,11 +25,12 @@ pub const DEFAULT_USER: &str = "loomiere";
 pub const FALLBACK_USER: &str = "nobody";
 
 /// One virtual host: requests whose Host matches `pattern` (PCRE2, unanchored,
-/// empty = everything) are served from `folder`.
+/// empty = everything) are served from `folders`, tried in order for each file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostOptions {
     pub pattern: String,
-    pub folder: PathBuf,
+    /// `folder = '…'`, or `folders = { '…', '…' }`: the first that has a file serves it.
+    pub folders: Vec<PathBuf>,
     /// Pacing settings this host overrides.
     pub pacing: PacingOverrides,
     /// URL routes, tried in order (see `route::rewrite`).
@@ -66,7 +67,7 @@ impl HostOptions {
     pub fn new(pattern: impl Into<String>, folder: impl Into<PathBuf>) -> HostOptions {
         HostOptions {
             pattern: pattern.into(),
-            folder: folder.into(),
+            folders: vec![folder.into()],
             pacing: PacingOverrides::default(),
             routes: Vec::new(),
         }
@@ -214,7 +215,7 @@ impl Options {
         }
         if let Some(folder) = &overrides.folder {
             match self.hosts.iter_mut().find(|h| h.pattern.is_empty()) {
-                Some(catch_all) => catch_all.folder = folder.clone(),
+                Some(catch_all) => catch_all.folders = vec![folder.clone()],
                 None => self.hosts.push(HostOptions::new("", folder.clone())),
             }
         }
@@ -293,19 +294,21 @@ impl Options {
             pcre2::bytes::Regex::new(&host.pattern).map_err(|e| {
                 OptionsError::option(&option, format!("pattern does not compile: {e}"))
             })?;
-            let canonical = host.folder.canonicalize().map_err(|e| {
-                OptionsError::option(
-                    &option,
-                    format!("folder {} cannot be used: {e}", host.folder.display()),
-                )
-            })?;
-            if !canonical.is_dir() {
-                return Err(OptionsError::option(
-                    &option,
-                    format!("folder {} is not a directory", canonical.display()),
-                ));
+            for folder in &mut host.folders {
+                let canonical = folder.canonicalize().map_err(|e| {
+                    OptionsError::option(
+                        &option,
+                        format!("folder {} cannot be used: {e}", folder.display()),
+                    )
+                })?;
+                if !canonical.is_dir() {
+                    return Err(OptionsError::option(
+                        &option,
+                        format!("folder {} is not a directory", canonical.display()),
+                    ));
+                }
+                *folder = canonical;
             }
-            host.folder = canonical;
         }
         if self.mimes.is_empty() {
             return Err(OptionsError::option(

@@ -14,7 +14,7 @@ use lru::LruCache;
 
 use super::sandbox::{self, Refusal};
 use super::vhost::VirtualHost;
-use crate::http::{conditional, date};
+use crate::http::{Status, conditional, date};
 use crate::sys::{self, FileIdentity};
 
 /// Most open files a worker keeps cached (each holds a descriptor).
@@ -23,16 +23,19 @@ pub const OPEN_FILE_CACHE_ENTRIES: usize = 512;
 /// An open file with the response headers that depend only on it.
 pub struct OpenFile {
     pub handle: File,
+    /// Which of the host's folders it is in.
+    pub folder: usize,
     pub identity: FileIdentity,
     pub etag: String,
     pub last_modified: String,
 }
 
 impl OpenFile {
-    fn new(opened: sandbox::OpenedFile) -> OpenFile {
+    fn new(opened: sandbox::OpenedFile, folder: usize) -> OpenFile {
         let identity = opened.identity;
         OpenFile {
             handle: opened.file,
+            folder,
             etag: conditional::file_etag(identity.modified, identity.size),
             last_modified: date::format(identity.modified),
             identity,
@@ -60,27 +63,45 @@ impl OpenFiles {
         }
     }
 
-    /// The file `relative` names under `host`'s folder, from the cache when
-    /// the path still names the same file, else opened through the sandbox.
+    /// The file `relative` names in the first of `host`'s folders that has
+    /// it, from the cache when the path still names the same file (and no
+    /// earlier folder has gained one), else opened through the sandbox. A
+    /// folder that has the path but refuses it (403) decides; only a missing
+    /// file moves on to the next folder.
     pub fn open(&mut self, host: &VirtualHost, relative: &[u8]) -> Result<Rc<OpenFile>, Refusal> {
         self.key.clear();
         self.key.extend_from_slice(&host.index.to_le_bytes());
         self.key.extend_from_slice(relative);
         if let Some(cached) = self.entries.get(self.key.as_slice()) {
-            match sys::identity_at(&host.folder_dir, relative) {
-                Ok(now) if now == cached.identity => return Ok(Rc::clone(cached)),
+            let still_first = host.folders[..cached.folder]
+                .iter()
+                .all(|earlier| sys::identity_at(&earlier.dir, relative).is_err());
+            match host
+                .folders
+                .get(cached.folder)
+                .map(|f| sys::identity_at(&f.dir, relative))
+            {
+                Some(Ok(now)) if now == cached.identity && still_first => {
+                    return Ok(Rc::clone(cached));
+                }
                 _ => {
                     self.entries.pop(self.key.as_slice());
                 }
             }
         }
-        let opened = Rc::new(OpenFile::new(sandbox::open(
-            &host.folder_dir,
-            &host.folder,
-            relative,
-        )?));
-        self.entries.put(self.key.clone(), Rc::clone(&opened));
-        Ok(opened)
+        let mut missing = None;
+        for (index, folder) in host.folders.iter().enumerate() {
+            match sandbox::open(&folder.dir, &folder.path, relative) {
+                Ok(file) => {
+                    let opened = Rc::new(OpenFile::new(file, index));
+                    self.entries.put(self.key.clone(), Rc::clone(&opened));
+                    return Ok(opened);
+                }
+                Err(refusal) if refusal.status == Status::NOT_FOUND => missing = Some(refusal),
+                Err(refusal) => return Err(refusal),
+            }
+        }
+        Err(missing.unwrap_or(sandbox::NOT_FOUND))
     }
 
     pub fn len(&self) -> usize {

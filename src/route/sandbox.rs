@@ -122,6 +122,9 @@ pub fn open(folder_dir: &File, folder: &Path, relative: &[u8]) -> Result<OpenedF
     }
 }
 
+/// A file that is not there.
+pub const NOT_FOUND: Refusal = refuse(Status::NOT_FOUND, "The requested file does not exist.");
+
 fn open_refusal(error: &io::Error) -> Refusal {
     match error.raw_os_error() {
         Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG) => {

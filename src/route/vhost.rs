@@ -17,14 +17,19 @@ pub struct VirtualHost {
     /// Position in the configuration, which identifies the host in caches.
     pub index: usize,
     pub pattern_text: String,
-    pub folder: PathBuf,
-    /// The folder, held open so files are resolved beneath it (openat2) without
-    /// re-walking its path.
-    pub folder_dir: File,
+    /// The folders, tried in order for each file.
+    pub folders: Vec<Folder>,
     /// The pacing options, with this host's overrides applied.
     pub pacing: Pacing,
     /// The host's routes, tried in order by the rewrite phase.
     pub routes: Vec<Route>,
+}
+
+/// A folder of a host, held open so files are resolved beneath it
+/// (openat2) without re-walking its path.
+pub struct Folder {
+    pub path: PathBuf,
+    pub dir: File,
 }
 
 /// The hosts in the order they were defined.
@@ -51,12 +56,22 @@ impl VirtualHosts {
                     })?;
                 Some(regex)
             };
-            let folder_dir = File::open(&host.folder).map_err(|e| {
-                OptionsError::option(
-                    &option,
-                    format!("folder {} cannot be opened: {e}", host.folder.display()),
-                )
-            })?;
+            let folders = host
+                .folders
+                .iter()
+                .map(|path| {
+                    let dir = File::open(path).map_err(|e| {
+                        OptionsError::option(
+                            &option,
+                            format!("folder {} cannot be opened: {e}", path.display()),
+                        )
+                    })?;
+                    Ok(Folder {
+                        path: path.clone(),
+                        dir,
+                    })
+                })
+                .collect::<Result<Vec<_>, OptionsError>>()?;
             let routes = host
                 .routes
                 .iter()
@@ -67,8 +82,7 @@ impl VirtualHosts {
                 pattern,
                 index: compiled.len(),
                 pattern_text: host.pattern.clone(),
-                folder: host.folder.clone(),
-                folder_dir,
+                folders,
                 pacing: options.pacing_of(host),
                 routes,
             });

@@ -36,7 +36,8 @@ pub fn measure(path: &str, options: &Options) -> Result<Space, Refused> {
     let inside = options
         .hosts
         .iter()
-        .any(|host| canonical.starts_with(&host.folder));
+        .flat_map(|host| &host.folders)
+        .any(|folder| canonical.starts_with(folder));
     if !inside {
         return Err(Refused::Outside);
     }

@@ -25,7 +25,8 @@ pub struct Site {
     /// The counters' column of each virtual host and of its folder, by host
     /// index (named in the shared region by the master).
     pub host_columns: Vec<usize>,
-    pub folder_columns: Vec<usize>,
+    /// By host index, then folder index.
+    pub folder_columns: Vec<Vec<usize>>,
 }
 
 /// Where a request went, for the counters: its host's and folder's columns.
@@ -192,10 +193,14 @@ fn serve_file(
         sandbox::query_of(target),
         site.options.seek,
         slot,
-        &vhost.folder,
+        &vhost.folders[opened.folder].path,
     )?;
     // From here on a file of the folder answers.
-    routed.folder = site.folder_columns.get(vhost.index).copied();
+    routed.folder = site
+        .folder_columns
+        .get(vhost.index)
+        .and_then(|columns| columns.get(opened.folder))
+        .copied();
     let validators = Validators {
         etag: &body.etag,
         modified: opened.identity.modified,
