@@ -233,3 +233,53 @@ fn folders_are_tried_in_order_and_count_their_own_requests() {
     assert_eq!(count(&second, "requests"), 1);
     assert_eq!(count(&second, "bytes"), 10);
 }
+
+#[test]
+fn a_reload_changes_a_route_without_breaking_streams() {
+    use common::curve::Reader;
+    use std::time::{Duration, Instant};
+    common::ensure_fixtures();
+    let dir = TempDir::new("routes-reload");
+    let folder = media_folder().join("generated");
+    let write = |route: &str| {
+        options_file(
+            &dir,
+            &format!(
+                "options.throttle = 3\noptions.period = 0.25\noptions.throttle_from = 0\n\
+                 options.hosts['^fast$'] = {{ folder = '{0}', throttle = 0 }}\n\
+                 options.hosts[''] = {{ folder = '{0}', routes = {{ {route} }} }}\n",
+                folder.display()
+            ),
+        )
+    };
+    let path = write("{ match = '^/alias/(.*)$', rewrite = '/$1' }");
+    let server = Server::start(&["-o", path.to_str().expect("utf8")]);
+    let expected =
+        sha256_bytes(&Reader::get(server.port, "/vbr60.mp4?start=58", &["Host: fast"]).finish());
+    let streams: Vec<Reader> = (0..50)
+        .map(|_| Reader::get(server.port, "/alias/vbr60.mp4?start=58", &[]))
+        .collect();
+    assert!(streams.iter().all(|s| s.status == 200));
+    write("{ match = '^/alias/', error = 410, message = 'The alias is gone.' }");
+    server.signal(libc::SIGHUP);
+    for (n, stream) in streams.into_iter().enumerate() {
+        let length = stream.content_length;
+        let body = stream.finish();
+        assert_eq!(
+            body.len() as u64,
+            length,
+            "stream {n} was cut by the reload"
+        );
+        assert_eq!(sha256_bytes(&body), expected, "stream {n} differs");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_plain(&server, "/alias/vbr60.mp4?start=58") != 410 {
+        assert!(Instant::now() < deadline, "the new route never took effect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn get_plain(server: &Server, target: &str) -> u16 {
+    let text = format!("HEAD {target} HTTP/1.1\r\nHost: any\r\nConnection: close\r\n\r\n");
+    common::Response::parse(&server.raw(text.as_bytes()), true).map_or(0, |r| r.status)
+}
