@@ -13,6 +13,7 @@ use super::columns::{CODE_COLUMNS, FOLDER_COLUMNS, HOST_COLUMNS, code_label};
 use super::history::{History, Sample};
 use super::{LAG_WINDOW_SECS, StatsRegion, Totals};
 use crate::http::date;
+use crate::http::response::html_escape as escape;
 
 const REFRESH_SECS: u32 = 5;
 const CHART_WIDTH: f64 = 600.0;
@@ -312,23 +313,6 @@ fn uptime(seconds: i64) -> String {
     format!("{}d {}h {}m", s / 86_400, s / 3600 % 24, s / 60 % 60)
 }
 
-/// HTML-escapes text (host patterns and folder names are the operator's, but
-/// still text, not markup).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +321,5 @@ mod tests {
     fn units_read_well() {
         assert_eq!(bits_per_second(125_000.0), "1.00 Mbit/s");
         assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(escape("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
     }
 }

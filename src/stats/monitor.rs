@@ -125,8 +125,7 @@ impl Monitor<'_> {
             ),
             Err(space::Refused::Missing(why)) => (Status::NOT_FOUND, why),
         };
-        let page = http::response::error_page(status, "/space", &detail);
-        reply(stream, status, "text/html; charset=utf-8", &page, head_only)
+        error_reply(stream, status, "/space", &detail, head_only)
     }
 
     fn current(&self, totals: &Totals) -> Sample {
@@ -158,17 +157,11 @@ impl Monitor<'_> {
         let request = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                let status = Status::REQUEST_TIMEOUT;
-                let page = http::response::error_page(
-                    status,
+                return error_reply(
+                    &mut stream,
+                    Status::REQUEST_TIMEOUT,
                     "",
                     "The request head did not arrive in time.",
-                );
-                return reply(
-                    &mut stream,
-                    status,
-                    "text/html; charset=utf-8",
-                    &page,
                     false,
                 );
             }
@@ -193,26 +186,17 @@ impl Monitor<'_> {
                 Parsed::Complete(request, _) => break request,
                 Parsed::Partial => continue,
                 Parsed::Invalid(status, detail) => {
-                    let page = http::response::error_page(status, "", detail);
-                    return reply(
-                        &mut stream,
-                        status,
-                        "text/html; charset=utf-8",
-                        &page,
-                        false,
-                    );
+                    return error_reply(&mut stream, status, "", detail, false);
                 }
             }
         };
         let head_only = request.method() == &Method::Head;
         if !matches!(request.method(), Method::Get | Method::Head) {
-            let page =
-                http::response::error_page(Status::METHOD_NOT_ALLOWED, &request.target, "Use GET.");
-            return reply(
+            return error_reply(
                 &mut stream,
                 Status::METHOD_NOT_ALLOWED,
-                "text/html; charset=utf-8",
-                &page,
+                &request.target,
+                "Use GET.",
                 head_only,
             );
         }
@@ -261,16 +245,11 @@ impl Monitor<'_> {
             );
         }
         if path != "/monitor" {
-            let page = http::response::error_page(
+            return error_reply(
+                &mut stream,
                 Status::NOT_FOUND,
                 &request.target,
                 "The admin port serves /, /monitor, /metrics and /space.",
-            );
-            return reply(
-                &mut stream,
-                Status::NOT_FOUND,
-                "text/html; charset=utf-8",
-                &page,
                 head_only,
             );
         }
@@ -298,6 +277,18 @@ fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
         difference |= usize::from(a ^ b);
     }
     difference == 0
+}
+
+/// An error page for `target`.
+fn error_reply(
+    stream: &mut TcpStream,
+    status: Status,
+    target: &str,
+    detail: &str,
+    head_only: bool,
+) -> std::io::Result<()> {
+    let page = http::response::error_page(status, target, detail);
+    reply(stream, status, "text/html; charset=utf-8", &page, head_only)
 }
 
 fn reply(
