@@ -115,6 +115,11 @@ fn an_unknown_host_is_404_and_host_matching_ignores_port_and_case() {
         200,
         "Host: Video.Test:8080 matches"
     );
+    // An absolute-form target's host wins over the Host header (RFC 9112 §3.2.2).
+    let absolute = server.raw(
+        b"GET http://VIDEO.test:8080/sample.mp4 HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(absolute.starts_with(b"HTTP/1.1 200"));
 }
 
 #[test]

@@ -199,6 +199,10 @@ pub fn parse(buf: &[u8]) -> Parsed {
             "HTTP/1.1 requests must have a Host header.",
         );
     }
+    if let Some(host) = absolute_form_host(&request.target) {
+        // RFC 9112 §3.2.2: the target's authority wins over the Host header.
+        request.host = Some(host);
+    }
     if has_body {
         // We never read request bodies; the connection cannot be reused after one.
         request.keep_alive = false;
@@ -211,6 +215,19 @@ fn is_one_of(name: &str, names: &[&str]) -> bool {
 }
 
 /// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+/// The host of an absolute-form target (`http://host:port/path`), without
+/// port or user information, lower-cased.
+fn absolute_form_host(target: &str) -> Option<String> {
+    let rest = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    Some(strip_port(host).to_ascii_lowercase())
+}
+
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.find(']').map_or(host, |end| &host[..=end]);
@@ -227,6 +244,16 @@ fn strip_port(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absolute_form_target_names_the_host() {
+        let (request, _) = complete(
+            b"GET http://User@Video.Example:8080/a.mp4?start=1 HTTP/1.1\r\nHost: other\r\n\r\n",
+        );
+        assert_eq!(request.host.as_deref(), Some("video.example"));
+        let (plain, _) = complete(b"GET /a.mp4 HTTP/1.1\r\nHost: Other:80\r\n\r\n");
+        assert_eq!(plain.host.as_deref(), Some("other"));
+    }
 
     fn complete(buf: &[u8]) -> (Request, usize) {
         match parse(buf) {
