@@ -296,8 +296,10 @@ fn compile_site(options: &Options, region: &StatsRegion) -> Result<Site, Options
                 .collect()
         })
         .collect();
+    let route_lua = crate::route::lua::RouteLua::load(options)?;
     Ok(Site {
         vhosts,
+        route_lua,
         mimes: options.mimes.clone(),
         options: options.clone(),
         host_columns,

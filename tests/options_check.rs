@@ -157,6 +157,16 @@ fn each_kind_of_bad_file_is_reported_with_its_place() {
             ),
         ),
         (
+            "options.lua_instructions = 10\n".to_string(),
+            format!(
+                "options {p}: option 'lua_instructions' must be a whole number from 1000 to 1000000000, not 10"
+            ),
+        ),
+        (
+            "options.lua_memory = '100k'\n".to_string(),
+            format!("options {p}: option 'lua_memory' must be at least '1m'"),
+        ),
+        (
             "options.root_token = 'short'\n".to_string(),
             format!(
                 "options {p}: option 'root_token' must be at least 16 printable characters without spaces (or '' for none)"

@@ -52,6 +52,11 @@ options.send_timeout = 60       -- a response whose socket accepts nothing for t
 options.drain_timeout = 30      -- on SIGTERM, in-flight responses get this long, then are cut
                                 -- (a reload never cuts them: old workers stream to the end)
 
+-- Limits of one route function call: Lua instructions, and the memory of
+-- the workers' Lua state (a runaway function answers 500; the worker goes on).
+options.lua_instructions = 1000000
+options.lua_memory = '16m'
+
 -- One Combined Log Format line per response on stderr.
 options.access_log = true
 
@@ -77,6 +82,15 @@ options.seek = 'keyframe'
 --   error    = 403, message = 'shown on the page'   (any 4xx or 5xx)
 -- The original's names still work: alter = '/%1' (every match replaced),
 -- route = '/new' (302), moved = '/new' (301).
+--   call = function(url, headers, ip, port) ... end   a Lua function decides:
+--     return 200, '/new' (rewrite) | 200 or nothing (as is) | 302, 'https://...'
+--     | 403 (error). It may use string, table, math, os.time/date/clock and
+--     loomiere.log(level, msg), .hmac_sha256(key, data), .md5(data),
+--     .escape(s), .unescape(s), .time(); no io, os.execute, require, load*.
+--   { match = '^/members/', call = function(url, headers)
+--       if (headers['cookie'] or ''):find('member=1') then return 200 end
+--       return 403
+--     end },
 -- options.hosts['^video\\.example\\.com$'] = { folder = '/srv/video', routes = {
 --   { match = '^/watch/(\\d+)/(?<file>[^/]+)$', rewrite = '/${file}?start=$1' },
 --   { match = '^/old/(.*)$', redirect = '/$1', status = 301 },

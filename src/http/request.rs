@@ -57,9 +57,30 @@ pub struct Request {
     pub user_agent: Option<String>,
     /// The Authorization header (the admin port's token).
     pub authorization: Option<String>,
+    /// The whole head as received, for route functions that read any header.
+    pub raw_head: Box<[u8]>,
 }
 
 impl Request {
+    /// Every header field, names lower-cased, in order (for route functions).
+    pub fn header_fields(&self) -> Vec<(String, String)> {
+        let mut fields = [httparse::EMPTY_HEADER; HEADER_COUNT_LIMIT];
+        let mut parsed = httparse::Request::new(&mut fields);
+        if parsed.parse(&self.raw_head).is_err() {
+            return Vec::new();
+        }
+        parsed
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).trim().to_string(),
+                )
+            })
+            .collect()
+    }
+
     pub fn method(&self) -> &Method {
         self.method.as_ref().unwrap_or(&Method::Get)
     }
@@ -207,6 +228,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
         // We never read request bodies; the connection cannot be reused after one.
         request.keep_alive = false;
     }
+    request.raw_head = buf[..head_len].into();
     Parsed::Complete(Box::new(request), head_len)
 }
 

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mlua::{Lua, Table, Value};
+use mlua::{Lua, LuaOptions, StdLib, Table, Value};
 
 use super::{
     HostOptions, MimeTable, Options, OptionsError, PacingOverrides, RouteAction, RouteOptions,
@@ -151,6 +151,8 @@ const OPTION_TYPES: &[(&str, &str)] = &[
     ("drain_timeout", "number"),
     ("access_log", "boolean"),
     ("seek", "string"),
+    ("lua_instructions", "number"),
+    ("lua_memory", "number|string"),
     ("cpus", "readonly"),
 ];
 
@@ -166,16 +168,51 @@ const HOST_OPTION_TYPES: &[(&str, &str)] = &[
 
 /// Runs the script at `path` (whose bytes are `source`) and returns the options it set.
 pub fn evaluate(path: &Path, source: &[u8]) -> Result<Options, OptionsError> {
-    let lua = Lua::new();
-    let (store, assigned) = prepare(&lua).map_err(|e| OptionsError::new(describe(&e)))?;
+    let lua = sandboxed_state().map_err(|e| OptionsError::new(describe(&e)))?;
+    evaluate_in(&lua, path, source).map(|(options, _)| options)
+}
+
+/// Runs the script in `lua` and returns the options and the table holding
+/// them (where route functions are found).
+pub fn evaluate_in(
+    lua: &Lua,
+    path: &Path,
+    source: &[u8],
+) -> Result<(Options, Table), OptionsError> {
+    let (store, assigned) = prepare(lua).map_err(|e| OptionsError::new(describe(&e)))?;
     lua.load(source)
         .set_name(format!("@{}", path.display()))
         .exec()
         .map_err(|e| OptionsError::new(describe(&e)))?;
-    read_back(&store, &assigned).map_err(|e| match e {
+    let options = read_back(&store, &assigned).map_err(|e| match e {
         ReadError::Lua(e) => OptionsError::new(describe(&e)),
         ReadError::Invalid(e) => e,
-    })
+    })?;
+    Ok((options, store))
+}
+
+/// Lua code that takes away what options.lua and route functions must not
+/// have: files, processes, the environment, loading code.
+const SANDBOX: &str = r#"
+for _, name in ipairs({ 'execute', 'exit', 'remove', 'rename', 'tmpname', 'getenv', 'setlocale' }) do
+  os[name] = nil
+end
+load, loadstring, loadfile, dofile, require, module = nil, nil, nil, nil, nil, nil
+getfenv, setfenv, newproxy, collectgarbage = nil, nil, nil, nil
+"#;
+
+/// A Lua state with the environment options.lua and route functions run in:
+/// `string`, `table`, `math`, `os.time`, `os.date`, `os.clock`, and the
+/// `loomiere` table; no `io`, `os.execute`, `require`, `load*` or `dofile`.
+pub fn sandboxed_state() -> mlua::Result<Lua> {
+    let lua = Lua::new_with(
+        StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::OS,
+        LuaOptions::new(),
+    )?;
+    lua.load(SANDBOX).set_name("=sandbox").exec()?;
+    lua.globals()
+        .set("loomiere", crate::route::lua::helpers(&lua)?)?;
+    Ok(lua)
 }
 
 fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {
@@ -212,6 +249,8 @@ fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {
     store.set("drain_timeout", defaults.drain_timeout)?;
     store.set("access_log", defaults.access_log)?;
     store.set("seek", "keyframe")?;
+    store.set("lua_instructions", defaults.lua_instructions)?;
+    store.set("lua_memory", defaults.lua_memory)?;
     store.set("cpus", cpu_count())?;
     let mimes = lua.create_table()?;
     for (mime, list) in super::mime::DEFAULT_MIMES {
@@ -286,6 +325,11 @@ fn read_back(store: &Table, assigned: &Table) -> Result<Options, ReadError> {
             .into());
         }
     };
+    options.lua_instructions = integer(store, "lua_instructions", 1000, 1_000_000_000)? as u64;
+    options.lua_memory = size(store.get("lua_memory")?, "lua_memory")?;
+    if options.lua_memory < 1 << 20 {
+        return Err(OptionsError::option("lua_memory", "must be at least '1m'").into());
+    }
     options.hosts = read_hosts(store)?;
     let mut mimes = MimeTable::default();
     for pair in store.get::<Table>("mimes")?.pairs::<String, String>() {
@@ -430,8 +474,11 @@ fn read_route(route: &Table, name: &str) -> Result<RouteOptions, ReadError> {
     let text = |value: &Value| -> Result<String, ReadError> {
         match value {
             Value::String(text) => Ok(text.to_string_lossy()),
-            Value::Function(_) => Err(invalid(key, "as a function is not supported by this version of Loomiere (Lua route functions are coming); give a template string".into())),
-            other => Err(invalid(key, format!("must be a string, not a {}", other.type_name()))),
+            Value::Function(_) => Ok(String::new()),
+            other => Err(invalid(
+                key,
+                format!("must be a string, not a {}", other.type_name()),
+            )),
         }
     };
     let status: Option<f64> = match route.get::<Value>("status")? {
@@ -467,61 +514,75 @@ fn read_route(route: &Table, name: &str) -> Result<RouteOptions, ReadError> {
             format!("only goes with error, not with {key}"),
         ));
     }
-    let action = match key {
-        "rewrite" => RouteAction::Rewrite(text(&value)?),
-        "alter" => RouteAction::Alter(text(&value)?),
-        "redirect" => {
-            let status = status.unwrap_or(302.0);
-            if ![301.0, 302.0, 303.0, 307.0, 308.0].contains(&status) {
-                return Err(invalid(
-                    "status",
-                    format!("must be 301, 302, 303, 307 or 308, not {status}"),
-                ));
-            }
-            RouteAction::Redirect {
-                template: text(&value)?,
-                status: status as u16,
-                key: "redirect",
-            }
+    let action = match (key, &value) {
+        ("call" | "alter" | "route" | "moved", Value::Function(_)) => {
+            let key = ROUTE_ACTIONS
+                .iter()
+                .find(|k| **k == key)
+                .copied()
+                .unwrap_or("call");
+            RouteAction::Function { key }
         }
-        "route" => RouteAction::Redirect {
-            template: text(&value)?,
-            status: 302,
-            key: "route",
-        },
-        "moved" => RouteAction::Redirect {
-            template: text(&value)?,
-            status: 301,
-            key: "moved",
-        },
-        "error" => {
-            let status = match value {
-                Value::Integer(n) => n as f64,
-                Value::Number(n) => n,
-                other => {
+        ("call", other) => {
+            return Err(invalid(
+                "call",
+                format!("must be a function, not a {}", other.type_name()),
+            ));
+        }
+        _ => match key {
+            "rewrite" => RouteAction::Rewrite(text(&value)?),
+            "alter" => RouteAction::Alter(text(&value)?),
+            "redirect" => {
+                let status = status.unwrap_or(302.0);
+                if ![301.0, 302.0, 303.0, 307.0, 308.0].contains(&status) {
                     return Err(invalid(
-                        "error",
-                        format!(
-                            "must be a status number from 400 to 599, not a {}",
-                            other.type_name()
-                        ),
+                        "status",
+                        format!("must be 301, 302, 303, 307 or 308, not {status}"),
                     ));
                 }
-            };
-            if status.fract() != 0.0 || !(400.0..=599.0).contains(&status) {
-                return Err(invalid(
-                    "error",
-                    format!("must be a status from 400 to 599, not {status}"),
-                ));
+                RouteAction::Redirect {
+                    template: text(&value)?,
+                    status: status as u16,
+                    key: "redirect",
+                }
             }
-            RouteAction::Error {
-                status: status as u16,
-                message: message.unwrap_or_default(),
+            "route" => RouteAction::Redirect {
+                template: text(&value)?,
+                status: 302,
+                key: "route",
+            },
+            "moved" => RouteAction::Redirect {
+                template: text(&value)?,
+                status: 301,
+                key: "moved",
+            },
+            "error" => {
+                let status = match value {
+                    Value::Integer(n) => n as f64,
+                    Value::Number(n) => n,
+                    other => {
+                        return Err(invalid(
+                            "error",
+                            format!(
+                                "must be a status number from 400 to 599, not a {}",
+                                other.type_name()
+                            ),
+                        ));
+                    }
+                };
+                if status.fract() != 0.0 || !(400.0..=599.0).contains(&status) {
+                    return Err(invalid(
+                        "error",
+                        format!("must be a status from 400 to 599, not {status}"),
+                    ));
+                }
+                RouteAction::Error {
+                    status: status as u16,
+                    message: message.unwrap_or_default(),
+                }
             }
-        }
-        _ => {
-            return Err(invalid("call", "route functions are not supported by this version of Loomiere (they are coming); use rewrite, redirect or error".into()));
-        }
+            _ => return Err(invalid(key, "is not a route action".into())),
+        },
     };
     Ok(RouteOptions { pattern, action })
 }

@@ -4,7 +4,7 @@
 //! Every error names the option (and, for Lua errors, the file and line) so
 //! that an operator knows what to change.
 
-mod lua;
+pub mod lua;
 pub mod mime;
 
 use std::fmt;
@@ -60,6 +60,9 @@ pub enum RouteAction {
     },
     /// `error = 403` with an optional `message`.
     Error { status: u16, message: String },
+    /// A Lua function: `call`, or a function as the value of the original's
+    /// `alter`, `route` or `moved` (`key`). It runs in the worker's Lua state.
+    Function { key: &'static str },
 }
 
 impl HostOptions {
@@ -137,6 +140,10 @@ pub struct Options {
     pub access_log: bool,
     /// How MP4 seeks treat the frames between the keyframe and `start`.
     pub seek: SeekMode,
+    /// Most Lua instructions one route function call may run.
+    pub lua_instructions: u64,
+    /// Most memory the Lua state of route functions may hold, bytes.
+    pub lua_memory: u64,
 }
 
 /// The number of CPUs this process may run on (`options.cpus`).
@@ -177,6 +184,8 @@ impl Options {
             drain_timeout: 30.0,
             access_log: true,
             seek: SeekMode::Keyframe,
+            lua_instructions: 1_000_000,
+            lua_memory: 16 << 20,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Routing a request to a file: virtual host selection, the sandbox, and
 //! opening the target.
 
+pub mod lua;
 pub mod open_files;
 pub mod rewrite;
 pub mod sandbox;

@@ -35,6 +35,10 @@ enum Action {
         status: Status,
         message: String,
     },
+    /// A Lua function decides (see `route::lua`).
+    Function {
+        key: &'static str,
+    },
 }
 
 /// What the routes decide for a target.
@@ -49,6 +53,12 @@ pub enum Routing<'a> {
     Error {
         status: Status,
         message: String,
+    },
+    /// Route `route` (1-based) is a Lua function (`call`, or a function given
+    /// as `key`): the worker's Lua state decides.
+    Call {
+        route: usize,
+        key: &'static str,
     },
 }
 
@@ -177,6 +187,7 @@ impl Route {
                 status: Status(*status),
                 message: message.clone(),
             },
+            RouteAction::Function { key } => Action::Function { key },
         };
         Ok(Route {
             regex,
@@ -188,7 +199,7 @@ impl Route {
 
 /// Applies the first route whose pattern matches `target`.
 pub fn rewrite<'a>(routes: &[Route], target: &'a str) -> Routing<'a> {
-    for route in routes {
+    for (index, route) in routes.iter().enumerate() {
         // A matching error (resource limits) counts as no match.
         let Ok(Some(captures)) = route.regex.captures(target.as_bytes()) else {
             continue;
@@ -228,6 +239,10 @@ pub fn rewrite<'a>(routes: &[Route], target: &'a str) -> Routing<'a> {
             Action::Error { status, message } => Routing::Error {
                 status: *status,
                 message: message.clone(),
+            },
+            Action::Function { key } => Routing::Call {
+                route: index + 1,
+                key,
             },
         };
     }

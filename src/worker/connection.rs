@@ -229,6 +229,7 @@ impl Connection {
             date,
             &mut self.output,
             &mut routed,
+            self.peer,
         );
         env.slot.count_request(routed.host);
         let media = &env.caches.media;

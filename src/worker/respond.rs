@@ -1,6 +1,7 @@
 //! Turns a parsed request into a response: the head bytes and, for files, the
 //! byte range to send. Decides every status; does no socket I/O.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use crate::cache::MediaCache;
@@ -10,6 +11,7 @@ use crate::http::response::{self, ALLOWED_METHODS, FileHead};
 use crate::http::{Method, Refusal, Request, Status};
 use crate::media::representation;
 use crate::options::{MimeTable, Options};
+use crate::route::lua::RouteLua;
 use crate::route::open_files::OpenFiles;
 use crate::route::rewrite::{self, Routing};
 use crate::route::{self, VirtualHost, VirtualHosts, sandbox};
@@ -25,6 +27,8 @@ pub struct Site {
     /// The counters' column of each virtual host and of its folder, by host
     /// index (named in the shared region by the master).
     pub host_columns: Vec<usize>,
+    /// The route functions' Lua state, when any host has one.
+    pub route_lua: Option<RouteLua>,
     /// By host index, then folder index.
     pub folder_columns: Vec<Vec<usize>>,
 }
@@ -67,6 +71,7 @@ pub fn respond(
     date: &str,
     out: &mut Vec<u8>,
     routed: &mut Routed,
+    peer: SocketAddr,
 ) -> Reply {
     // Server selection comes first, so that every answer counts for its host.
     let selected = route::select_host(&site.vhosts, request);
@@ -102,9 +107,32 @@ pub fn respond(
         Ok(vhost) => vhost,
         Err(refusal) => return answer.refuse(out, refusal),
     };
-    // The rewrite phase: the host's routes may rewrite, redirect or refuse.
-    let target = match rewrite::rewrite(&vhost.routes, &request.target) {
+    // The rewrite phase: the host's routes may rewrite, redirect or refuse,
+    // or hand the decision to a Lua function.
+    let mut routing = rewrite::rewrite(&vhost.routes, &request.target);
+    if let Routing::Call { route, key } = routing {
+        routing = match &site.route_lua {
+            Some(lua) => lua.call(
+                (vhost.index, &vhost.pattern_text),
+                (route, key),
+                &request.target,
+                request,
+                peer,
+            ),
+            None => Routing::Error {
+                status: Status::INTERNAL_ERROR,
+                message: "The route function is not loaded.".into(),
+            },
+        };
+    }
+    let target = match routing {
         Routing::Serve(target) => target,
+        Routing::Call { .. } => {
+            return answer.refuse(
+                out,
+                Refusal::new(Status::INTERNAL_ERROR, "A route function chose another."),
+            );
+        }
         Routing::Redirect { status, location } => {
             return answer.redirect(out, status, &location);
         }

@@ -1,0 +1,290 @@
+//! Lua route functions: `call = function(url, headers, ip, port)` and the
+//! original's function-valued `alter`, `route`, `moved`, run in a Lua state
+//! of their own (options.lua evaluated again, so closures and upvalues
+//! work), under an instruction limit and a memory limit. Each worker has its
+//! own copy of the state (it is built before the fork).
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::rc::Rc;
+
+use hmac::{Hmac, Mac};
+use md5::{Digest, Md5};
+use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
+use sha2::Sha256;
+
+use super::rewrite::Routing;
+use crate::http::{Request, Status};
+use crate::options::{Options, OptionsError, RouteAction, lua as options_lua};
+
+/// The hook runs every this many instructions.
+const HOOK_EVERY: u32 = 1000;
+
+pub struct RouteLua {
+    lua: Lua,
+    /// By (host index, route index from 1).
+    functions: HashMap<(usize, usize), Function>,
+    /// Hook ticks a call has left.
+    budget: Rc<Cell<u64>>,
+    ticks_per_call: u64,
+}
+
+impl RouteLua {
+    /// The route functions of `options`, or None when it has none.
+    pub fn load(options: &Options) -> Result<Option<RouteLua>, OptionsError> {
+        let uses_functions = options.hosts.iter().any(|host| {
+            host.routes
+                .iter()
+                .any(|route| matches!(route.action, RouteAction::Function { .. }))
+        });
+        let (true, Some(path)) = (uses_functions, options.source.as_deref()) else {
+            return Ok(None);
+        };
+        let fail = |e: mlua::Error| OptionsError::new(format!("route functions: {e}"));
+        let source = std::fs::read(path)
+            .map_err(|e| OptionsError::new(format!("cannot read {}: {e}", path.display())))?;
+        let lua = options_lua::sandboxed_state().map_err(fail)?;
+        let (_, store) = options_lua::evaluate_in(&lua, Path::new(path), &source)?;
+        let functions = collect(&store).map_err(fail)?;
+        let budget = Rc::new(Cell::new(0u64));
+        let left = Rc::clone(&budget);
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |_, _| match left.get() {
+                0 => Err(mlua::Error::RuntimeError(
+                    "the instruction limit (options.lua_instructions) was reached".into(),
+                )),
+                n => {
+                    left.set(n - 1);
+                    Ok(VmState::Continue)
+                }
+            },
+        );
+        let used = lua.used_memory();
+        lua.set_memory_limit(used + options.lua_memory as usize)
+            .map_err(fail)?;
+        Ok(Some(RouteLua {
+            lua,
+            functions,
+            budget,
+            ticks_per_call: (options.lua_instructions / u64::from(HOOK_EVERY)).max(1),
+        }))
+    }
+
+    /// Runs route `route` of host `host` for `request` (target `target`).
+    /// A failure is logged with its traceback and answers 500.
+    pub fn call(
+        &self,
+        (host, pattern): (usize, &str),
+        (route, key): (usize, &'static str),
+        target: &str,
+        request: &Request,
+        peer: SocketAddr,
+    ) -> Routing<'static> {
+        match self.run(host, route, key, target, request, peer) {
+            Ok(routing) => routing,
+            Err(e) => {
+                // What a failed call allocated must not starve the next one.
+                let _ = self.lua.gc_collect();
+                log::error!("hosts['{pattern}'].routes[{route}] ({key}) failed for {target}: {e}");
+                Routing::Error {
+                    status: Status::INTERNAL_ERROR,
+                    message: "The route function failed; the server log says why.".into(),
+                }
+            }
+        }
+    }
+
+    fn run(
+        &self,
+        host: usize,
+        route: usize,
+        key: &'static str,
+        target: &str,
+        request: &Request,
+        peer: SocketAddr,
+    ) -> mlua::Result<Routing<'static>> {
+        let function = self
+            .functions
+            .get(&(host, route))
+            .ok_or_else(|| mlua::Error::RuntimeError("the function is missing".into()))?;
+        let headers = self.lua.create_table()?;
+        for (name, value) in request.header_fields() {
+            let joined = match headers.get::<Option<String>>(name.as_str())? {
+                Some(earlier) => format!("{earlier}, {value}"),
+                None => value,
+            };
+            headers.set(name, joined)?;
+        }
+        self.budget.set(self.ticks_per_call);
+        let same = || Routing::Serve(target.to_string().into());
+        if key != "call" {
+            // The original's form: f(target, headers) returns the new target, or nil.
+            let new: Option<String> = function.call((target, headers))?;
+            return Ok(match (key, new) {
+                (_, None) => same(),
+                ("alter", Some(new)) => Routing::Serve(new.into()),
+                (_, Some(location)) => Routing::Redirect {
+                    status: if key == "moved" {
+                        Status(301)
+                    } else {
+                        Status(302)
+                    },
+                    location,
+                },
+            });
+        }
+        // An IPv4 client on the dual-stack socket is shown as IPv4.
+        let values: MultiValue = function.call((
+            target,
+            headers,
+            peer.ip().to_canonical().to_string(),
+            peer.port(),
+        ))?;
+        let mut values = values.into_iter();
+        let status = match values.next() {
+            None | Some(Value::Nil) => return Ok(same()),
+            Some(Value::Integer(n)) => n as f64,
+            Some(Value::Number(n)) => n,
+            Some(other) => {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "returned a {} where a status belongs",
+                    other.type_name()
+                )));
+            }
+        };
+        let url = match values.next() {
+            None | Some(Value::Nil) => None,
+            Some(Value::String(text)) => Some(text.to_string_lossy()),
+            Some(other) => {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "returned a {} where a URL belongs",
+                    other.type_name()
+                )));
+            }
+        };
+        let code = status as u16;
+        Ok(match (code, url) {
+            _ if status.fract() != 0.0 => {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "returned status {status}"
+                )));
+            }
+            (200, None) => same(),
+            (200, Some(url)) => Routing::Serve(url.into()),
+            (300..=399, Some(location)) => Routing::Redirect {
+                status: Status(code),
+                location,
+            },
+            (300..=399, None) => {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "returned {code} without a URL to redirect to"
+                )));
+            }
+            (400..=599, _) => Routing::Error {
+                status: Status(code),
+                message: String::new(),
+            },
+            (other, _) => {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "returned status {other}; route functions return 200, 3xx, 4xx or 5xx"
+                )));
+            }
+        })
+    }
+}
+
+/// The functions of every host's routes, from the evaluated `options` table.
+fn collect(store: &Table) -> mlua::Result<HashMap<(usize, usize), Function>> {
+    let mut functions = HashMap::new();
+    let hosts: Table = store.get("hosts")?;
+    let Some(meta) = hosts.metatable() else {
+        return Ok(functions);
+    };
+    let order: Table = meta.raw_get("__order")?;
+    for (host_index, pattern) in order.sequence_values::<String>().enumerate() {
+        let host: Table = hosts.raw_get(pattern?)?;
+        let Some(routes) = host.get::<Option<Table>>("routes")? else {
+            continue;
+        };
+        for (route_index, route) in routes.sequence_values::<Table>().enumerate() {
+            let route = route?;
+            for key in ["call", "alter", "route", "moved"] {
+                if let Value::Function(function) = route.get::<Value>(key)? {
+                    functions.insert((host_index, route_index + 1), function);
+                }
+            }
+        }
+    }
+    Ok(functions)
+}
+
+/// The `loomiere` table of helpers route functions may use.
+pub fn helpers(lua: &Lua) -> mlua::Result<Table> {
+    let table = lua.create_table()?;
+    table.set(
+        "log",
+        lua.create_function(|_, (level, message): (String, String)| {
+            match level.as_str() {
+                "error" => log::error!("lua: {message}"),
+                "warn" => log::warn!("lua: {message}"),
+                "debug" => log::debug!("lua: {message}"),
+                _ => log::info!("lua: {message}"),
+            }
+            Ok(())
+        })?,
+    )?;
+    table.set(
+        "hmac_sha256",
+        lua.create_function(|_, (key, data): (mlua::String, mlua::String)| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(&key.as_bytes())
+                .map_err(|e| mlua::Error::RuntimeError(e.to_string()))?;
+            mac.update(&data.as_bytes());
+            Ok(hex(&mac.finalize().into_bytes()))
+        })?,
+    )?;
+    table.set(
+        "md5",
+        lua.create_function(|_, data: mlua::String| Ok(hex(&Md5::digest(data.as_bytes()))))?,
+    )?;
+    table.set(
+        "escape",
+        lua.create_function(|_, text: mlua::String| Ok(escape(&text.as_bytes())))?,
+    )?;
+    table.set(
+        "unescape",
+        lua.create_function(|lua, text: mlua::String| {
+            let bytes = crate::route::sandbox::percent_decode(&text.as_bytes())
+                .unwrap_or_else(|| text.as_bytes().to_vec());
+            lua.create_string(bytes)
+        })?,
+    )?;
+    table.set(
+        "time",
+        lua.create_function(|_, ()| {
+            Ok(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()))
+        })?,
+    )?;
+    Ok(table)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters.
+fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
