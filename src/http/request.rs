@@ -57,7 +57,8 @@ pub struct Request {
     pub user_agent: Option<String>,
     /// The Authorization header (the admin port's token).
     pub authorization: Option<String>,
-    /// The whole head as received, for route functions that read any header.
+    /// The whole head as received, for route functions that read any header;
+    /// kept by the worker only when some host has route functions.
     pub raw_head: Box<[u8]>,
 }
 
@@ -228,7 +229,6 @@ pub fn parse(buf: &[u8]) -> Parsed {
         // We never read request bodies; the connection cannot be reused after one.
         request.keep_alive = false;
     }
-    request.raw_head = buf[..head_len].into();
     Parsed::Complete(Box::new(request), head_len)
 }
 

@@ -166,7 +166,11 @@ impl Connection {
         loop {
             if !self.input.is_empty() {
                 match http::request::parse(&self.input) {
-                    Parsed::Complete(request, head_len) => {
+                    Parsed::Complete(mut request, head_len) => {
+                        if env.site.route_lua.is_some() {
+                            // Only route functions read every header: keep the head for them.
+                            request.raw_head = self.input[..head_len].into();
+                        }
                         self.input.drain(..head_len);
                         self.answer(request, env);
                         return Step::Continue;
