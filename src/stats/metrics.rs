@@ -284,44 +284,32 @@ pub fn render(region: &StatsRegion, totals: &Totals) -> String {
             slot.pid.load(Ordering::Relaxed) != 0 || load(&slot.connections_total) > 0
         })
         .collect();
-    let mut family = Family::start(
-        &mut out,
-        "worker_requests_total",
-        "counter",
-        "Requests received, by worker slot (a replaced worker keeps its slot).",
-    );
-    for (index, slot) in &slots {
-        family.sample(
+    type SlotCounter = fn(&super::StatsSlot) -> u64;
+    let per_worker: [(&str, &str, &str, SlotCounter); 3] = [
+        (
             "worker_requests_total",
-            &[("worker", &index.to_string())],
-            load(&slot.requests_total),
-        );
-    }
-    let mut family = Family::start(
-        &mut out,
-        "worker_sent_bytes_total",
-        "counter",
-        "Bytes sent, by worker slot.",
-    );
-    for (index, slot) in &slots {
-        family.sample(
+            "counter",
+            "Requests received, by worker slot (a replaced worker keeps its slot).",
+            |slot| slot.requests_total.load(Ordering::Relaxed),
+        ),
+        (
             "worker_sent_bytes_total",
-            &[("worker", &index.to_string())],
-            load(&slot.bytes_sent),
-        );
-    }
-    let mut family = Family::start(
-        &mut out,
-        "worker_connections",
-        "gauge",
-        "Client connections open now, by worker slot.",
-    );
-    for (index, slot) in &slots {
-        family.sample(
+            "counter",
+            "Bytes sent, by worker slot.",
+            |slot| slot.bytes_sent.load(Ordering::Relaxed),
+        ),
+        (
             "worker_connections",
-            &[("worker", &index.to_string())],
-            load(&slot.connections_active),
-        );
+            "gauge",
+            "Client connections open now, by worker slot.",
+            |slot| slot.connections_active.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, counter) in per_worker {
+        let mut family = Family::start(&mut out, name, kind, help);
+        for (index, slot) in &slots {
+            family.sample(name, &[("worker", &index.to_string())], counter(slot));
+        }
     }
     out
 }

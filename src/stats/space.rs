@@ -61,31 +61,35 @@ pub fn measure(path: &str, options: &Options) -> Result<Space, Refused> {
 }
 
 impl Space {
+    /// The figures by their report names; text and JSON both list these.
+    fn counts(&self) -> [(&'static str, u64); 6] {
+        [
+            ("space:total", self.total_bytes),
+            ("space:used", self.used_bytes),
+            ("space:free", self.free_bytes),
+            ("space:inodes:total", self.total_inodes),
+            ("space:inodes:used", self.used_inodes),
+            ("space:inodes:free", self.free_inodes),
+        ]
+    }
+
     pub fn to_text(&self) -> String {
-        format!(
-            "space:path = {}\nspace:total = {}\nspace:used = {}\nspace:free = {}\n\
-             space:inodes:total = {}\nspace:inodes:used = {}\nspace:inodes:free = {}\n",
-            self.path.display(),
-            self.total_bytes,
-            self.used_bytes,
-            self.free_bytes,
-            self.total_inodes,
-            self.used_inodes,
-            self.free_inodes
-        )
+        let mut text = format!("space:path = {}\n", self.path.display());
+        for (name, value) in self.counts() {
+            text.push_str(&format!("{name} = {value}\n"));
+        }
+        text
     }
 
     pub fn to_json(&self) -> String {
-        format!(
-            "{{\"space:path\":{},\"space:total\":{},\"space:used\":{},\"space:free\":{},\
-             \"space:inodes:total\":{},\"space:inodes:used\":{},\"space:inodes:free\":{}}}\n",
-            json_string(&self.path.to_string_lossy()),
-            self.total_bytes,
-            self.used_bytes,
-            self.free_bytes,
-            self.total_inodes,
-            self.used_inodes,
-            self.free_inodes
-        )
+        let mut json = format!(
+            "{{\"space:path\":{}",
+            json_string(&self.path.to_string_lossy())
+        );
+        for (name, value) in self.counts() {
+            json.push_str(&format!(",\"{name}\":{value}"));
+        }
+        json.push_str("}\n");
+        json
     }
 }
