@@ -4,6 +4,7 @@
 //! the modules below are also a library so that parsers can be tested and
 //! fuzzed without sockets.
 
+pub mod access;
 pub mod cache;
 pub mod http;
 pub mod master;

@@ -6,8 +6,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::net::IpAddr;
+
 use getopts::Matches;
-use loomiere::options::{DEFAULT_OPTIONS_FILE, Overrides};
+use loomiere::access::signed;
+use loomiere::options::{DEFAULT_OPTIONS_FILE, Options, Overrides};
+use loomiere::route::VirtualHosts;
 use loomiere::{http, master, sys};
 
 /// Exit status for a command line that cannot be understood.
@@ -46,6 +50,30 @@ fn command_line() -> getopts::Options {
         "error, warn, info, debug or trace (default: RUST_LOG, else info)",
         "LEVEL",
     );
+    spec.optopt(
+        "",
+        "sign",
+        "print a signed link to PATH for a host's secret, and exit",
+        "PATH",
+    );
+    spec.optopt(
+        "",
+        "expires",
+        "with --sign: seconds from now the link stays valid",
+        "SECONDS",
+    );
+    spec.optopt(
+        "",
+        "ip",
+        "with --sign: the client address the link is bound to (token_ip)",
+        "ADDR",
+    );
+    spec.optopt(
+        "",
+        "host",
+        "with --sign: the Host name whose secret signs (default: the only host with one)",
+        "NAME",
+    );
     spec.optflag("h", "help", "print this help");
     spec.optflag("V", "version", "print the version");
     spec
@@ -81,6 +109,61 @@ fn overrides(matches: &Matches) -> Result<Overrides, String> {
         cache: parse_number(matches, "cache")?,
         clients: parse_number(matches, "clients")?,
     })
+}
+
+/// `--sign PATH --expires SECONDS [--ip ADDR] [--host NAME]`: the signed
+/// link (path and query) that the chosen host accepts.
+fn signed_link(options: &Options, path: &str, matches: &Matches) -> Result<String, String> {
+    let lifetime: i64 = parse_number(matches, "expires")?
+        .ok_or("--expires SECONDS is required: how long the link stays valid")?;
+    if lifetime <= 0 {
+        return Err("--expires must be a positive number of seconds".into());
+    }
+    if !path.starts_with('/') {
+        return Err(format!("'{path}' must be a path starting with /"));
+    }
+    let ip = match matches.opt_str("ip") {
+        Some(text) => Some(
+            text.parse::<IpAddr>()
+                .map_err(|_| format!("--ip: '{text}' is not an IP address"))?,
+        ),
+        None => None,
+    };
+    let hosts = &options.hosts;
+    let host = match matches.opt_str("host") {
+        Some(name) => {
+            let vhosts = VirtualHosts::compile(options).map_err(|e| e.to_string())?;
+            let index = vhosts
+                .select(&name.to_ascii_lowercase())
+                .map(|vhost| vhost.index)
+                .ok_or_else(|| format!("no host serves '{name}'"))?;
+            &hosts[index]
+        }
+        None => {
+            let mut signing = hosts.iter().filter(|h| !h.access.secrets.is_empty());
+            match (signing.next(), signing.next()) {
+                (Some(host), None) => host,
+                (None, _) => return Err("no host has a secret (see hosts[...].secret)".into()),
+                (Some(_), Some(_)) => {
+                    return Err("several hosts have a secret; choose one with --host NAME".into());
+                }
+            }
+        }
+    };
+    let secret = host
+        .access
+        .secrets
+        .first()
+        .ok_or_else(|| format!("hosts['{}'] has no secret", host.pattern))?;
+    if host.access.token_ip && ip.is_none() {
+        return Err(format!(
+            "hosts['{}'] binds links to the client's address (token_ip); give --ip ADDR",
+            host.pattern
+        ));
+    }
+    let ip = ip.filter(|_| host.access.token_ip);
+    let expires = sys::unix_now().saturating_add(lifetime);
+    Ok(signed::sign_url(secret, path, expires, ip))
 }
 
 fn init_logging(level: Option<&str>) {
@@ -158,6 +241,16 @@ fn main() {
     };
     if matches.opt_present("test") {
         println!("options {shown}: ok");
+        return;
+    }
+    if let Some(path) = matches.opt_str("sign") {
+        match signed_link(&options, &path, &matches) {
+            Ok(url) => println!("{url}"),
+            Err(e) => {
+                eprintln!("loomiere --sign: {e}");
+                std::process::exit(EXIT_USAGE);
+            }
+        }
         return;
     }
     std::process::exit(master::run(options, options_path, overrides));

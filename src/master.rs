@@ -10,6 +10,10 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use std::rc::Rc;
+
+use crate::access::geoip::GeoIp;
+use crate::access::limits::{LimitSettings, LimitsRegion};
 use crate::options::{Options, OptionsError, Overrides};
 use crate::route::VirtualHosts;
 use crate::stats::{self, StatsRegion};
@@ -67,6 +71,8 @@ struct Master {
     site: Option<Site>,
     account: Option<Account>,
     region: &'static StatsRegion,
+    /// The per-client limit sketches, shared like `region`.
+    limits: &'static LimitsRegion,
     children: Vec<Child>,
     generation: u64,
     free_slots: Vec<usize>,
@@ -222,6 +228,13 @@ pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides
             return 1;
         }
     };
+    let limits: &'static LimitsRegion = match LimitsRegion::new() {
+        Ok(limits) => Box::leak(Box::new(limits)),
+        Err(e) => {
+            log::error!("cannot create the shared region of options.limits: {e}");
+            return 1;
+        }
+    };
     let site = match compile_site(&options, region) {
         Ok(site) => site,
         Err(e) => {
@@ -248,6 +261,7 @@ pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides
         site: Some(site),
         account,
         region,
+        limits,
         children: Vec::new(),
         generation: 1,
         free_slots: (0..stats::SLOT_COUNT).rev().collect(),
@@ -296,8 +310,19 @@ fn compile_site(options: &Options, region: &StatsRegion) -> Result<Site, Options
                 .collect()
         })
         .collect();
-    let route_lua = crate::route::lua::RouteLua::load(options)?;
+    let geoip = match &options.geoip {
+        Some(path) => Some(Rc::new(GeoIp::open(path)?)),
+        None => None,
+    };
+    let limits = options
+        .limits
+        .as_ref()
+        .map(LimitSettings::compile)
+        .transpose()?;
+    let route_lua = crate::route::lua::RouteLua::load(options, geoip.clone())?;
     Ok(Site {
+        geoip,
+        limits,
         vhosts,
         route_lua,
         mimes: options.mimes.clone(),
@@ -413,8 +438,14 @@ impl Master {
                 let Some(site) = self.site.take() else {
                     return 1;
                 };
-                let slot = self.region.slot(stats_slot.unwrap_or(0));
-                match worker::run(listener, site, slot, self.region.globals()) {
+                let index = stats_slot.unwrap_or(0);
+                let shared = worker::Shared {
+                    slot_index: index,
+                    slot: self.region.slot(index),
+                    globals: self.region.globals(),
+                    limits: self.limits,
+                };
+                match worker::run(listener, site, shared) {
                     Ok(code) => code,
                     Err(e) => {
                         log::error!("worker {} failed: {e}", std::process::id());
@@ -500,6 +531,8 @@ impl Master {
                     .clients_active
                     .fetch_sub(orphaned as i64, Ordering::AcqRel);
                 stats.pid.store(0, Ordering::Relaxed);
+                // Nor against anyone's options.limits.
+                self.limits.clear_slot(slot);
                 self.free_slots.push(slot);
             }
             let how = match exit {

@@ -12,6 +12,8 @@ pub struct Refusal {
     pub detail: Cow<'static, str>,
     /// For 416: the body's size, sent as `Content-Range: bytes */size`.
     pub unsatisfied_size: Option<u64>,
+    /// For 429 and 503: seconds the client should wait, sent as Retry-After.
+    pub retry_after: Option<u32>,
 }
 
 impl Refusal {
@@ -20,6 +22,7 @@ impl Refusal {
             status,
             detail: detail.into(),
             unsatisfied_size: None,
+            retry_after: None,
         }
     }
 }

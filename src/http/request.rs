@@ -54,6 +54,8 @@ pub struct Request {
     pub if_none_match: Option<String>,
     pub if_modified_since: Option<String>,
     pub referer: Option<String>,
+    /// The Origin header (CORS).
+    pub origin: Option<String>,
     pub user_agent: Option<String>,
     /// The Authorization header (the admin port's token).
     pub authorization: Option<String>,
@@ -199,6 +201,8 @@ pub fn parse(buf: &[u8]) -> Parsed {
             request.if_modified_since = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("referer") {
             request.referer = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("origin") {
+            request.origin = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("user-agent") {
             request.user_agent = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("authorization") {

@@ -56,8 +56,6 @@ pub fn html_escape(text: &str) -> String {
     escaped
 }
 
-/// The small HTML page sent with an error status. `target` and `detail` may
-/// hold client-supplied text, so both are escaped.
 /// The head of a file response: 200 for the whole body, 206 for a range.
 pub struct FileHead<'a> {
     pub status: Status,
@@ -71,6 +69,8 @@ pub struct FileHead<'a> {
     pub etag: &'a str,
     pub keep_alive: bool,
     pub minor_version: u8,
+    /// Header lines the host adds (CORS, caching), each ending in CRLF.
+    pub extra_headers: &'a [u8],
 }
 
 impl FileHead<'_> {
@@ -88,10 +88,13 @@ impl FileHead<'_> {
         header(out, "Last-Modified", self.last_modified);
         header(out, "ETag", self.etag);
         header(out, "Accept-Ranges", "bytes");
+        out.extend_from_slice(self.extra_headers);
         finish(out, self.keep_alive, self.minor_version);
     }
 }
 
+/// The small HTML page sent with an error status. `target` and `detail` may
+/// hold client-supplied text, so both are escaped.
 pub fn error_page(status: Status, target: &str, detail: &str) -> String {
     let title = format!("{} {}", status.code(), status.reason());
     format!(
@@ -120,12 +123,13 @@ mod tests {
             etag: "\"a-b\"",
             keep_alive: true,
             minor_version: 1,
+            extra_headers: b"Vary: Origin\r\n",
         }
         .write(&mut out);
         let text = String::from_utf8(out).expect("ascii");
         assert!(text.starts_with("HTTP/1.1 206 Partial Content\r\n"));
         assert!(text.contains("\r\nContent-Length: 10\r\nContent-Range: bytes 10-19/100\r\n"));
-        assert!(text.contains("\r\nETag: \"a-b\"\r\nAccept-Ranges: bytes\r\n"));
+        assert!(text.contains("\r\nETag: \"a-b\"\r\nAccept-Ranges: bytes\r\nVary: Origin\r\n\r\n"));
     }
 
     #[test]

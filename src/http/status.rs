@@ -6,6 +6,7 @@ pub struct Status(pub u16);
 
 impl Status {
     pub const OK: Status = Status(200);
+    pub const NO_CONTENT: Status = Status(204);
     pub const PARTIAL_CONTENT: Status = Status(206);
     pub const NOT_MODIFIED: Status = Status(304);
     pub const BAD_REQUEST: Status = Status(400);
@@ -15,7 +16,9 @@ impl Status {
     pub const METHOD_NOT_ALLOWED: Status = Status(405);
     pub const REQUEST_TIMEOUT: Status = Status(408);
     pub const URI_TOO_LONG: Status = Status(414);
+    pub const GONE: Status = Status(410);
     pub const RANGE_NOT_SATISFIABLE: Status = Status(416);
+    pub const TOO_MANY_REQUESTS: Status = Status(429);
     pub const HEADERS_TOO_LARGE: Status = Status(431);
     pub const INTERNAL_ERROR: Status = Status(500);
     pub const NOT_IMPLEMENTED: Status = Status(501);

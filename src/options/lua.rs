@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use mlua::{Lua, LuaOptions, StdLib, Table, Value};
 
+use super::access;
 use super::{
-    HostOptions, MimeTable, Options, OptionsError, PacingOverrides, RouteAction, RouteOptions,
-    UserOption, cpu_count,
+    AccessOptions, HostOptions, MimeTable, Options, OptionsError, PacingOverrides, RouteAction,
+    RouteOptions, UserOption, cpu_count,
 };
 use crate::media::SeekMode;
 use crate::stream::size;
@@ -153,6 +154,8 @@ const OPTION_TYPES: &[(&str, &str)] = &[
     ("seek", "string"),
     ("lua_instructions", "number"),
     ("lua_memory", "number|string"),
+    ("geoip", "string"),
+    ("limits", "table|boolean"),
     ("cpus", "readonly"),
 ];
 
@@ -221,7 +224,7 @@ fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {
         types.set(*name, *kind)?;
     }
     let host_types = lua.create_table()?;
-    for (name, kind) in HOST_OPTION_TYPES {
+    for (name, kind) in HOST_OPTION_TYPES.iter().chain(access::HOST_ACCESS_TYPES) {
         host_types.set(*name, *kind)?;
     }
     let (store, assigned): (Table, Table) = lua
@@ -330,6 +333,11 @@ fn read_back(store: &Table, assigned: &Table) -> Result<Options, ReadError> {
     if options.lua_memory < 1 << 20 {
         return Err(OptionsError::option("lua_memory", "must be at least '1m'").into());
     }
+    options.geoip = store
+        .get::<Option<String>>("geoip")?
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from);
+    options.limits = access::read_limits(store.get::<Value>("limits")?)?;
     options.hosts = read_hosts(store)?;
     let mut mimes = MimeTable::default();
     for pair in store.get::<Table>("mimes")?.pairs::<String, String>() {
@@ -607,11 +615,13 @@ fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
         };
         let pacing = read_pacing(&host, &pattern)?;
         let routes = read_routes(&host, &pattern)?;
+        let access: AccessOptions = access::read_host(&host, &pattern)?;
         result.push(HostOptions {
             pattern,
             folders,
             pacing,
             routes,
+            access,
         });
     }
     if result.is_empty() {

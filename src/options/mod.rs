@@ -4,6 +4,7 @@
 //! Every error names the option (and, for Lua errors, the file and line) so
 //! that an operator knows what to change.
 
+pub mod access;
 pub mod lua;
 pub mod mime;
 
@@ -11,6 +12,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+pub use access::{AccessOptions, CorsOptions, CountryOptions, LimitOptions};
 pub use mime::MimeTable;
 
 use crate::media::SeekMode;
@@ -35,6 +37,8 @@ pub struct HostOptions {
     pub pacing: PacingOverrides,
     /// URL routes, tried in order (see `route::rewrite`).
     pub routes: Vec<RouteOptions>,
+    /// Who may fetch the host's files, and its caching headers (see `crate::access`).
+    pub access: AccessOptions,
 }
 
 /// One route: a PCRE2 pattern searched in the request target, and what to do.
@@ -73,6 +77,7 @@ impl HostOptions {
             folders: vec![folder.into()],
             pacing: PacingOverrides::default(),
             routes: Vec::new(),
+            access: AccessOptions::default(),
         }
     }
 }
@@ -144,6 +149,10 @@ pub struct Options {
     pub lua_instructions: u64,
     /// Most memory the Lua state of route functions may hold, bytes.
     pub lua_memory: u64,
+    /// A MaxMind DB of countries, for hosts' `countries` and `loomiere.country`.
+    pub geoip: Option<PathBuf>,
+    /// Per-client-address connection limits over all workers.
+    pub limits: Option<LimitOptions>,
 }
 
 /// The number of CPUs this process may run on (`options.cpus`).
@@ -186,6 +195,8 @@ impl Options {
             seek: SeekMode::Keyframe,
             lua_instructions: 1_000_000,
             lua_memory: 16 << 20,
+            geoip: None,
+            limits: None,
         }
     }
 
@@ -297,6 +308,19 @@ impl Options {
             for (i, route) in host.routes.iter().enumerate() {
                 crate::route::rewrite::Route::compile(&host.pattern, i + 1, route)?;
             }
+            crate::access::HostAccess::compile(&host.pattern, &host.access)?;
+            if host.access.countries.is_some() && self.geoip.is_none() {
+                return Err(OptionsError::option(
+                    &format!("hosts['{}'].countries", host.pattern),
+                    "needs options.geoip, the path of a MaxMind country database",
+                ));
+            }
+        }
+        if let Some(path) = &self.geoip {
+            crate::access::geoip::GeoIp::open(path)?;
+        }
+        if let Some(limits) = &self.limits {
+            crate::access::limits::LimitSettings::compile(limits)?;
         }
         for host in &mut self.hosts {
             let option = format!("hosts['{}']", host.pattern);

@@ -16,6 +16,7 @@ use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
 use sha2::Sha256;
 
 use super::rewrite::Routing;
+use crate::access::geoip::GeoIp;
 use crate::http::{Request, Status};
 use crate::options::{Options, OptionsError, RouteAction, lua as options_lua};
 
@@ -33,7 +34,11 @@ pub struct RouteLua {
 
 impl RouteLua {
     /// The route functions of `options`, or None when it has none.
-    pub fn load(options: &Options) -> Result<Option<RouteLua>, OptionsError> {
+    /// `geoip` answers `loomiere.country(ip)`.
+    pub fn load(
+        options: &Options,
+        geoip: Option<Rc<GeoIp>>,
+    ) -> Result<Option<RouteLua>, OptionsError> {
         let uses_functions = options.hosts.iter().any(|host| {
             host.routes
                 .iter()
@@ -48,6 +53,17 @@ impl RouteLua {
         let lua = options_lua::sandboxed_state().map_err(fail)?;
         let (_, store) = options_lua::evaluate_in(&lua, Path::new(path), &source)?;
         let functions = collect(&store).map_err(fail)?;
+        if let Some(geoip) = geoip {
+            let country = lua
+                .create_function(move |_, ip: String| {
+                    Ok(ip.trim().parse().ok().and_then(|ip| geoip.country(ip)))
+                })
+                .map_err(fail)?;
+            lua.globals()
+                .get::<Table>("loomiere")
+                .and_then(|helpers| helpers.set("country", country))
+                .map_err(fail)?;
+        }
         let budget = Rc::new(Cell::new(0u64));
         let left = Rc::clone(&budget);
         lua.set_hook(
@@ -245,6 +261,11 @@ pub fn helpers(lua: &Lua) -> mlua::Result<Table> {
             Ok(hex(&mac.finalize().into_bytes()))
         })?,
     )?;
+    // Without options.geoip no country is known; RouteLua::load replaces this.
+    table.set(
+        "country",
+        lua.create_function(|_, _ip: String| Ok(None::<String>))?,
+    )?;
     table.set(
         "md5",
         lua.create_function(|_, data: mlua::String| Ok(hex(&Md5::digest(data.as_bytes()))))?,
@@ -272,12 +293,12 @@ pub fn helpers(lua: &Lua) -> mlua::Result<Table> {
     Ok(table)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Percent-encodes all but RFC 3986's unreserved characters.
-fn escape(bytes: &[u8]) -> String {
+pub fn escape(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

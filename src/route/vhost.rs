@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use pcre2::bytes::{Regex, RegexBuilder};
 
+use crate::access::HostAccess;
 use crate::options::{Options, OptionsError};
 use crate::stream::Pacing;
 
@@ -23,6 +24,8 @@ pub struct VirtualHost {
     pub pacing: Pacing,
     /// The host's routes, tried in order by the rewrite phase.
     pub routes: Vec<Route>,
+    /// Its access rules and CORS and caching headers.
+    pub access: HostAccess,
 }
 
 /// A folder of a host, held open so files are resolved beneath it
@@ -85,6 +88,7 @@ impl VirtualHosts {
                 folders,
                 pacing: options.pacing_of(host),
                 routes,
+                access: HostAccess::compile(&host.pattern, &host.access)?,
             });
         }
         Ok(VirtualHosts { hosts: compiled })

@@ -114,6 +114,13 @@ pub fn render(region: &StatsRegion, totals: &Totals) -> String {
         "Connections refused with 503 because 'clients' was reached.",
         totals.overloads,
     );
+    single(
+        &mut out,
+        "limited_total",
+        "counter",
+        "Connections refused with 429, or closed under a flood, by options.limits.",
+        totals.limited,
+    );
 
     let hosts = &globals.hosts;
     let host_names: Vec<(usize, String)> = (0..HOST_COLUMNS)

@@ -50,6 +50,8 @@ pub struct StatsSlot {
     pub bytes_sent: AtomicU64,
     /// Connections refused with 503 because `clients` was reached.
     pub overloads: AtomicU64,
+    /// Connections refused (429) or closed (floods) by `options.limits`.
+    pub limited: AtomicU64,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     /// Response bodies in flight now (gauge).
@@ -270,6 +272,7 @@ pub struct Totals {
     pub responses: [u64; 5],
     pub bytes_sent: u64,
     pub overloads: u64,
+    pub limited: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub streams_active: u64,
@@ -329,6 +332,7 @@ impl Totals {
             }
             totals.bytes_sent += load(&slot.bytes_sent);
             totals.overloads += load(&slot.overloads);
+            totals.limited += load(&slot.limited);
             totals.cache_hits += load(&slot.cache_hits);
             totals.cache_misses += load(&slot.cache_misses);
             totals.streams_active += load(&slot.streams_active);

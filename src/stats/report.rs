@@ -153,6 +153,7 @@ fn net_lines(region: &StatsRegion, totals: &Totals) -> Vec<Line> {
         pair("net:failures:timed-out", Value::Count(totals.failures[1])),
         pair("net:failures:dropped", Value::Count(totals.failures[2])),
         pair("net:overload", Value::Count(totals.overloads)),
+        pair("net:limited", Value::Count(totals.limited)),
     ];
     for host in 0..HOST_COLUMNS {
         let Some(name) = hosts.name(host) else {

@@ -60,6 +60,10 @@ pub struct SharedMapping {
 impl SharedMapping {
     /// Maps `len` zeroed bytes shared between this process and its future children.
     pub fn new(len: usize) -> io::Result<SharedMapping> {
+        Self::map(len, 0)
+    }
+
+    fn map(len: usize, extra_flags: libc::c_int) -> io::Result<SharedMapping> {
         // SAFETY: an anonymous mapping with no address hint; the kernel picks a
         // fresh, page-aligned, zero-filled region of `len` bytes.
         let ptr = unsafe {
@@ -67,7 +71,7 @@ impl SharedMapping {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS | extra_flags,
                 -1,
                 0,
             )
@@ -79,6 +83,12 @@ impl SharedMapping {
             ptr: ptr.cast(),
             len,
         })
+    }
+
+    /// Like `new`, for a large region only partly used: MAP_NORESERVE, so
+    /// that untouched pages count against no memory commitment.
+    pub fn new_sparse(len: usize) -> io::Result<SharedMapping> {
+        Self::map(len, libc::MAP_NORESERVE)
     }
 
     pub fn as_ptr(&self) -> *mut u8 {
@@ -290,6 +300,19 @@ pub fn switch_to(account: &Account) -> io::Result<()> {
         check(libc::setuid(account.uid) as libc::c_long)?;
     }
     Ok(())
+}
+
+/// CLOCK_MONOTONIC in microseconds: one clock for every process (unlike
+/// `Instant`, whose values cannot be shared through memory).
+pub fn monotonic_micros() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid, exclusively
+    // borrowed `now`; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1000
 }
 
 /// Current wall-clock time as seconds since the epoch.

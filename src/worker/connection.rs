@@ -18,6 +18,8 @@ use super::Env;
 use super::access_log::Exchange;
 use super::respond::{self, Routed};
 use super::timer_wheel::TimerId;
+use crate::access::Client;
+use crate::access::limits::{ClientKey, Limited};
 use crate::http::{self, Parsed, Status};
 use crate::stats::columns::UNKNOWN_HOST;
 use crate::stats::{Failure, StatsSlot};
@@ -78,6 +80,10 @@ pub struct Connection {
     served: u64,
     /// Whether this connection counts against `clients` (a 503 does not).
     pub counted: bool,
+    /// Its count in `options.limits`' concurrency sketch, given back at close.
+    pub client_key: Option<ClientKey>,
+    /// Set when `options.limits` refused it: its request gets a 429.
+    limited: Option<Limited>,
     /// When the current phase times out (send phases re-check progress first).
     pub deadline: Instant,
     /// The timer armed for `armed_deadline`.
@@ -105,6 +111,8 @@ impl Connection {
             exchange: None,
             served: 0,
             counted: true,
+            client_key: None,
+            limited: None,
             deadline: env.now + env.timeouts.header,
             timer: None,
             last_progress: env.now,
@@ -128,6 +136,14 @@ impl Connection {
             "The server is at its connection limit; please retry in a few seconds.",
         );
         connection.start_writing(reply.status, None, false, env);
+        connection
+    }
+
+    /// A connection that `options.limits` refused: its first request is
+    /// answered 429 (after the host's address rules), then it closes.
+    pub fn limited(stream: TcpStream, peer: SocketAddr, limited: Limited, env: &Env) -> Connection {
+        let mut connection = Connection::new(stream, peer, env);
+        connection.limited = Some(limited);
         connection
     }
 
@@ -222,18 +238,25 @@ impl Connection {
         let logged = Some(&*request).filter(|_| env.site.options.access_log);
         self.exchange = Some(Exchange::new(env.now, self.peer, logged));
         self.output.clear();
-        let date = env.dates.get(env.unix_now);
+        let now = respond::Now {
+            unix: env.unix_now,
+            date: env.dates.get(env.unix_now),
+        };
         let mut routed = Routed::default();
+        let client = Client {
+            peer: self.peer,
+            limited: self.limited,
+        };
         let reply = respond::respond(
             &env.site,
             &mut env.caches,
             env.slot,
             &request,
             keep_alive,
-            date,
+            now,
             &mut self.output,
             &mut routed,
-            self.peer,
+            client,
         );
         env.slot.count_request(routed.host);
         let media = &env.caches.media;

@@ -18,6 +18,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use crate::access::limits::{Admission, LimitsRegion};
 use crate::cache::MediaCache;
 use crate::http::date::DateCache;
 use crate::route::open_files::OpenFiles;
@@ -39,6 +40,15 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Size of the read scratch buffer shared by every connection of a worker.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 
+/// The shared memory a worker writes into.
+pub struct Shared {
+    /// The index of `slot`, which also names its sketch in `limits`.
+    pub slot_index: usize,
+    pub slot: &'static StatsSlot,
+    pub globals: &'static Globals,
+    pub limits: &'static LimitsRegion,
+}
+
 /// Time-outs, read once from the options.
 pub struct Timeouts {
     pub header: Duration,
@@ -52,6 +62,8 @@ pub struct Env {
     pub timeouts: Timeouts,
     pub slot: &'static StatsSlot,
     pub globals: &'static Globals,
+    pub limits: &'static LimitsRegion,
+    pub slot_index: usize,
     pub now: Instant,
     pub unix_now: i64,
     pub dates: DateCache,
@@ -89,12 +101,7 @@ struct Worker {
 }
 
 /// Runs a worker until it has drained after SIGTERM (returns 0) or is told to quit.
-pub fn run(
-    listener: StdTcpListener,
-    site: Site,
-    slot: &'static StatsSlot,
-    globals: &'static Globals,
-) -> io::Result<i32> {
+pub fn run(listener: StdTcpListener, site: Site, shared: Shared) -> io::Result<i32> {
     let poll = Poll::new()?;
     let mut listener = TcpListener::from_std(listener);
     poll.registry()
@@ -127,8 +134,10 @@ pub fn run(
         env: Env {
             site,
             timeouts,
-            slot,
-            globals,
+            slot: shared.slot,
+            globals: shared.globals,
+            limits: shared.limits,
+            slot_index: shared.slot_index,
             now,
             unix_now: crate::sys::unix_now(),
             dates: DateCache::default(),
@@ -234,8 +243,24 @@ impl Worker {
         }
     }
 
-    /// Takes a new connection in, or answers 503 when `clients` is reached.
+    /// Takes a new connection in, or answers 503 when `clients` is reached,
+    /// or 429 (or nothing, under a flood) past `options.limits`.
     fn admit(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
+        let admission = match &self.env.site.limits {
+            Some(settings) => self.env.limits.admit(
+                settings,
+                self.env.slot_index,
+                self.env.globals.slots_used.load(Ordering::Relaxed) as usize,
+                peer.ip(),
+                crate::sys::monotonic_micros(),
+            ),
+            None => Admission::Free,
+        };
+        if admission == Admission::Flood {
+            StatsSlot::add(&self.env.slot.limited, 1);
+            // Dropping the socket closes it: no answer, no log line.
+            return;
+        }
         let limit = self.env.site.options.clients as i64;
         let active = self
             .env
@@ -248,12 +273,26 @@ impl Worker {
                 .globals
                 .clients_active
                 .fetch_sub(1, Ordering::AcqRel);
+            if let Admission::Counted(key) = admission {
+                self.env.limits.release(self.env.slot_index, key);
+            }
             StatsSlot::add(&self.env.slot.overloads, 1);
             Connection::overloaded(stream, peer, &mut self.env)
         } else {
             StatsSlot::add(&self.env.slot.connections_total, 1);
             StatsSlot::add(&self.env.slot.connections_active, 1);
-            Connection::new(stream, peer, &self.env)
+            match admission {
+                Admission::Refused(limited) => {
+                    StatsSlot::add(&self.env.slot.limited, 1);
+                    Connection::limited(stream, peer, limited, &self.env)
+                }
+                Admission::Counted(key) => {
+                    let mut connection = Connection::new(stream, peer, &self.env);
+                    connection.client_key = Some(key);
+                    connection
+                }
+                Admission::Free | Admission::Flood => Connection::new(stream, peer, &self.env),
+            }
         };
         let index = match self.free.pop() {
             Some(index) => index,
@@ -361,6 +400,9 @@ impl Worker {
 
     /// Gives back what a connection held in the shared counters.
     fn release(&mut self, connection: Connection) {
+        if let Some(key) = connection.client_key {
+            self.env.limits.release(self.env.slot_index, key);
+        }
         if connection.counted {
             self.env
                 .globals

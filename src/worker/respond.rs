@@ -1,9 +1,11 @@
 //! Turns a parsed request into a response: the head bytes and, for files, the
 //! byte range to send. Decides every status; does no socket I/O.
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 
+use crate::access::geoip::GeoIp;
+use crate::access::limits::LimitSettings;
+use crate::access::{Client, Grant};
 use crate::cache::MediaCache;
 use crate::http::conditional::{self, Validators};
 use crate::http::range;
@@ -31,6 +33,17 @@ pub struct Site {
     pub route_lua: Option<RouteLua>,
     /// By host index, then folder index.
     pub folder_columns: Vec<Vec<usize>>,
+    /// The country database (`options.geoip`), mapped by the master.
+    pub geoip: Option<Rc<GeoIp>>,
+    /// `options.limits`, compiled; None = no per-client limits.
+    pub limits: Option<LimitSettings>,
+}
+
+/// The time a response is made at: Unix seconds and as an HTTP date.
+#[derive(Clone, Copy)]
+pub struct Now<'a> {
+    pub unix: i64,
+    pub date: &'a str,
 }
 
 /// Where a request went, for the counters: its host's and folder's columns.
@@ -56,11 +69,11 @@ pub struct Reply {
 }
 
 /// Builds the response to `request` into `out`: the phases in nginx's order,
-/// server selection → (rewrite and access: the routing and access issues) →
-/// content (sandbox and open, media, conditional, range) → head → body. Each
-/// phase passes the request on or refuses it; a refusal becomes an error page.
-/// `keep_alive` is whether the connection may stay open (the client's wish,
-/// unless we are draining).
+/// server selection → access → rewrite (routes) → content (sandbox and
+/// open, media, conditional, range) → headers → body. Each phase passes the
+/// request on or refuses it; a refusal becomes an error page. `keep_alive`
+/// is whether the connection may stay open (the client's wish, unless we
+/// are draining).
 #[allow(clippy::too_many_arguments)]
 pub fn respond(
     site: &Site,
@@ -68,10 +81,10 @@ pub fn respond(
     slot: &StatsSlot,
     request: &Request,
     keep_alive: bool,
-    date: &str,
+    now: Now,
     out: &mut Vec<u8>,
     routed: &mut Routed,
-    peer: SocketAddr,
+    client: Client,
 ) -> Reply {
     // Server selection comes first, so that every answer counts for its host.
     let selected = route::select_host(&site.vhosts, request);
@@ -82,42 +95,60 @@ pub fn respond(
             .copied()
             .unwrap_or(UNKNOWN_HOST);
     }
+    // A connection refused by the limits is closed after its answer.
+    let keep_alive = keep_alive && client.limited.is_none();
+    let mut answer = Answer {
+        now,
+        request,
+        keep_alive,
+        head_only: false,
+        extra_headers: Vec::new(),
+    };
     let head_only = match request.method() {
         Method::Get => false,
         Method::Head => true,
-        Method::Options => return options_reply(out, date, request, keep_alive),
+        Method::Options => {
+            return match &selected {
+                Ok(vhost) => preflight(vhost, &client, &answer, out),
+                Err(_) => options_reply(out, &answer, &[]),
+            };
+        }
         Method::Other(_) => {
-            return error(
+            return answer.refuse(
                 out,
-                date,
-                request,
-                keep_alive,
-                Status::METHOD_NOT_ALLOWED,
-                "This method is not allowed.",
+                Refusal::new(Status::METHOD_NOT_ALLOWED, "This method is not allowed."),
             );
         }
     };
-    let answer = Answer {
-        date,
-        request,
-        keep_alive,
-        head_only,
-    };
+    answer.head_only = head_only;
     let vhost = match selected {
         Ok(vhost) => vhost,
         Err(refusal) => return answer.refuse(out, refusal),
     };
+    // The headers phase's CORS part goes on every answer of the host, errors
+    // included, so that a page on another origin can read why it failed.
+    if let Some(cors) = &vhost.access.cors {
+        cors.write_response_headers(request.origin.as_deref(), &mut answer.extra_headers);
+    }
+    // The access phase.
+    let grant = match vhost
+        .access
+        .check(request, &client, site.geoip.as_deref(), now.unix)
+    {
+        Ok(grant) => grant,
+        Err(refusal) => return answer.refuse(out, refusal),
+    };
     // The rewrite phase: the host's routes may rewrite, redirect or refuse,
     // or hand the decision to a Lua function.
-    let mut routing = rewrite::rewrite(&vhost.routes, &request.target);
+    let mut routing = rewrite::rewrite(&vhost.routes, &grant.target);
     if let Routing::Call { route, key } = routing {
         routing = match &site.route_lua {
             Some(lua) => lua.call(
                 (vhost.index, &vhost.pattern_text),
                 (route, key),
-                &request.target,
+                &grant.target,
                 request,
-                peer,
+                client.peer,
             ),
             None => Routing::Error {
                 status: Status::INTERNAL_ERROR,
@@ -145,26 +176,38 @@ pub fn respond(
             return answer.refuse(out, Refusal::new(status, detail));
         }
     };
-    serve_file(site, caches, slot, vhost, &target, &answer, routed, out)
-        .unwrap_or_else(|refusal| answer.refuse(out, refusal))
+    serve_file(
+        site,
+        caches,
+        slot,
+        vhost,
+        (&target, &grant),
+        &answer,
+        routed,
+        out,
+    )
+    .unwrap_or_else(|refusal| answer.refuse(out, refusal))
 }
 
 /// What every phase needs to write an answer.
 struct Answer<'a> {
-    date: &'a str,
+    now: Now<'a>,
     request: &'a Request,
     keep_alive: bool,
     head_only: bool,
+    /// Header lines the host adds to every answer (CORS).
+    extra_headers: Vec<u8>,
 }
 
 impl Answer<'_> {
     /// A redirect to `location`, with a short page pointing there.
     fn redirect(&self, out: &mut Vec<u8>, status: Status, location: &str) -> Reply {
         let page = response::error_page(status, location, "The resource is at this address.");
-        response::start(out, status, self.date);
+        response::start(out, status, self.now.date);
         response::header(out, "Location", location);
         response::header(out, "Content-Type", "text/html; charset=utf-8");
         response::header(out, "Content-Length", page.len());
+        out.extend_from_slice(&self.extra_headers);
         response::finish(out, self.keep_alive, self.request.minor_version);
         if !self.head_only {
             out.extend_from_slice(page.as_bytes());
@@ -180,12 +223,19 @@ impl Answer<'_> {
     fn refuse(&self, out: &mut Vec<u8>, refusal: Refusal) -> Reply {
         let request = self.request;
         let page = response::error_page(refusal.status, &request.target, &refusal.detail);
-        response::start(out, refusal.status, self.date);
+        response::start(out, refusal.status, self.now.date);
         response::header(out, "Content-Type", "text/html; charset=utf-8");
         response::header(out, "Content-Length", page.len());
         if let Some(size) = refusal.unsatisfied_size {
             response::header(out, "Content-Range", format_args!("bytes */{size}"));
         }
+        if refusal.status == Status::METHOD_NOT_ALLOWED {
+            response::header(out, "Allow", ALLOWED_METHODS);
+        }
+        if let Some(seconds) = refusal.retry_after {
+            response::header(out, "Retry-After", seconds);
+        }
+        out.extend_from_slice(&self.extra_headers);
         response::finish(out, self.keep_alive, request.minor_version);
         if !self.head_only {
             out.extend_from_slice(page.as_bytes());
@@ -206,7 +256,7 @@ fn serve_file(
     caches: &mut Caches,
     slot: &StatsSlot,
     vhost: &VirtualHost,
-    target: &str,
+    (target, grant): (&str, &Grant),
     answer: &Answer,
     routed: &mut Routed,
     out: &mut Vec<u8>,
@@ -234,14 +284,23 @@ fn serve_file(
         modified: opened.identity.modified,
     };
     let keep_alive = answer.keep_alive;
+    // The headers phase: CORS (already in the answer's headers) and caching.
+    let mut extra_headers = answer.extra_headers.clone();
+    vhost.access.expires.write_headers(
+        file.content_type,
+        grant.signed,
+        answer.now.unix,
+        &mut extra_headers,
+    );
     if conditional::is_not_modified(
         request.if_none_match.as_deref(),
         request.if_modified_since.as_deref(),
         &validators,
     ) {
-        response::start(out, Status::NOT_MODIFIED, answer.date);
+        response::start(out, Status::NOT_MODIFIED, answer.now.date);
         response::header(out, "Last-Modified", &opened.last_modified);
         response::header(out, "ETag", &body.etag);
+        out.extend_from_slice(&extra_headers);
         response::finish(out, keep_alive, request.minor_version);
         return Ok(Reply {
             status: Status::NOT_MODIFIED,
@@ -252,7 +311,7 @@ fn serve_file(
     let (status, first, end) = range::select(request, &validators, body.size)?;
     FileHead {
         status,
-        date: answer.date,
+        date: answer.now.date,
         content_type: file.content_type,
         first,
         end,
@@ -261,6 +320,7 @@ fn serve_file(
         etag: &body.etag,
         keep_alive,
         minor_version: request.minor_version,
+        extra_headers: &extra_headers,
     }
     .write(out);
     if answer.head_only || first == end {
@@ -288,17 +348,46 @@ fn serve_file(
     })
 }
 
-/// OPTIONS: the methods this server knows.
-fn options_reply(out: &mut Vec<u8>, date: &str, request: &Request, keep_alive: bool) -> Reply {
-    response::start(out, Status::OK, date);
+/// OPTIONS: the methods this server knows, and `extra_headers`.
+fn options_reply(out: &mut Vec<u8>, answer: &Answer, extra_headers: &[u8]) -> Reply {
+    let status = if extra_headers.is_empty() {
+        Status::OK
+    } else {
+        Status::NO_CONTENT
+    };
+    response::start(out, status, answer.now.date);
     response::header(out, "Allow", ALLOWED_METHODS);
-    response::header(out, "Content-Length", 0);
-    response::finish(out, keep_alive, request.minor_version);
-    Reply {
-        status: Status::OK,
-        body: None,
-        keep_alive,
+    if status == Status::OK {
+        response::header(out, "Content-Length", 0);
     }
+    out.extend_from_slice(extra_headers);
+    response::finish(out, answer.keep_alive, answer.request.minor_version);
+    Reply {
+        status,
+        body: None,
+        keep_alive: answer.keep_alive,
+    }
+}
+
+/// OPTIONS on a host: a CORS preflight (204 with the host's CORS answer)
+/// when the host has `cors`, else the plain OPTIONS answer. The address
+/// rules and limits apply; referers and signed links do not, since a
+/// browser sends a preflight without the page's credentials.
+fn preflight(vhost: &VirtualHost, client: &Client, answer: &Answer, out: &mut Vec<u8>) -> Reply {
+    let checked = vhost.access.check_address(client.ip()).and_then(|()| {
+        client
+            .limited
+            .map_or(Ok(()), |l| Err(crate::access::too_many(l)))
+    });
+    if let Err(refusal) = checked {
+        return answer.refuse(out, refusal);
+    }
+    let mut headers = Vec::new();
+    if let Some(cors) = &vhost.access.cors {
+        // A refused origin gets no CORS headers, and the browser stops there.
+        cors.write_preflight_headers(answer.request.origin.as_deref(), &mut headers);
+    }
+    options_reply(out, answer, &headers)
 }
 
 /// An error response with a small HTML page.
