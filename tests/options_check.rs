@@ -286,3 +286,107 @@ fn the_packaged_options_file_is_valid() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.ends_with(": ok"));
 }
+
+#[test]
+fn access_options_are_checked_with_the_host_and_key_named() {
+    let dir = TempDir::new("opt-access");
+    let folder = dir.path().display().to_string();
+    let host = |keys: &str| format!("options.hosts['^v$'] = {{ folder = '{folder}', {keys} }}\n");
+    let cases = [
+        (
+            host("allow = { '10.0.0.0/8', '10.0.0.300' }"),
+            "option 'hosts['^v$'].allow[2]' '10.0.0.300' is not an address or a block like '10.0.0.0/8'",
+        ),
+        (
+            host("deny = '10.0.0.1'"),
+            "hosts['^v$'].deny must be a table, not a string",
+        ),
+        (
+            host("referers = { '(' }"),
+            "option 'hosts['^v$'].referers[1]' does not compile",
+        ),
+        (
+            host("secret = 'short'"),
+            "option 'hosts['^v$'].secret' must be at least 16 characters",
+        ),
+        (
+            host("countries = { allow = { 'RO' } }"),
+            "option 'hosts['^v$'].countries' needs options.geoip",
+        ),
+        (
+            host("countries = { allow = { 'Romania' } }"),
+            "option 'hosts['^v$'].countries.allow' 'Romania' is not a two-letter ISO 3166 country code",
+        ),
+        (
+            host("expires = { ['video'] = 60 }"),
+            "option 'hosts['^v$'].expires['video']' is not a mime pattern",
+        ),
+        (
+            host("cors = 5"),
+            "hosts['^v$'].cors must be a string|table, not a number",
+        ),
+        (
+            format!("options.geoip = '{folder}/missing.mmdb'\n"),
+            "option 'geoip' ",
+        ),
+        (
+            "options.limits = { per_ip = -1 }\n".to_string(),
+            "option 'limits.per_ip' must be from 0 to 1000000, not -1",
+        ),
+        (
+            "options.limits = { per_ip = 5, exempt = { 'nope' } }\n".to_string(),
+            "option 'limits.exempt[1]' 'nope' is not an address",
+        ),
+        (
+            "options.limits = { perip = 5 }\n".to_string(),
+            "option 'limits' has an unknown key 'perip'",
+        ),
+    ];
+    for (script, expected) in cases {
+        let (code, _, stderr) = check(&dir, &script);
+        assert_eq!(code, 1, "{script}");
+        assert!(stderr.contains(expected), "{script}\n{stderr}");
+    }
+}
+
+#[test]
+fn sign_prints_a_link_for_the_chosen_host() {
+    let dir = TempDir::new("opt-sign");
+    let folder = dir.path().display().to_string();
+    let path = options_file(
+        &dir,
+        &format!(
+            "options.hosts['^a$'] = {{ folder = '{folder}', secret = 'aaaaaaaaaaaaaaaaaaaa' }}\n\
+             options.hosts['^b$'] = {{ folder = '{folder}', secret = 'bbbbbbbbbbbbbbbbbbbb', token_ip = true }}\n"
+        ),
+    );
+    let path = path.to_str().expect("utf8");
+    let ambiguous = run(&["-o", path, "--sign", "/x.mp4", "--expires", "60"]);
+    assert_eq!(ambiguous.status.code(), Some(2));
+    assert!(text(&ambiguous.stderr).contains("several hosts have a secret"));
+    let needs_ip = run(&[
+        "-o",
+        path,
+        "--sign",
+        "/x.mp4",
+        "--expires",
+        "60",
+        "--host",
+        "b",
+    ]);
+    assert!(text(&needs_ip.stderr).contains("give --ip ADDR"));
+    let a = run(&[
+        "-o",
+        path,
+        "--sign",
+        "/x y.mp4",
+        "--expires",
+        "60",
+        "--host",
+        "a",
+    ]);
+    let url = text(&a.stdout);
+    assert!(url.starts_with("/x%20y.mp4?expires="), "{url}");
+    let token = url.split("token=").nth(1).expect("token");
+    assert_eq!(token.len(), 64);
+}

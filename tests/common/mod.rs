@@ -523,3 +523,121 @@ pub fn json_number(json: &str, key: &str) -> f64 {
         .parse()
         .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
 }
+
+/// A connection to `server` from the local address `from` (127.0.0.2 and
+/// the like are all loopback on Linux, so tests can be several clients).
+pub fn connect_from(from: std::net::IpAddr, port: u16) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let target: SocketAddr = match from {
+        std::net::IpAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1], port)),
+        std::net::IpAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+    };
+    let (domain, local, remote) = match (from, target) {
+        (std::net::IpAddr::V4(ip), SocketAddr::V4(remote)) => {
+            let local = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(ip).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            let remote = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: remote.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*remote.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in is plain old data; the byte copies are its size.
+            let bytes = |a: &libc::sockaddr_in| unsafe {
+                std::slice::from_raw_parts(
+                    (a as *const libc::sockaddr_in).cast::<u8>(),
+                    std::mem::size_of::<libc::sockaddr_in>(),
+                )
+                .to_vec()
+            };
+            (libc::AF_INET, bytes(&local), bytes(&remote))
+        }
+        (std::net::IpAddr::V6(ip), SocketAddr::V6(remote)) => {
+            let make = |ip: std::net::Ipv6Addr, port: u16| libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: port.to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: ip.octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: sockaddr_in6 is plain old data; the byte copies are its size.
+            let bytes = |a: &libc::sockaddr_in6| unsafe {
+                std::slice::from_raw_parts(
+                    (a as *const libc::sockaddr_in6).cast::<u8>(),
+                    std::mem::size_of::<libc::sockaddr_in6>(),
+                )
+                .to_vec()
+            };
+            (
+                libc::AF_INET6,
+                bytes(&make(ip, 0)),
+                bytes(&make(*remote.ip(), remote.port())),
+            )
+        }
+        _ => unreachable!("the target has the family of `from`"),
+    };
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // address buffers are valid sockaddrs of the lengths given.
+    unsafe {
+        let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket");
+        let stream = TcpStream::from_raw_fd(fd);
+        assert_eq!(
+            libc::bind(fd, local.as_ptr().cast(), local.len() as libc::socklen_t),
+            0,
+            "bind to {from}: {}",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(
+            libc::connect(fd, remote.as_ptr().cast(), remote.len() as libc::socklen_t),
+            0,
+            "connect from {from}: {}",
+            std::io::Error::last_os_error()
+        );
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        stream
+    }
+}
+
+/// Sends `request` (a whole head) on `stream` and reads one response.
+pub fn exchange(stream: &mut TcpStream, request: &str, head_only: bool) -> Response {
+    stream.write_all(request.as_bytes()).expect("send");
+    read_response(stream, head_only)
+}
+
+/// GET `target` with `Host: host` from the local address `from`, on a connection closed after.
+pub fn get_from(port: u16, from: &str, host: &str, target: &str, headers: &[&str]) -> Response {
+    let mut stream = connect_from(from.parse().expect("address"), port);
+    let mut text = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for header in headers {
+        text.push_str(header);
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n");
+    stream.write_all(text.as_bytes()).expect("send");
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    Response::parse(&bytes, false).expect("a response")
+}
+
+/// Builds the test country database (tests/geoip/generate.sh) and returns its path.
+pub fn country_database() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(root.join("tests/geoip/generate.sh"))
+        .status()
+        .expect("run tests/geoip/generate.sh");
+    assert!(status.success(), "tests/geoip/generate.sh failed");
+    root.join("tests/geoip/generated/country.mmdb")
+}
