@@ -208,7 +208,7 @@ fn a_flood_is_closed_at_accept_without_an_answer() {
             Some(other) => panic!("unexpected {:?}", String::from_utf8_lossy(other)),
         }
     }
-    assert!(answered >= 2 && answered <= 4, "{answered} answered");
+    assert!((2..=4).contains(&answered), "{answered} answered");
     assert!(refused >= 10, "{refused} refused with 429");
     assert!(closed >= 20, "{closed} closed without an answer");
     let limited = common::json_number(&admin_get(admin, "/monitor?format=json"), "net:limited");
