@@ -96,7 +96,45 @@ options.seek = 'keyframe'
 --   { match = '^/old/(.*)$', redirect = '/$1', status = 301 },
 --   { match = '^/private/', error = 403, message = 'Not for you.' },
 -- } }
+--
+-- Access control, per host, checked in this order before the routes (each
+-- refusal's page says why without naming lists or keys; `man loomiere`,
+-- ACCESS CONTROL, has the details):
+--   deny = { '192.0.2.0/24' }, allow = { '10.0.0.0/8', '2001:db8::/32' }
+--       addresses and CIDR blocks, IPv4 and IPv6; deny first, then a
+--       non-empty allow refuses all it does not list (403)
+--   countries = { allow = { 'RO', 'DE' } } or { deny = { 'XX' }, unknown = false }
+--       needs options.geoip below; unknown countries pass unless unknown = false
+--   referers = { '(^|\\.)example\\.com$' }, referers_empty = true
+--       PCRE2 searched in the Referer's host (403 when none matches);
+--       referers_empty decides for requests without a Referer
+--   secret = 'at least 16 characters'   (or secrets = { 'new', 'old' } to rotate)
+--   token_ip = false
+--       only signed links are served: ?expires=<unix time>&token=<hex of
+--       HMAC-SHA256(secret, path .. expires [.. client ip with token_ip])>;
+--       wrong or missing 403, expired 410. `loomiere --sign /film.mp4
+--       --expires 3600 [--ip ADDR] [--host NAME]` prints one.
+-- and headers:
+--   cors = '*'   or { 'https://www.example.com' }
+--       Access-Control-Allow-Origin (+ Expose-Headers for Content-Range),
+--       and OPTIONS preflights allowing GET, HEAD and the Range header
+--   expires = { ['video/*'] = 3600, ['image/*'] = 86400, ['*'] = 0 }
+--       Cache-Control: public, max-age=N and Expires, by mime type
+--       (private for signed links); without it nothing is cacheable
+-- options.hosts['^embed\\.example\\.com$'] = { folder = '/srv/video',
+--   referers = { '(^|\\.)example\\.com$' }, secret = 'change-me-to-a-long-random-key',
+--   cors = { 'https://www.example.com' }, expires = { ['video/*'] = 3600 } }
 options.hosts[''] = { folder = '/var/www' }
+
+-- A MaxMind DB of countries (GeoLite2-Country, DB-IP lite), for hosts'
+-- countries and route functions' loomiere.country(ip); re-opened on reload.
+-- options.geoip = '/var/lib/GeoIP/GeoLite2-Country.mmdb'
+
+-- Per client address, over all workers: at most per_ip concurrent
+-- connections and rate new ones per second after a burst (429 with
+-- Retry-After past them; closed without an answer past 10x the rate).
+-- IPv6 clients count by /64; exempt addresses are not counted; 0 = off.
+-- options.limits = { per_ip = 20, rate = 10, burst = 20, exempt = { '127.0.0.0/8' } }
 
 -- Extra types: options.mimes['mime/type'] = 'ext,ext'. The built-in table
 -- already covers flv, mp4, m4v, m4a, mov, 3gp, f4v, mp3, aac, ogg, webm,

@@ -24,11 +24,7 @@ const ISO_CODE_PATH: [PathElement<'static>; 2] =
 impl GeoIp {
     /// Maps the database at `path`; the error names `options.geoip`.
     pub fn open(path: &Path) -> Result<GeoIp, OptionsError> {
-        // SAFETY: the mapping is read-only and private to this reader. It
-        // would only change under us if the file were rewritten in place;
-        // geoipupdate and packaged updaters write a new file and rename it
-        // over the old one, which leaves this mapping on the old inode.
-        let reader = unsafe { Reader::open_mmap(path) }.map_err(|e| {
+        let reader = crate::sys::map_maxmind_database(path).map_err(|e| {
             OptionsError::option(
                 "geoip",
                 format!(

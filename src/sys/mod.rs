@@ -322,3 +322,14 @@ pub fn unix_now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// Maps a MaxMind DB file read-only for `maxminddb`.
+pub fn map_maxmind_database(
+    path: &Path,
+) -> Result<maxminddb::Reader<maxminddb::Mmap>, maxminddb::MaxMindDbError> {
+    // SAFETY: the mapping is read-only and private to the reader. It would
+    // only change under us if the file were rewritten in place; geoipupdate
+    // and packaged updaters write a new file and rename it over the old one,
+    // which leaves this mapping on the old inode (the manual says so).
+    unsafe { maxminddb::Reader::open_mmap(path) }
+}
