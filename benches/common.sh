@@ -4,7 +4,7 @@
 # $loomiere_port; sets $lpid.
 
 # start_nginx [EXTRA_SERVER_DIRECTIVES]; $nginx_connections (default 4096)
-# sets worker_connections.
+# sets worker_connections, $nginx_http (default none) adds http-level directives.
 start_nginx() {
     cat > "$work/nginx.conf" <<CONF
 worker_processes $workers;
@@ -18,6 +18,7 @@ http {
     tcp_nopush on;
     keepalive_requests 1000000;
     types { video/mp4 mp4; }
+    ${nginx_http:-}
     client_body_temp_path $work;
     proxy_temp_path $work;
     fastcgi_temp_path $work;
@@ -49,4 +50,15 @@ CONF
     echo "loomiere did not start:" >&2
     cat "$work/loomiere.log" >&2
     exit 1
+}
+
+# tree_ticks PID: CPU ticks (user + system) of a process and its children,
+# for CPU per request when the load generator shares the server's cores.
+tree_ticks() {
+    local total=0 pid
+    for pid in $1 $(cat "/proc/$1/task/$1/children" 2>/dev/null); do
+        [ -r "/proc/$pid/stat" ] || continue
+        total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
 }
