@@ -36,7 +36,7 @@ chmod -R a+rX "$work"
 secret=bench-secret-of-the-cms-0123456789
 expires=$(( $(date +%s) + 86400 ))
 # nginx's secure_link_md5: base64url(md5("$expires$uri secret")), no padding.
-nginx_token=$(printf '%s' "$expires/small.mp4 $secret" | openssl md5 -binary | openssl base64 | tr '+/' '-_' | tr -d '=')
+nginx_token=$(printf '%s' "$expires/checked/small.mp4 $secret" | openssl md5 -binary | openssl base64 | tr '+/' '-_' | tr -d '=')
 nginx_checked="/checked/small.mp4?md5=$nginx_token&expires=$expires"
 loomiere_token=$(printf '%s' "/small.mp4$expires" | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1)
 loomiere_checked="/small.mp4?expires=$expires&token=$loomiere_token"
@@ -59,10 +59,10 @@ start_nginx "
             add_header Access-Control-Allow-Origin * always;
             add_header Access-Control-Expose-Headers 'Content-Range, Content-Length, Accept-Ranges' always;
             expires 1h;
-            limit_conn perip 100000;
+            limit_conn perip 60000;
         }"
 nginx_pid=$(cat "$work/nginx.pid")
-start_loomiere "options.limits = { per_ip = 100000, rate = 1000000, burst = 1000000 }
+start_loomiere "options.limits = { per_ip = 60000, rate = 1000000, burst = 1000000 }
 options.hosts[''] = { folder = '$work/www', allow = { '127.0.0.0/8' },
   referers = { '(^|\\\\.)example\\\\.com\$' }, secret = '$secret',
   cors = '*', expires = { ['video/*'] = 3600 } }"
