@@ -290,6 +290,43 @@ fn countries_come_from_the_maxmind_database() {
 }
 
 #[test]
+fn a_reload_reopens_the_country_database() {
+    let dir = TempDir::new("access-geoip-reload");
+    let database = dir.path().join("country.mmdb");
+    std::fs::copy(country_database(), &database).expect("copy");
+    let path = options_file(
+        &dir,
+        &format!(
+            "options.geoip = '{}'\noptions.hosts[''] = {{ folder = '{}', countries = {{ allow = {{ 'RO' }} }} }}\n",
+            database.display(),
+            media_folder().display()
+        ),
+    );
+    let server = Server::start(&["-o", path.to_str().expect("utf8")]);
+    assert_eq!(status(&server, "127.0.0.2", "x", "/sample.mp4"), 200);
+    // A newer database moves 127.0.0.2 to DE; it replaces the file by
+    // rename, as geoipupdate does.
+    let moved = country_database().with_file_name("country-moved.mmdb");
+    let staged = dir.path().join("country.mmdb.new");
+    std::fs::copy(moved, &staged).expect("copy");
+    std::fs::rename(&staged, &database).expect("rename");
+    assert_eq!(
+        status(&server, "127.0.0.2", "x", "/sample.mp4"),
+        200,
+        "the mapped database is kept until a reload"
+    );
+    server.signal(libc::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status(&server, "127.0.0.2", "x", "/sample.mp4") != 403 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload kept the old database"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn cors_preflights_and_responses_carry_the_headers_players_need() {
     let dir = TempDir::new("access-cors");
     let (server, _, _) = start(

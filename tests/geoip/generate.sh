@@ -16,4 +16,5 @@ rm -rf generated/venv generated/.stamp-*
 python3 -m venv generated/venv
 generated/venv/bin/pip install --quiet --disable-pip-version-check 'mmdb-writer==0.2.*'
 generated/venv/bin/python make_country_mmdb.py generated/country.mmdb
+generated/venv/bin/python make_country_mmdb.py generated/country-moved.mmdb --moved
 touch "$stamp"
