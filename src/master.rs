@@ -17,6 +17,7 @@ use crate::access::limits::{LimitSettings, LimitsRegion};
 use crate::options::{Options, OptionsError, Overrides};
 use crate::route::VirtualHosts;
 use crate::stats::{self, StatsRegion};
+use crate::stream::hints::HintTable;
 use crate::sys::signals::{self, ChildExit};
 use crate::sys::{self, Account, Forked};
 use crate::worker::{self, Site};
@@ -73,6 +74,8 @@ struct Master {
     region: &'static StatsRegion,
     /// The per-client limit sketches, shared like `region`.
     limits: &'static LimitsRegion,
+    /// Where players' reports meet their streams, shared like `region`.
+    hints: &'static HintTable,
     children: Vec<Child>,
     generation: u64,
     free_slots: Vec<usize>,
@@ -235,7 +238,14 @@ pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides
             return 1;
         }
     };
-    let site = match compile_site(&options, region) {
+    let hints: &'static HintTable = match HintTable::new() {
+        Ok(table) => Box::leak(Box::new(table)),
+        Err(e) => {
+            log::error!("cannot create the shared table of player hints: {e}");
+            return 1;
+        }
+    };
+    let site = match compile_site(&options, region, hints) {
         Ok(site) => site,
         Err(e) => {
             log::error!("{e}");
@@ -262,6 +272,7 @@ pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides
         account,
         region,
         limits,
+        hints,
         children: Vec::new(),
         generation: 1,
         free_slots: (0..stats::SLOT_COUNT).rev().collect(),
@@ -287,7 +298,11 @@ fn restart_delay(quick_deaths: u32) -> Duration {
 
 /// Compiles what workers serve, and names the counters' columns of its hosts
 /// and folders in the shared region (a name keeps its column across reloads).
-fn compile_site(options: &Options, region: &StatsRegion) -> Result<Site, OptionsError> {
+fn compile_site(
+    options: &Options,
+    region: &StatsRegion,
+    hint_table: &'static HintTable,
+) -> Result<Site, OptionsError> {
     let vhosts = VirtualHosts::compile(options)?;
     let globals = region.globals();
     let first_host = stats::columns::UNKNOWN_HOST + 1;
@@ -323,6 +338,7 @@ fn compile_site(options: &Options, region: &StatsRegion) -> Result<Site, Options
     Ok(Site {
         geoip,
         limits,
+        hint_table,
         vhosts,
         route_lua,
         mimes: options.mimes.clone(),
@@ -526,6 +542,9 @@ impl Master {
                 // Its streams ended with it.
                 stats.streams_active.store(0, Ordering::Relaxed);
                 stats.streams_throttled.store(0, Ordering::Relaxed);
+                stats.hinted_streams.store(0, Ordering::Relaxed);
+                stats.hinted_paused.store(0, Ordering::Relaxed);
+                stats.hint_held_bytes.store(0, Ordering::Relaxed);
                 self.region
                     .globals()
                     .clients_active
@@ -630,7 +649,7 @@ impl Master {
                 return;
             }
         };
-        let site = match compile_site(&options, self.region) {
+        let site = match compile_site(&options, self.region, self.hints) {
             Ok(site) => site,
             Err(e) => {
                 log::error!("reload failed, keeping the running configuration: {e}");

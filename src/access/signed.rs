@@ -117,25 +117,7 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 /// `target` without its `expires` and `token` arguments, so that routes and
 /// seeking never see them (and the ETag cannot depend on them).
 pub fn without_link_arguments(target: &str) -> Cow<'_, str> {
-    let Some((path, query)) = target.split_once('?') else {
-        return Cow::Borrowed(target);
-    };
-    let is_link_argument = |pair: &&str| {
-        let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
-        name == EXPIRES_ARGUMENT || name == TOKEN_ARGUMENT
-    };
-    if !query.split('&').any(|pair| is_link_argument(&pair)) {
-        return Cow::Borrowed(target);
-    }
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| !pair.is_empty() && !is_link_argument(pair))
-        .collect();
-    if kept.is_empty() {
-        Cow::Owned(path.to_string())
-    } else {
-        Cow::Owned(format!("{path}?{}", kept.join("&")))
-    }
+    crate::http::target::without_arguments(target, &[EXPIRES_ARGUMENT, TOKEN_ARGUMENT])
 }
 
 /// The signed URL (path and query) of `path` (as a file path, not encoded),

@@ -9,6 +9,7 @@ pub mod refusal;
 pub mod request;
 pub mod response;
 pub mod status;
+pub mod target;
 
 pub use refusal::Refusal;
 pub use request::{Method, Parsed, Request};

@@ -167,6 +167,7 @@ const HOST_OPTION_TYPES: &[(&str, &str)] = &[
     ("rate", "number|string"),
     ("rate_after", "number|string"),
     ("send_timeout", "number"),
+    ("hints", "boolean"),
 ];
 
 /// Runs the script at `path` (whose bytes are `source`) and returns the options it set.
@@ -616,12 +617,14 @@ fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
         let pacing = read_pacing(&host, &pattern)?;
         let routes = read_routes(&host, &pattern)?;
         let access: AccessOptions = access::read_host(&host, &pattern)?;
+        let hints = host.get::<Option<bool>>("hints")?.unwrap_or(false);
         result.push(HostOptions {
             pattern,
             folders,
             pacing,
             routes,
             access,
+            hints,
         });
     }
     if result.is_empty() {

@@ -39,6 +39,8 @@ pub struct HostOptions {
     pub routes: Vec<RouteOptions>,
     /// Who may fetch the host's files, and its caching headers (see `crate::access`).
     pub access: AccessOptions,
+    /// Whether players may steer their streams with reports (`/.hint`).
+    pub hints: bool,
 }
 
 /// One route: a PCRE2 pattern searched in the request target, and what to do.
@@ -78,6 +80,7 @@ impl HostOptions {
             pacing: PacingOverrides::default(),
             routes: Vec::new(),
             access: AccessOptions::default(),
+            hints: false,
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct VirtualHost {
     pub routes: Vec<Route>,
     /// Its access rules and CORS and caching headers.
     pub access: HostAccess,
+    /// Whether players' reports steer its streams (`hints = true`).
+    pub hints: bool,
 }
 
 /// A folder of a host, held open so files are resolved beneath it
@@ -89,6 +91,7 @@ impl VirtualHosts {
                 pacing: options.pacing_of(host),
                 routes,
                 access: HostAccess::compile(&host.pattern, &host.access)?,
+                hints: host.hints,
             });
         }
         Ok(VirtualHosts { hosts: compiled })

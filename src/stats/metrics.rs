@@ -205,6 +205,40 @@ pub fn render(region: &StatsRegion, totals: &Totals) -> String {
         "Throttled streams asleep between slices now.",
         totals.streams_throttled,
     );
+    for (name, kind, help, value) in [
+        (
+            "hinted_streams",
+            "gauge",
+            "Streams registered with a player-hint key now.",
+            totals.hinted_streams,
+        ),
+        (
+            "hinted_paused_streams",
+            "gauge",
+            "Hinted streams whose player reports a pause now.",
+            totals.hinted_paused,
+        ),
+        (
+            "hint_reports_total",
+            "counter",
+            "Player reports received on /.hint.",
+            totals.hint_reports,
+        ),
+        (
+            "hint_held_bytes",
+            "gauge",
+            "Bytes paused players' reports hold back now (the wall clock would have sent them).",
+            totals.hint_held_bytes,
+        ),
+        (
+            "hint_held_bytes_total",
+            "counter",
+            "Bytes held back by a pause when their stream ended: never sent.",
+            totals.hint_held_total,
+        ),
+    ] {
+        single(&mut out, name, kind, help, value);
+    }
 
     let mut family = Family::start(
         &mut out,

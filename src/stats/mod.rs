@@ -52,6 +52,17 @@ pub struct StatsSlot {
     pub overloads: AtomicU64,
     /// Connections refused (429) or closed (floods) by `options.limits`.
     pub limited: AtomicU64,
+    /// Streams registered with a player-hint key now (gauge).
+    pub hinted_streams: AtomicU64,
+    /// Of those, streams whose player reports a pause now (gauge).
+    pub hinted_paused: AtomicU64,
+    /// Bytes the wall-clock rule would have sent by now that paused players'
+    /// reports hold back (gauge).
+    pub hint_held_bytes: AtomicU64,
+    /// Bytes held back by a pause when the stream ended (never sent).
+    pub hint_held_total: AtomicU64,
+    /// Player reports received (`/.hint`).
+    pub hint_reports: AtomicU64,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     /// Response bodies in flight now (gauge).
@@ -273,6 +284,11 @@ pub struct Totals {
     pub bytes_sent: u64,
     pub overloads: u64,
     pub limited: u64,
+    pub hinted_streams: u64,
+    pub hinted_paused: u64,
+    pub hint_held_bytes: u64,
+    pub hint_held_total: u64,
+    pub hint_reports: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub streams_active: u64,
@@ -333,6 +349,11 @@ impl Totals {
             totals.bytes_sent += load(&slot.bytes_sent);
             totals.overloads += load(&slot.overloads);
             totals.limited += load(&slot.limited);
+            totals.hinted_streams += load(&slot.hinted_streams);
+            totals.hinted_paused += load(&slot.hinted_paused);
+            totals.hint_held_bytes += load(&slot.hint_held_bytes);
+            totals.hint_held_total += load(&slot.hint_held_total);
+            totals.hint_reports += load(&slot.hint_reports);
             totals.cache_hits += load(&slot.cache_hits);
             totals.cache_misses += load(&slot.cache_misses);
             totals.streams_active += load(&slot.streams_active);

@@ -92,6 +92,11 @@ pub fn lines(
         ),
         pair("streams:active", count(totals.streams_active)),
         pair("streams:throttled", count(totals.streams_throttled)),
+        pair("hints:streams", count(totals.hinted_streams)),
+        pair("hints:paused", count(totals.hinted_paused)),
+        pair("hints:reports", count(totals.hint_reports)),
+        pair("hints:held:bytes", count(totals.hint_held_bytes)),
+        pair("hints:held:total:bytes", count(totals.hint_held_total)),
         pair(
             "data:total",
             Value::Number(totals.bytes_sent as f64 / MIB, "MiB"),

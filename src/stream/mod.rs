@@ -8,6 +8,7 @@
 //! at all. Between slices a stream holds no buffer and costs one timer on the
 //! worker's wheel; the connection asks [`Stream::send`] what to do next.
 
+pub mod hints;
 pub mod schedule;
 pub mod size;
 
@@ -21,6 +22,7 @@ use crate::media::{FileSource, MediaKind, Prepared, Timeline};
 use crate::route::open_files::OpenFile;
 use crate::stats::StatsSlot;
 use crate::sys;
+use hints::Hint;
 use schedule::Allowance;
 
 /// The shortest `period` accepted: slices closer together would only cost CPU.
@@ -154,6 +156,8 @@ pub struct Stream {
     /// Where in each period this stream wakes, as a fraction of it.
     phase: f64,
     pub send_timeout: Duration,
+    /// The player's reports steer a media-paced stream that has a key.
+    hint: Option<Hint>,
 }
 
 impl Stream {
@@ -234,7 +238,18 @@ impl Stream {
             started: None,
             phase: 0.0,
             send_timeout: Duration::from_secs_f64(pacing.send_timeout),
+            hint: None,
         }
+    }
+
+    /// Whether the stream is paced on a media timeline (only those follow hints).
+    pub fn is_media_paced(&self) -> bool {
+        matches!(self.pace, Pace::Media { .. })
+    }
+
+    /// Lets the player's reports steer this stream.
+    pub fn attach_hint(&mut self, hint: Hint) {
+        self.hint = Some(hint);
     }
 
     /// Body bytes not yet handed to the socket (or to the prefix buffer).
@@ -283,7 +298,7 @@ impl Stream {
         self.pace.is_throttled()
     }
 
-    fn allowance(&self, now: Instant) -> Allowance {
+    fn allowance(&mut self, now: Instant) -> Allowance {
         let elapsed = self
             .started
             .map_or(Duration::ZERO, |t0| now.saturating_duration_since(t0));
@@ -297,14 +312,37 @@ impl Stream {
                 start_seconds,
                 lead,
                 period,
-            } => schedule::media_allowance(
-                timeline,
-                *start_seconds,
-                *lead,
-                (*period, self.phase * period),
-                elapsed,
-                self.end,
-            ),
+            } => {
+                let boundaries = (*period, self.phase * period);
+                let wall_clock = schedule::media_allowance(
+                    timeline,
+                    *start_seconds,
+                    *lead,
+                    boundaries,
+                    elapsed,
+                    self.end,
+                );
+                let Some(hint) = &mut self.hint else {
+                    return wall_clock;
+                };
+                let now_ms = sys::monotonic_micros() / 1000;
+                // Without a fresh report the wall clock guesses, as unhinted.
+                let Some(report) = hint.table.read(&hint.registration, now_ms) else {
+                    hint.account(false, 0);
+                    return wall_clock;
+                };
+                let received = hint.received_at_report(&report, timeline.seconds_at(self.position));
+                let hinted = schedule::hinted_allowance(
+                    timeline,
+                    &report,
+                    (received, *lead),
+                    boundaries,
+                    elapsed,
+                    self.end,
+                );
+                hint.account(report.paused, wall_clock.until.saturating_sub(hinted.until));
+                hinted
+            }
             Pace::Rate {
                 bytes_per_second,
                 after,

@@ -44,6 +44,32 @@ pub fn media_allowance(
     Allowance { until, next }
 }
 
+/// The allowance of a body paced by its player's reports (see `hints`):
+/// `lead` seconds ahead of where the player is, which is the reported
+/// `position` (moved on by the report's `age` while playing), but never past
+/// `received`, the media time the player had received when the report was
+/// first applied: a player cannot be playing what it does not have, so a
+/// lying report gains at most one lead. While paused the allowance does not
+/// grow at all.
+pub fn hinted_allowance(
+    timeline: &Timeline,
+    report: &super::hints::Report,
+    (received, lead): (f64, f64),
+    (period, phase): (f64, f64),
+    elapsed: Duration,
+    end: u64,
+) -> Allowance {
+    let playing_at = if report.paused {
+        report.position
+    } else {
+        report.position + report.age
+    };
+    let play_head = playing_at.min(received);
+    let until = timeline.body_offset_at(play_head + lead).min(end);
+    let next = (until < end).then(|| next_boundary(elapsed, period, phase));
+    Allowance { until, next }
+}
+
 /// The allowance of a body sent at `bytes_per_second` after its first
 /// `after` bytes; `first` is the body offset the response starts at.
 pub fn rate_allowance(
@@ -91,6 +117,32 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn hints_follow_the_player_and_hold_still_while_paused() {
+        use crate::stream::hints::Report;
+        let timeline = vbr();
+        let end = timeline.body_offset_at(99.0);
+        let at = |position: f64, paused: bool, age: f64, sent: u64| {
+            let report = Report {
+                position,
+                paused,
+                age,
+                stamp: 1,
+            };
+            let received = timeline.seconds_at(sent);
+            hinted_allowance(&timeline, &report, (received, 3.0), (1.0, 0.0), ms(0), end).until
+        };
+        assert_eq!(at(2.0, false, 0.0, 6_000), 5_000, "2 s + 3 s of lead");
+        assert_eq!(at(2.0, false, 1.0, 6_000), 6_000, "moved on by its age");
+        assert_eq!(at(2.0, true, 5.0, 6_000), 5_000, "paused: no growth");
+        assert_eq!(
+            at(500.0, false, 0.0, 4_000),
+            7_000,
+            "a lie gains one lead past what was sent"
+        );
+        assert_eq!(at(500.0, false, 0.0, end), end);
     }
 
     #[test]

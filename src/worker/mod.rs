@@ -147,6 +147,7 @@ pub fn run(listener: StdTcpListener, site: Site, shared: Shared) -> io::Result<i
             caches: Caches {
                 open_files: OpenFiles::default(),
                 media: MediaCache::new(cache_mb),
+                stream_serial: 0,
             },
             ready: Vec::new(),
             phase: 0.0,

@@ -10,6 +10,7 @@ use crate::cache::MediaCache;
 use crate::http::conditional::{self, Validators};
 use crate::http::range;
 use crate::http::response::{self, ALLOWED_METHODS, FileHead};
+use crate::http::target;
 use crate::http::{Method, Refusal, Request, Status};
 use crate::media::representation;
 use crate::options::{MimeTable, Options};
@@ -20,6 +21,7 @@ use crate::route::{self, VirtualHost, VirtualHosts, sandbox};
 use crate::stats::StatsSlot;
 use crate::stats::columns::UNKNOWN_HOST;
 use crate::stream::Stream;
+use crate::stream::hints::{self, Hint, HintTable, ReportError};
 
 /// What a worker serves: the validated options and what was compiled from them.
 pub struct Site {
@@ -37,6 +39,8 @@ pub struct Site {
     pub geoip: Option<Rc<GeoIp>>,
     /// `options.limits`, compiled; None = no per-client limits.
     pub limits: Option<LimitSettings>,
+    /// Where players' reports meet their streams (shared by all workers).
+    pub hint_table: &'static HintTable,
 }
 
 /// The time a response is made at: Unix seconds and as an HTTP date.
@@ -58,6 +62,8 @@ pub struct Routed {
 pub struct Caches {
     pub open_files: OpenFiles,
     pub media: MediaCache,
+    /// Numbers this worker's hinted streams, for their owner tags.
+    pub stream_serial: u64,
 }
 
 /// The decisions about a response; its head is already in the output buffer.
@@ -78,7 +84,7 @@ pub struct Reply {
 pub fn respond(
     site: &Site,
     caches: &mut Caches,
-    slot: &StatsSlot,
+    slot: &'static StatsSlot,
     request: &Request,
     keep_alive: bool,
     now: Now,
@@ -104,31 +110,36 @@ pub fn respond(
         head_only: false,
         extra_headers: Vec::new(),
     };
-    let head_only = match request.method() {
-        Method::Get => false,
-        Method::Head => true,
-        Method::Options => {
-            return match &selected {
-                Ok(vhost) => preflight(vhost, &client, &answer, out),
-                Err(_) => options_reply(out, &answer, &[]),
-            };
-        }
-        Method::Other(_) => {
-            return answer.refuse(
-                out,
-                Refusal::new(Status::METHOD_NOT_ALLOWED, "This method is not allowed."),
-            );
-        }
-    };
-    answer.head_only = head_only;
+    answer.head_only = *request.method() == Method::Head;
     let vhost = match selected {
         Ok(vhost) => vhost,
+        Err(_) if *request.method() == Method::Options => {
+            return options_reply(out, &answer, &[]);
+        }
         Err(refusal) => return answer.refuse(out, refusal),
     };
     // The headers phase's CORS part goes on every answer of the host, errors
     // included, so that a page on another origin can read why it failed.
     if let Some(cors) = &vhost.access.cors {
         cors.write_response_headers(request.origin.as_deref(), &mut answer.extra_headers);
+    }
+    // Player hints' own URLs (reports also come by POST, from sendBeacon).
+    if vhost.hints {
+        match sandbox::path_of(&request.target) {
+            HINT_REPORT_PATH => return hint_report(site, slot, vhost, &client, &answer, out),
+            HINT_SCRIPT_PATH => return hint_script(vhost, &client, &answer, out),
+            _ => {}
+        }
+    }
+    match request.method() {
+        Method::Get | Method::Head => {}
+        Method::Options => return preflight(vhost, &client, &answer, out),
+        Method::Other(_) => {
+            return answer.refuse(
+                out,
+                Refusal::new(Status::METHOD_NOT_ALLOWED, "This method is not allowed."),
+            );
+        }
     }
     // The access phase.
     let grant = match vhost
@@ -138,15 +149,23 @@ pub fn respond(
         Ok(grant) => grant,
         Err(refusal) => return answer.refuse(out, refusal),
     };
+    // A player's stream key is the server's business, not the routes'.
+    let hint_key = target::argument(&grant.target, HINT_ARGUMENT)
+        .filter(|key| vhost.hints && hints::is_valid_key(key));
+    let routed_target = if vhost.hints {
+        target::without_arguments(&grant.target, &[HINT_ARGUMENT])
+    } else {
+        std::borrow::Cow::Borrowed(&*grant.target)
+    };
     // The rewrite phase: the host's routes may rewrite, redirect or refuse,
     // or hand the decision to a Lua function.
-    let mut routing = rewrite::rewrite(&vhost.routes, &grant.target);
+    let mut routing = rewrite::rewrite(&vhost.routes, &routed_target);
     if let Routing::Call { route, key } = routing {
         routing = match &site.route_lua {
             Some(lua) => lua.call(
                 (vhost.index, &vhost.pattern_text),
                 (route, key),
-                &grant.target,
+                &routed_target,
                 request,
                 client.peer,
             ),
@@ -181,7 +200,7 @@ pub fn respond(
         caches,
         slot,
         vhost,
-        (&target, &grant),
+        (&target, &grant, hint_key),
         &answer,
         routed,
         out,
@@ -254,9 +273,9 @@ impl Answer<'_> {
 fn serve_file(
     site: &Site,
     caches: &mut Caches,
-    slot: &StatsSlot,
+    slot: &'static StatsSlot,
     vhost: &VirtualHost,
-    (target, grant): (&str, &Grant),
+    (target, grant, hint_key): (&str, &Grant, Option<&str>),
     answer: &Answer,
     routed: &mut Routed,
     out: &mut Vec<u8>,
@@ -331,7 +350,7 @@ fn serve_file(
         });
     }
     let prepared = body.prepared;
-    let stream = Stream::for_response(
+    let mut stream = Stream::for_response(
         &vhost.pacing,
         &mut caches.media,
         slot,
@@ -341,11 +360,140 @@ fn serve_file(
         first,
         end,
     );
+    if let Some(key) = hint_key.filter(|_| stream.is_media_paced()) {
+        caches.stream_serial += 1;
+        let owner = hints::owner_tag(std::process::id(), caches.stream_serial);
+        let now_ms = crate::sys::monotonic_micros() / 1000;
+        match site.hint_table.register(key, owner, now_ms) {
+            Some(registration) => {
+                stream.attach_hint(Hint::new(site.hint_table, registration, slot));
+            }
+            None => log::debug!("the hint table is full; {target} streams unhinted"),
+        }
+    }
     Ok(Reply {
         status,
         body: Some(stream),
         keep_alive,
     })
+}
+
+/// Where players report (`hints = true` hosts).
+const HINT_REPORT_PATH: &str = "/.hint";
+/// Where the host serves the players' script.
+const HINT_SCRIPT_PATH: &str = "/.hint.js";
+/// The media URL argument carrying a stream key.
+const HINT_ARGUMENT: &str = "hint";
+/// The browser side of player hints (also installed as /usr/share/loomiere/hint.js).
+const HINT_SCRIPT: &str = include_str!("../../etc/loomiere/hint.js");
+
+/// The address rules and limits, which even the hint URLs obey.
+fn check_client(vhost: &VirtualHost, client: &Client) -> Result<(), Refusal> {
+    vhost.access.check_address(client.ip()).and_then(|()| {
+        client
+            .limited
+            .map_or(Ok(()), |l| Err(crate::access::too_many(l)))
+    })
+}
+
+/// `/.hint?key=<key>&t=<seconds>&paused=0|1` (GET or POST): a player's
+/// report, written into the shared table for the worker owning the stream.
+fn hint_report(
+    site: &Site,
+    slot: &StatsSlot,
+    vhost: &VirtualHost,
+    client: &Client,
+    answer: &Answer,
+    out: &mut Vec<u8>,
+) -> Reply {
+    let request = answer.request;
+    let report = check_client(vhost, client)
+        .and_then(|()| match request.method() {
+            Method::Get | Method::Head => Ok(()),
+            Method::Other(name) if name == "POST" => Ok(()),
+            _ => Err(Refusal::new(
+                Status::METHOD_NOT_ALLOWED,
+                "Reports are sent with GET or POST.",
+            )),
+        })
+        .and_then(|()| parse_report(&request.target));
+    let (key, position, paused) = match report {
+        Ok(report) => report,
+        Err(refusal) => return answer.refuse(out, refusal),
+    };
+    let now_ms = crate::sys::monotonic_micros() / 1000;
+    let refusal = match site.hint_table.report(key, position, paused, now_ms) {
+        Ok(()) => {
+            StatsSlot::add(&slot.hint_reports, 1);
+            response::start(out, Status::NO_CONTENT, answer.now.date);
+            // Like the media, the report may come from a page on another origin.
+            if vhost.access.cors.is_none() {
+                response::header(out, "Access-Control-Allow-Origin", "*");
+            }
+            out.extend_from_slice(&answer.extra_headers);
+            response::finish(out, answer.keep_alive, request.minor_version);
+            return Reply {
+                status: Status::NO_CONTENT,
+                body: None,
+                keep_alive: answer.keep_alive,
+            };
+        }
+        Err(ReportError::Unknown) => Refusal::new(
+            Status::NOT_FOUND,
+            "No stream has this key now (it ended, or its reports stopped).",
+        ),
+        Err(ReportError::Full) => Refusal::new(
+            Status::SERVICE_UNAVAILABLE,
+            "The server follows too many players now; this one plays unhinted.",
+        ),
+    };
+    answer.refuse(out, refusal)
+}
+
+/// The key, position and pause flag of a report; 400 when malformed.
+fn parse_report(target_text: &str) -> Result<(&str, f64, bool), Refusal> {
+    let bad = |detail: &'static str| Refusal::new(Status::BAD_REQUEST, detail);
+    let key = target::argument(target_text, "key")
+        .filter(|key| hints::is_valid_key(key))
+        .ok_or_else(|| bad("The key must be 16 to 64 letters, digits, '-' or '_'."))?;
+    let position = target::argument(target_text, "t")
+        .and_then(|t| t.parse::<f64>().ok())
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .ok_or_else(|| bad("t must be the player's position in seconds."))?;
+    let paused = match target::argument(target_text, "paused") {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(_) => return Err(bad("paused must be 0 or 1.")),
+    };
+    Ok((key, position, paused))
+}
+
+/// `/.hint.js`: the script a page includes to report its players' positions.
+fn hint_script(vhost: &VirtualHost, client: &Client, answer: &Answer, out: &mut Vec<u8>) -> Reply {
+    let request = answer.request;
+    if let Err(refusal) = check_client(vhost, client) {
+        return answer.refuse(out, refusal);
+    }
+    if !matches!(request.method(), Method::Get | Method::Head) {
+        return answer.refuse(
+            out,
+            Refusal::new(Status::METHOD_NOT_ALLOWED, "This method is not allowed."),
+        );
+    }
+    response::start(out, Status::OK, answer.now.date);
+    response::header(out, "Content-Type", "text/javascript; charset=utf-8");
+    response::header(out, "Content-Length", HINT_SCRIPT.len());
+    response::header(out, "Cache-Control", "public, max-age=3600");
+    out.extend_from_slice(&answer.extra_headers);
+    response::finish(out, answer.keep_alive, request.minor_version);
+    if !answer.head_only {
+        out.extend_from_slice(HINT_SCRIPT.as_bytes());
+    }
+    Reply {
+        status: Status::OK,
+        body: None,
+        keep_alive: answer.keep_alive,
+    }
 }
 
 /// OPTIONS: the methods this server knows, and `extra_headers`.
@@ -374,12 +522,7 @@ fn options_reply(out: &mut Vec<u8>, answer: &Answer, extra_headers: &[u8]) -> Re
 /// rules and limits apply; referers and signed links do not, since a
 /// browser sends a preflight without the page's credentials.
 fn preflight(vhost: &VirtualHost, client: &Client, answer: &Answer, out: &mut Vec<u8>) -> Reply {
-    let checked = vhost.access.check_address(client.ip()).and_then(|()| {
-        client
-            .limited
-            .map_or(Ok(()), |l| Err(crate::access::too_many(l)))
-    });
-    if let Err(refusal) = checked {
+    if let Err(refusal) = check_client(vhost, client) {
         return answer.refuse(out, refusal);
     }
     let mut headers = Vec::new();
