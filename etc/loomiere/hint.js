@@ -55,6 +55,8 @@
     var players = document.querySelectorAll('video[data-loomiere], audio[data-loomiere]');
     for (var i = 0; i < players.length; i++) attach(players[i]);
   }
+  // The players already parsed at once (a page script may play them next),
+  // and those after this script once the document is complete.
+  scan();
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', scan);
-  else scan();
 })();
