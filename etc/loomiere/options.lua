@@ -121,9 +121,14 @@ options.seek = 'keyframe'
 --   expires = { ['video/*'] = 3600, ['image/*'] = 86400, ['*'] = 0 }
 --       Cache-Control: public, max-age=N and Expires, by mime type
 --       (private for signed links); without it nothing is cacheable
+-- Player hints: hints = true lets players report where they are, and the
+-- throttle follows them (nothing is sent while a player is paused). A page
+-- adds <script src="/.hint.js"></script> and marks its players
+-- <video data-loomiere src="/film.mp4">; see PLAYER HINTS in man loomiere.
+--   hints = false
 -- options.hosts['^embed\\.example\\.com$'] = { folder = '/srv/video',
 --   referers = { '(^|\\.)example\\.com$' }, secret = 'change-me-to-a-long-random-key',
---   cors = { 'https://www.example.com' }, expires = { ['video/*'] = 3600 } }
+--   cors = { 'https://www.example.com' }, expires = { ['video/*'] = 3600 }, hints = true }
 options.hosts[''] = { folder = '/var/www' }
 
 -- A MaxMind DB of countries (GeoLite2-Country, DB-IP lite), for hosts'
