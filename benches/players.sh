@@ -13,8 +13,12 @@
 # Then STREAMS players of a low-bitrate 10-minute film held at once: server
 # memory (PSS) per stream, server CPU as % of one core over a steady window,
 # and Loomiere's slice lag (p99 from its /monitor histogram).
+# Last, player hints: PLAYERS players of which 30 % pause once for 60 s,
+# with and without hints (the players report their position to /.hint as
+# hint.js does): bytes sent per pausing player, and stalls after resuming.
 #
 #   benches/players.sh [RUN_SECONDS] [PLAYERS] [STREAMS]
+#   ONLY=bandwidth|streams|pauses benches/players.sh ...   one part only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/common.sh
@@ -23,6 +27,8 @@ players=${2:-100}
 streams=${3:-20000}
 workers=${WORKERS:-$(nproc)}
 per_process=5000
+only=${ONLY:-all}
+part() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 
 for tool in nginx ffmpeg ffprobe curl python3; do
     command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx ffmpeg curl python3 >/dev/null; }
@@ -125,17 +131,22 @@ needed_by() { # bytes needed to play the first $2 seconds of film $1
     awk -v t="$2" '$1 <= t { b = $2 } END { print b }' "$media/$1.need"
 }
 
-# run_players PORT FILM COUNT QUITTERS RUN_FOR > summed "key value" lines
+# run_players PORT FILM COUNT QUITTERS RUN_FOR [PLAYER FLAGS...] > summed "key value" lines
 run_players() {
     local port=$1 film=$2 count=$3 quitters=$4 run=$5
+    shift 5
     local processes=$(( (count + per_process - 1) / per_process ))
     local pids=() i
     for i in $(seq 0 $((processes - 1))); do
         local share=$(( count / processes + (i < count % processes ? 1 : 0) ))
         local quit_share=$(( quitters / processes + (i < quitters % processes ? 1 : 0) ))
+        local extra=("$@")
+        if [ -n "${pausers:-}" ]; then
+            extra+=(--pausers $(( pausers / processes + (i < pausers % processes ? 1 : 0) )))
+        fi
         "$player_bin" --port "$port" --path "/$film.mp4" --curve "$media/$film.need" \
             --count "$share" --quitters "$quit_share" --quit-after 60 --run-for "$run" \
-            > "$work/players.$i" &
+            "${extra[@]}" > "$work/players.$i" &
         pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid"; done
@@ -154,6 +165,7 @@ echo "low600.mp4: $(stat -c %s "$media/low600.mp4") bytes, mean $((low_rate / 10
 echo "$workers workers; $players players for $run_for s (half quit at 60 s)"
 echo
 
+if part bandwidth; then
 printf '%-32s %7s %8s %9s %14s %16s %10s %9s\n' server stalls stalled "stall s" "bytes/player" "quitter/80s" "CPU s" "PSS MB"
 # bandwidth_run NAME START_COMMAND...
 bandwidth_run() {
@@ -189,6 +201,9 @@ start_nginx "limit_rate $limit; limit_rate_after $((vbr_rate * 20));"
 bandwidth_run "nginx limit_rate=${limit}" "$nginx_port" "$(cat "$work/nginx.pid")"
 stop_servers
 
+fi
+
+if part streams; then
 echo
 echo "$streams streams of low600.mp4 at once (players ramp up, then a 15 s steady window):"
 printf '%-34s %9s %12s %14s %12s %10s\n' server streams "PSS KB/str" "CPU % of core" "lag p99 ms" "stalls"
@@ -239,3 +254,40 @@ limit=$((low_rate * 11 / 10))
 start_nginx "limit_rate $limit; limit_rate_after $((low_rate * 20));"
 many_streams "nginx limit_rate=${limit}" "$nginx_port" "$(cat "$work/nginx.pid")"
 stop_servers
+fi
+
+if part pauses; then
+echo
+pausers=$((players * 3 / 10))
+pause_run=100
+echo "$players players of scenes600.mp4 for $pause_run s; $pausers of them pause once, 20 s in, for 60 s (throttle=20):"
+printf '%-34s %16s %16s %10s %12s %10s %10s\n' server "bytes/pauser" "bytes/other" "stalls" "after pause" "reports" "CPU s"
+# pause_run NAME HINTS
+pause_run() {
+    local name=$1 hints=$2 before after result
+    before=$(measure $(server_pids "$lpid"))
+    result=$(run_players "$loomiere_port" scenes600 "$players" 0 "$pause_run" --pause-at 20 --pause-for 60 --hints "$hints")
+    after=$(measure $(server_pids "$lpid"))
+    python3 - "$name" "$before" "$after" "$(getconf CLK_TCK)" <<PY
+import sys
+name, before, after, hz = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4])
+r = {k: float(v) for k, v in (l.split() for l in """$result""".strip().splitlines())}
+pausers = max(r["pausers"], 1)
+others = max(r["players"] - r["pausers"], 1)
+per_pauser = r["pauser_bytes"] / pausers
+per_other = (r["stayed_bytes"] - r["pauser_bytes"]) / others
+cpu = (int(after[0]) - int(before[0])) / hz
+print("%-34s %16.0f %16.0f %10d %12d %10d %10.1f" % (name, per_pauser, per_other, r["stalls"],
+      r["stalls_after_pause"], r["reports_ok"], cpu))
+if r["reports_failed"]:
+    print("  (%d reports not answered 204)" % r["reports_failed"])
+PY
+}
+start_loomiere "options.throttle = 20
+options.hosts[''] = { folder = '$work/www', hints = true }"
+pause_run "Loomiere, wall clock (no reports)" 0
+pause_run "Loomiere, player hints" 1
+stop_servers
+echo "media needed by a pausing player at the end (40 s played + 20 s lead): $(needed_by scenes600 60) bytes"
+pausers=
+fi

@@ -7,14 +7,21 @@
 //! playing once `--startup` seconds are buffered, stalls when the play head
 //! reaches bytes it does not hold yet, and resumes once a second more is in.
 //! Players numbered below `--quitters` leave after `--quit-after` seconds.
+//! The last `--pausers` players pause once, `--pause-at` seconds after they
+//! connect, for `--pause-for` seconds. With `--hints 1` every player adds a
+//! stream key to its URL and reports its position to `/.hint` as Loomiere's
+//! hint.js does (once a second playing, every 5 s paused, at once on pause
+//! and resume), through a reporter thread.
 //! At the end it prints one `key value` line per figure, for the script to sum.
 //!
 //!   players --port P --path /film.mp4 --curve need.txt --count N
 //!           [--quit-after 60 --quitters N] [--run-for 90] [--startup 2]
+//!           [--pausers N --pause-at 20 --pause-for 60] [--hints 1]
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -36,6 +43,23 @@ struct Settings {
     quit_after: f64,
     run_for: f64,
     startup: f64,
+    pausers: usize,
+    pause_at: f64,
+    pause_for: f64,
+    hints: bool,
+}
+
+/// Reports while playing and while paused, as hint.js sends them.
+const REPORT_PLAYING: Duration = Duration::from_secs(1);
+const REPORT_PAUSED: Duration = Duration::from_secs(5);
+
+/// Where a pausing player is in its one pause.
+#[derive(Clone, Copy, PartialEq)]
+enum Pause {
+    Never,
+    Before,
+    Since(Instant),
+    After,
 }
 
 /// Media seconds → bytes needed to play up to them.
@@ -104,6 +128,12 @@ struct Player {
     stalls: u64,
     stalled_for: Duration,
     quits: bool,
+    pause: Pause,
+    /// Stalls after the pause ended: what a hinted stream must not cause.
+    stalls_after_pause: u64,
+    /// The stream key (with --hints) and when the last report went.
+    key: Option<String>,
+    reported_at: Option<Instant>,
 }
 
 impl Player {
@@ -114,6 +144,11 @@ impl Player {
 
     /// Moves the play head to `now`; starts, stalls and resumes.
     fn play(&mut self, now: Instant, curve: &Curve, startup: f64) {
+        if let Pause::Since(_) = self.pause {
+            // Paused: the play head holds still.
+            self.advanced_at = now;
+            return;
+        }
         match self.state {
             State::Starting if self.all_in() || self.received >= curve.needed(startup) => {
                 self.state = State::Playing;
@@ -136,6 +171,9 @@ impl Player {
                     self.position = reach.max(self.position);
                     self.state = State::Stalled;
                     self.stalls += 1;
+                    if self.pause == Pause::After {
+                        self.stalls_after_pause += 1;
+                    }
                     self.stalled_since = Some(ran_out.min(now));
                 }
             }
@@ -201,6 +239,10 @@ fn parse_args() -> Result<Settings, String> {
         quit_after: number("quit-after", f64::INFINITY)?,
         run_for: number("run-for", 60.0)?,
         startup: number("startup", 2.0)?,
+        pausers: number("pausers", 0.0)? as usize,
+        pause_at: number("pause-at", 20.0)?,
+        pause_for: number("pause-for", 60.0)?,
+        hints: number("hints", 0.0)? != 0.0,
     })
 }
 
@@ -209,10 +251,7 @@ fn run(settings: &Settings) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(4096);
     let mut players: Vec<Player> = Vec::with_capacity(settings.count);
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: loomiere-players\r\n\r\n",
-        settings.path
-    );
+    let (reports, reporter) = start_reporter(address);
     let began = Instant::now();
     let end = began + Duration::from_secs_f64(settings.run_for);
     let mut scratch = vec![0u8; 256 * 1024];
@@ -229,7 +268,8 @@ fn run(settings: &Settings) -> io::Result<()> {
                 break;
             }
             let mut stream = TcpStream::connect(address)?;
-            let token = Token(players.len());
+            let index = players.len();
+            let token = Token(index);
             poll.registry().register(
                 &mut stream,
                 token,
@@ -247,7 +287,17 @@ fn run(settings: &Settings) -> io::Result<()> {
                 stalled_since: None,
                 stalls: 0,
                 stalled_for: Duration::ZERO,
-                quits: players.len() < settings.quitters,
+                quits: index < settings.quitters,
+                pause: if index + settings.pausers >= settings.count {
+                    Pause::Before
+                } else {
+                    Pause::Never
+                },
+                stalls_after_pause: 0,
+                key: settings
+                    .hints
+                    .then(|| format!("bench-{:08}-{index:08}", std::process::id())),
+                reported_at: None,
             });
         }
         let wait = next_tick.saturating_duration_since(now).min(end - now);
@@ -263,6 +313,13 @@ fn run(settings: &Settings) -> io::Result<()> {
                     player.state = State::Done;
                     continue;
                 }
+                let target = match &player.key {
+                    Some(key) => format!("{}?hint={key}", settings.path),
+                    None => settings.path.clone(),
+                };
+                let request = format!(
+                    "GET {target} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: loomiere-players\r\n\r\n"
+                );
                 player.stream.write_all(request.as_bytes())?;
                 player.state = State::Head;
             }
@@ -283,13 +340,119 @@ fn run(settings: &Settings) -> io::Result<()> {
                     let _ = player.stream.shutdown(std::net::Shutdown::Both);
                     continue;
                 }
+                pause_or_resume(player, now, settings);
                 player.play(now, &settings.curve, settings.startup);
+                send_report(player, now, &reports);
             }
         }
     }
     let now = Instant::now();
+    drop(reports);
+    let (reports_ok, reports_failed) = reporter.join().unwrap_or((0, 0));
     report(&mut players, settings, now, refused);
+    println!("reports_ok {reports_ok}");
+    println!("reports_failed {reports_failed}");
     Ok(())
+}
+
+/// Starts or ends a pausing player's pause.
+fn pause_or_resume(player: &mut Player, now: Instant, settings: &Settings) {
+    match player.pause {
+        Pause::Before
+            if player.state == State::Playing
+                && (now - player.started).as_secs_f64() >= settings.pause_at =>
+        {
+            player.play(now, &settings.curve, settings.startup);
+            player.pause = Pause::Since(now);
+            player.reported_at = None;
+        }
+        Pause::Since(since) if (now - since).as_secs_f64() >= settings.pause_for => {
+            player.pause = Pause::After;
+            player.advanced_at = now;
+            player.reported_at = None;
+        }
+        _ => {}
+    }
+}
+
+/// Queues a report when one is due (never before playback starts).
+fn send_report(player: &mut Player, now: Instant, reports: &mpsc::Sender<String>) {
+    let Some(key) = &player.key else { return };
+    let paused = matches!(player.pause, Pause::Since(_));
+    let playing = matches!(player.state, State::Playing | State::Stalled);
+    if player.state == State::Done || !(playing || paused) {
+        return;
+    }
+    let every = if paused { REPORT_PAUSED } else { REPORT_PLAYING };
+    if player.reported_at.is_some_and(|at| now - at < every) {
+        return;
+    }
+    player.reported_at = Some(now);
+    let _ = reports.send(format!(
+        "/.hint?key={key}&t={:.3}&paused={}",
+        player.position,
+        u8::from(paused)
+    ));
+}
+
+/// A thread that sends the reports over one keep-alive connection, as fast
+/// as they come; it returns how many were answered 204 and how many not.
+fn start_reporter(
+    address: SocketAddr,
+) -> (mpsc::Sender<String>, std::thread::JoinHandle<(u64, u64)>) {
+    let (sender, receiver) = mpsc::channel::<String>();
+    let thread = std::thread::spawn(move || {
+        let (mut ok, mut failed) = (0u64, 0u64);
+        let mut connection: Option<std::io::BufReader<std::net::TcpStream>> = None;
+        for target in receiver {
+            let answered = (|| -> io::Result<bool> {
+                if connection.is_none() {
+                    let stream = std::net::TcpStream::connect(address)?;
+                    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+                    connection = Some(std::io::BufReader::new(stream));
+                }
+                let Some(reader) = connection.as_mut() else {
+                    return Ok(false);
+                };
+                reader.get_mut().write_all(
+                    format!("POST {target} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
+                        .as_bytes(),
+                )?;
+                let mut status = 0;
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if io::BufRead::read_line(reader, &mut line)? == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(rest) = line.strip_prefix("HTTP/1.1 ") {
+                        status = rest.get(..3).and_then(|s| s.parse().ok()).unwrap_or(0);
+                    } else if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; length];
+                reader.read_exact(&mut body)?;
+                Ok(status == 204)
+            })();
+            match answered {
+                Ok(true) => ok += 1,
+                Ok(false) => failed += 1,
+                Err(_) => {
+                    failed += 1;
+                    connection = None;
+                }
+            }
+        }
+        (ok, failed)
+    });
+    (sender, thread)
 }
 
 /// Reads everything the socket holds; the bytes themselves are discarded.
@@ -379,5 +542,16 @@ fn report(players: &mut [Player], settings: &Settings, now: Instant, refused: u6
     println!(
         "position_seconds {:.3}",
         players.iter().map(|p| p.position).sum::<f64>()
+    );
+    let pausers: Vec<&Player> = players.iter().filter(|p| p.pause != Pause::Never).collect();
+    println!("pausers {}", pausers.len());
+    println!("pauser_bytes {}", sum(&pausers));
+    println!(
+        "pausers_resumed {}",
+        pausers.iter().filter(|p| p.pause == Pause::After).count()
+    );
+    println!(
+        "stalls_after_pause {}",
+        pausers.iter().map(|p| p.stalls_after_pause).sum::<u64>()
     );
 }
