@@ -77,10 +77,8 @@ fn report(port: u16, key: &str, position: f64, paused: bool) -> u16 {
 
 /// Requests per worker slot, from /metrics.
 fn requests_by_worker(admin: u16) -> Vec<u64> {
-    admin_get(admin, "/metrics")
-        .lines()
-        .filter(|l| l.starts_with("loomiere_worker_requests_total{"))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+    common::worker_metric(admin, "loomiere_worker_requests_total")
+        .into_values()
         .collect()
 }
 

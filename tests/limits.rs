@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     Response, Server, TempDir, admin_get, connect_from, exchange, free_port, media_folder,
-    options_file,
+    options_file, worker_metric,
 };
 
 fn start(dir: &TempDir, limits: &str, workers: usize) -> (Server, u16) {
@@ -46,26 +46,12 @@ fn held_connection(port: u16, from: &str) -> (TcpStream, Response) {
 
 /// Open client connections by worker slot, from /metrics.
 fn connections_by_worker(admin: u16) -> BTreeMap<String, u64> {
-    admin_get(admin, "/metrics")
-        .lines()
-        .filter(|line| line.starts_with("loomiere_worker_connections{"))
-        .filter_map(|line| {
-            let (labels, value) = line.rsplit_once(' ')?;
-            Some((labels.to_string(), value.parse().ok()?))
-        })
-        .collect()
+    worker_metric(admin, "loomiere_worker_connections")
 }
 
 /// Requests by worker slot, from /metrics.
 fn requests_by_worker(admin: u16) -> BTreeMap<String, u64> {
-    admin_get(admin, "/metrics")
-        .lines()
-        .filter(|line| line.starts_with("loomiere_worker_requests_total{"))
-        .filter_map(|line| {
-            let (labels, value) = line.rsplit_once(' ')?;
-            Some((labels.to_string(), value.parse().ok()?))
-        })
-        .collect()
+    worker_metric(admin, "loomiere_worker_requests_total")
 }
 
 /// The worker whose count went up between two readings.

@@ -641,3 +641,17 @@ pub fn country_database() -> PathBuf {
     assert!(status.success(), "tests/geoip/generate.sh failed");
     root.join("tests/geoip/generated/country.mmdb")
 }
+
+/// One per-worker family of /metrics (`loomiere_worker_requests_total`,
+/// `loomiere_worker_connections`): value by labels, in slot order.
+pub fn worker_metric(admin: u16, family: &str) -> std::collections::BTreeMap<String, u64> {
+    let prefix = format!("{family}{{");
+    admin_get(admin, "/metrics")
+        .lines()
+        .filter(|line| line.starts_with(&prefix))
+        .filter_map(|line| {
+            let (labels, value) = line.rsplit_once(' ')?;
+            Some((labels.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
