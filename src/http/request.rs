@@ -8,6 +8,9 @@ pub const HEAD_LIMIT_BYTES: usize = 8 * 1024;
 pub const REQUEST_LINE_LIMIT_BYTES: usize = 4 * 1024;
 /// Most header fields accepted in one request.
 pub const HEADER_COUNT_LIMIT: usize = 100;
+/// Largest request body read and discarded (no resource here takes a
+/// body); past it the answer is 413 and the connection closes.
+pub const BODY_DISCARD_LIMIT_BYTES: u64 = 64 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -62,6 +65,9 @@ pub struct Request {
     /// The whole head as received, for route functions that read any header;
     /// kept by the worker only when some host has route functions.
     pub raw_head: Box<[u8]>,
+    /// Bytes of body that follow the head (its Content-Length): the
+    /// connection reads and discards them before the next request.
+    pub body_length: u64,
 }
 
 impl Request {
@@ -135,9 +141,9 @@ pub fn parse(buf: &[u8]) -> Parsed {
                 "The request has too many header fields.",
             );
         }
-        Err(httparse::Error::Version) => {
+        Err(httparse::Error::Version) if names_another_http_version(buf) => {
             return Parsed::Invalid(
-                Status::BAD_REQUEST,
+                Status::VERSION_NOT_SUPPORTED,
                 "The request does not use HTTP/1.0 or HTTP/1.1.",
             );
         }
@@ -158,7 +164,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
         keep_alive: minor_version >= 1,
         ..Request::default()
     };
-    let mut has_body = false;
+    let mut content_length: Option<u64> = None;
     let mut host_count = 0;
     for header in parsed.headers.iter() {
         let Ok(value) = std::str::from_utf8(header.value) else {
@@ -182,6 +188,9 @@ pub fn parse(buf: &[u8]) -> Parsed {
         let name = header.name;
         if name.eq_ignore_ascii_case("host") {
             host_count += 1;
+            if !is_valid_host(value) {
+                return Parsed::Invalid(Status::BAD_REQUEST, "The Host header is not a host name.");
+            }
             request.host = Some(strip_port(value).to_ascii_lowercase());
         } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
@@ -207,10 +216,30 @@ pub fn parse(buf: &[u8]) -> Parsed {
             request.user_agent = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("authorization") {
             request.authorization = Some(value.to_string());
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            || (name.eq_ignore_ascii_case("content-length") && value != "0")
-        {
-            has_body = true;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // RFC 9112 §6: no resource here takes a body, and a chunked one
+            // cannot be skipped safely without reading it: refuse and close
+            // rather than risk reading its bytes as the next request.
+            return Parsed::Invalid(
+                Status::BAD_REQUEST,
+                "Request bodies with Transfer-Encoding are not accepted.",
+            );
+        } else if name.eq_ignore_ascii_case("content-length") {
+            for element in value.split(',').map(str::trim) {
+                let Some(length) = plain_decimal(element) else {
+                    return Parsed::Invalid(
+                        Status::BAD_REQUEST,
+                        "The Content-Length is not a plain decimal number.",
+                    );
+                };
+                if content_length.is_some_and(|earlier| earlier != length) {
+                    return Parsed::Invalid(
+                        Status::BAD_REQUEST,
+                        "The request has conflicting Content-Length values.",
+                    );
+                }
+                content_length = Some(length);
+            }
         }
     }
     if host_count > 1 {
@@ -229,11 +258,81 @@ pub fn parse(buf: &[u8]) -> Parsed {
         // RFC 9112 §3.2.2: the target's authority wins over the Host header.
         request.host = Some(host);
     }
-    if has_body {
-        // We never read request bodies; the connection cannot be reused after one.
-        request.keep_alive = false;
+    request.body_length = content_length.unwrap_or(0);
+    if request.body_length > BODY_DISCARD_LIMIT_BYTES {
+        return Parsed::Invalid(Status::CONTENT_TOO_LARGE, "The request body is too large.");
     }
     Parsed::Complete(Box::new(request), head_len)
+}
+
+/// A Content-Length value: 1 to 18 ASCII digits (no sign, no spaces).
+fn plain_decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Whether a Host value is `host[:port]`: a registered name or IPv4 address
+/// (RFC 3986 reg-name characters), or an IPv6 literal in brackets; no
+/// spaces, `@`, `/` or other delimiters. Empty is allowed (RFC 9112 §3.2).
+fn is_valid_host(value: &str) -> bool {
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let Some((literal, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if !literal
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match after {
+            "" => ("", None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => ("", Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match value.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        }
+    };
+    let host_ok = host.bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            )
+    });
+    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
+/// Whether the request line ends in a well-formed `HTTP/x.y` other than
+/// 1.0 and 1.1 (505), rather than in something that is not HTTP (400).
+fn names_another_http_version(buf: &[u8]) -> bool {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+        if major.is_ascii_digit() && minor.is_ascii_digit())
 }
 
 fn is_one_of(name: &str, names: &[&str]) -> bool {
@@ -312,11 +411,63 @@ mod tests {
                 .0
                 .keep_alive
         );
+        let (with_body, _) = complete(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n");
         assert!(
-            !complete(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
-                .0
-                .keep_alive
+            with_body.keep_alive,
+            "a body is discarded, the connection kept"
         );
+        assert_eq!(with_body.body_length, 5);
+    }
+
+    fn status_of(buf: &[u8]) -> Option<Status> {
+        match parse(buf) {
+            Parsed::Invalid(status, _) => Some(status),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn framing_that_could_smuggle_a_request_is_refused() {
+        let bad = Some(Status::BAD_REQUEST);
+        for head in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 00000000000000000001\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n folded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\tfolded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET / FOO/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert_eq!(status_of(head), bad, "{}", String::from_utf8_lossy(head));
+        }
+        let unsupported = Some(Status::VERSION_NOT_SUPPORTED);
+        assert_eq!(status_of(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"), unsupported);
+        assert_eq!(status_of(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n"), unsupported);
+        assert_eq!(status_of(b"GET / HTTP/0.9\r\nHost: a\r\n\r\n"), unsupported);
+        assert_eq!(
+            status_of(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 65537\r\n\r\n"),
+            Some(Status::CONTENT_TOO_LARGE)
+        );
+        for good in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: my-site.example:80\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+        ] {
+            assert_eq!(status_of(good), None, "{}", String::from_utf8_lossy(good));
+        }
     }
 
     #[test]

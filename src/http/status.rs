@@ -19,6 +19,7 @@ impl Status {
     pub const GONE: Status = Status(410);
     pub const RANGE_NOT_SATISFIABLE: Status = Status(416);
     pub const TOO_MANY_REQUESTS: Status = Status(429);
+    pub const CONTENT_TOO_LARGE: Status = Status(413);
     pub const HEADERS_TOO_LARGE: Status = Status(431);
     pub const INTERNAL_ERROR: Status = Status(500);
     pub const NOT_IMPLEMENTED: Status = Status(501);

@@ -84,6 +84,9 @@ pub struct Connection {
     pub client_key: Option<ClientKey>,
     /// Set when `options.limits` refused it: its request gets a 429.
     limited: Option<Limited>,
+    /// Body bytes of the last request still to read and throw away before
+    /// the next request head (no resource takes a body).
+    body_to_discard: u64,
     /// When the current phase times out (send phases re-check progress first).
     pub deadline: Instant,
     /// The timer armed for `armed_deadline`.
@@ -113,6 +116,7 @@ impl Connection {
             counted: true,
             client_key: None,
             limited: None,
+            body_to_discard: 0,
             deadline: env.now + env.timeouts.header,
             timer: None,
             last_progress: env.now,
@@ -180,7 +184,12 @@ impl Connection {
 
     fn read_head(&mut self, env: &mut Env) -> Step {
         loop {
-            if !self.input.is_empty() {
+            if self.body_to_discard > 0 && !self.input.is_empty() {
+                let skipped = self.body_to_discard.min(self.input.len() as u64);
+                self.input.drain(..skipped as usize);
+                self.body_to_discard -= skipped;
+            }
+            if self.body_to_discard == 0 && !self.input.is_empty() {
                 match http::request::parse(&self.input) {
                     Parsed::Complete(mut request, head_len) => {
                         if env.site.route_lua.is_some() {
@@ -188,6 +197,8 @@ impl Connection {
                             request.raw_head = self.input[..head_len].into();
                         }
                         self.input.drain(..head_len);
+                        // Its body is read and dropped before the next head is parsed.
+                        self.body_to_discard = request.body_length;
                         self.answer(request, env);
                         return Step::Continue;
                     }
@@ -197,7 +208,7 @@ impl Connection {
                     }
                     Parsed::Partial => {}
                 }
-            } else if env.draining && self.served > 0 {
+            } else if self.input.is_empty() && env.draining && self.served > 0 {
                 // An idle keep-alive connection may end now; a fresh one still
                 // gets its first request answered (it was accepted before the drain).
                 return Step::Close;
