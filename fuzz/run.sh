@@ -10,11 +10,21 @@ cd "$(dirname "$0")"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(http_head flv mp4)
-mkdir -p corpus/http_head corpus/flv corpus/mp4
+all=(http_head flv mp4 range_query amf0 mp4_seek schedule routes)
+[ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
+for target in "${all[@]}"; do mkdir -p "corpus/$target"; done
 cp -n ../tests/media/*.flv corpus/flv/ 2>/dev/null || true
 cp -n ../tests/media/*.mp4 corpus/mp4/ 2>/dev/null || true
 printf 'GET /a.mp4?start=1.5&end=3 HTTP/1.1\r\nHost: a\r\nRange: bytes=0-9\r\n\r\n' > corpus/http_head/get
+printf '\x00\x10\x00\x00\x00\x00\x00\x00bytes=0-99,200-' > corpus/range_query/range
+printf '\x00\x10\x00\x00\x00\x00\x00\x00start=1.5&stop=3&units=s&hint=abc' > corpus/range_query/query
+printf '\x02\x00\x0aonMetaData\x08\x00\x00\x00\x01\x00\x08duration\x00\x40\x24\x00\x00\x00\x00\x00\x00\x00\x00\x09' > corpus/amf0/metadata
+printf '\x40\x42\x0f\x00\x00\x00\x00\x00\x00' > corpus/mp4_seek/one-second
+printf '\x0c\x04\x80\x40\x40\x10\x20\x00\x10\x00\x00\x08\x00\x00\x00\x00\x08\x40\x08\x40\x08\x10' > corpus/schedule/steps
+printf '^/old/(.*)$\x01/new/$1?x=${1}\x01/old/a/b.mp4?start=1' > corpus/routes/rewrite
 for target in "${targets[@]}"; do
-    RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir . "$target" "corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=2048
+    # Per-input time limit 10 s and memory limit 2 GB: a hang or a runaway
+    # allocation is a finding, like a crash.
+    RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir . "$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 done

@@ -212,7 +212,15 @@ pub fn rewrite<'a>(routes: &[Route], target: &'a str) -> Routing<'a> {
                 let mut out = String::with_capacity(target.len() + 32);
                 let mut last = 0;
                 let mut replace = |captures: &Captures| {
-                    if let Some(whole) = captures.get(0) {
+                    // Patterns match bytes: a match that starts or ends inside
+                    // a character of the target is not replaced (PCRE2's UTF
+                    // mode would instead stop an iteration over empty
+                    // matches there, forever).
+                    if let Some(whole) = captures.get(0).filter(|m| {
+                        m.start() >= last
+                            && target.is_char_boundary(m.start())
+                            && target.is_char_boundary(m.end())
+                    }) {
                         out.push_str(&target[last..whole.start()]);
                         template.expand(captures, &mut out);
                         last = whole.end();
@@ -263,6 +271,17 @@ mod tests {
             },
         )
         .expect("compiles")
+    }
+
+    #[test]
+    fn matches_never_split_a_character() {
+        // Found by fuzz/fuzz_targets/routes.rs: an empty pattern in `alter`
+        // matched between the two bytes of 'ʷ' and the slice panicked.
+        let every = route("", RouteAction::Alter("!".into()));
+        match rewrite(&[every], "ʷ") {
+            Routing::Serve(new) => assert_eq!(new, "!ʷ!"),
+            _ => panic!("served"),
+        }
     }
 
     #[test]

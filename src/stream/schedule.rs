@@ -92,7 +92,14 @@ pub fn next_boundary(elapsed: Duration, period: f64, phase: f64) -> Duration {
     let period = period.max(super::MIN_PERIOD_SECS);
     let phase = phase.clamp(0.0, period);
     let periods = ((elapsed.as_secs_f64() - phase) / period).floor() + 1.0;
-    Duration::from_secs_f64(phase + periods.max(0.0) * period)
+    let next = Duration::from_secs_f64(phase + periods.max(0.0) * period);
+    // 0.95 / 0.05 is 18.999…: rounding can land on `elapsed` itself, which
+    // would wake the stream again at once for nothing.
+    if next <= elapsed {
+        next + Duration::from_secs_f64(period)
+    } else {
+        next
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +150,14 @@ mod tests {
             "a lie gains one lead past what was sent"
         );
         assert_eq!(at(500.0, false, 0.0, end), end);
+    }
+
+    #[test]
+    fn the_next_boundary_is_always_ahead() {
+        // Found by fuzz/fuzz_targets/schedule.rs.
+        assert_eq!(next_boundary(ms(950), 0.05, 0.0), ms(1000));
+        assert_eq!(next_boundary(ms(0), 1.0, 0.0), ms(1000));
+        assert_eq!(next_boundary(ms(100), 1.0, 0.25), ms(250));
     }
 
     #[test]

@@ -91,8 +91,27 @@ pub fn prepare(index: &Rc<Mp4Index>, seek: &Seek, mode: SeekMode) -> Result<Prep
     prepare_landing(index, &land(index, seek, mode)?)
 }
 
-/// Prepares the body of a seek that has landed.
-pub fn prepare_landing(index: &Rc<Mp4Index>, landing: &Landing) -> Result<Prepared, MediaError> {
+/// The samples each track keeps for a seek that has landed, in track
+/// order (0 for a track the seek leaves empty, which the output drops).
+pub fn kept_samples(index: &Mp4Index, landing: &Landing) -> Vec<u64> {
+    plan_cuts(index, landing)
+        .cuts
+        .iter()
+        .map(|cut| cut.end - cut.first)
+        .collect()
+}
+
+/// Each track's cut, and the times the seek starts and stops at.
+struct CutPlan {
+    cuts: Vec<Cut>,
+    /// `start` in seconds, and the keyframe's time at or before it.
+    start: f64,
+    keyframe_seconds: f64,
+    /// 0 = to the end.
+    stop: f64,
+}
+
+fn plan_cuts(index: &Mp4Index, landing: &Landing) -> CutPlan {
     let mode = landing.mode;
     let stop = f64::from_bits(landing.stop_bits);
     let reference = &index.tracks[index.reference];
@@ -155,6 +174,22 @@ pub fn prepare_landing(index: &Rc<Mp4Index>, landing: &Landing) -> Result<Prepar
             }
         })
         .collect();
+    CutPlan {
+        cuts,
+        start,
+        keyframe_seconds,
+        stop,
+    }
+}
+
+/// Prepares the body of a seek that has landed.
+pub fn prepare_landing(index: &Rc<Mp4Index>, landing: &Landing) -> Result<Prepared, MediaError> {
+    let CutPlan {
+        cuts,
+        start,
+        keyframe_seconds,
+        stop,
+    } = plan_cuts(index, landing);
     let kept: Vec<(usize, &Cut)> = cuts
         .iter()
         .enumerate()
