@@ -2,15 +2,17 @@
 # Runs each fuzz target for SECONDS (default 60), seeded with the media fixtures.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]
+#   fuzz/run.sh --list        the targets, one per line
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). On a stable toolchain the
 # sanitizer flags cargo-fuzz passes are enabled with RUSTC_BOOTSTRAP=1.
 set -euo pipefail
 cd "$(dirname "$0")"
+all=(http_head flv mp4 range_query amf0 mp4_seek schedule routes)
+if [ "${1:-}" = "--list" ]; then printf '%s\n' "${all[@]}"; exit 0; fi
 seconds=${1:-60}
 shift || true
 targets=("$@")
-all=(http_head flv mp4 range_query amf0 mp4_seek schedule routes)
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 for target in "${all[@]}"; do mkdir -p "corpus/$target"; done
 cp -n ../tests/media/*.flv corpus/flv/ 2>/dev/null || true

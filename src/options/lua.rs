@@ -132,7 +132,7 @@ return store, assigned
 const OPTION_TYPES: &[(&str, &str)] = &[
     ("bind", "string"),
     ("port", "number"),
-    ("root", "number|boolean"),
+    ("root", "number|boolean|nil"),
     ("root_bind", "string"),
     ("root_token", "string"),
     ("workers", "number"),

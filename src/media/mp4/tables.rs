@@ -639,8 +639,14 @@ fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> 
     for run in &track.stts {
         track.stts_first_sample.push(sample);
         track.stts_first_time.push(time);
-        sample += u64::from(run.count);
-        time += u64::from(run.count) * u64::from(run.value);
+        // Hostile tables can add up past 64 bits (found by fuzz/fuzz_targets/mp4.rs).
+        let (Some(next_sample), Some(next_time)) = (
+            sample.checked_add(u64::from(run.count)),
+            time.checked_add(u64::from(run.count) * u64::from(run.value)),
+        ) else {
+            return Err(broken(format!("track {id}: stts durations overflow")));
+        };
+        (sample, time) = (next_sample, next_time);
     }
     if sample < track.sample_count {
         return Err(broken(format!(
