@@ -91,6 +91,12 @@ impl Server {
     /// Starts `loomiere` with `args` plus `-p 0` (a free port) unless a port is given,
     /// and waits until it listens.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_with_limit(args, 0)
+    }
+
+    /// Like `start`, with the open-files limit (soft and hard) set to
+    /// `open_files` when it is not 0.
+    pub fn start_with_limit(args: &[&str], open_files: u64) -> Server {
         let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         if !args.iter().any(|a| *a == "-o" || *a == "--options") {
             // Built-in defaults, whatever /etc/loomiere/options.lua this machine has.
@@ -102,14 +108,31 @@ impl Server {
         if !args.iter().any(|a| *a == "-r" || *a == "--root") {
             all.extend(["-r".to_string(), "0".to_string()]);
         }
-        let mut child = Command::new(BINARY)
+        let mut command = Command::new(BINARY);
+        command
             .args(&all)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start loomiere");
+            .stderr(Stdio::piped());
+        if open_files > 0 {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the
+            // child's own limits between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: open_files,
+                        rlim_max: open_files,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn().expect("start loomiere");
         let log = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().expect("stderr");
         let (port_tx, port_rx) = std::sync::mpsc::channel();
