@@ -28,6 +28,9 @@ const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(10);
 const HEALTHY_LIFETIME: Duration = Duration::from_secs(2);
 /// How often the master wakes with nothing to do, to reap and schedule.
 const MASTER_TICK: Duration = Duration::from_millis(500);
+/// How long after `drain_timeout` the master waits for workers to cut their
+/// last responses and exit before it kills them.
+const WORKER_EXIT_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
@@ -629,7 +632,9 @@ impl Master {
             "stopping: no new connections; in-flight responses have {:.0}s to finish",
             grace.as_secs_f64()
         );
-        self.draining_until = Some(Instant::now() + grace);
+        // Workers cut and log what is left at `grace` themselves; the
+        // master only kills what has not exited a little after that.
+        self.draining_until = Some(Instant::now() + grace + WORKER_EXIT_GRACE);
         self.pending.clear();
         for child in &self.children {
             signals::send(child.pid, libc::SIGTERM);
@@ -747,7 +752,8 @@ impl Master {
             .iter()
             .filter(|c| c.generation == old_generation)
         {
-            signals::send(child.pid, libc::SIGTERM);
+            // Retired, not stopped: their streams go on to their end.
+            signals::send(child.pid, libc::SIGHUP);
         }
         self.announce();
     }

@@ -574,6 +574,12 @@ impl Connection {
     }
 
     /// Logs a response that could not be completed (the client left, a time-out).
+    /// Ends the connection where it stands (the drain deadline): its
+    /// response is counted and logged with the bytes that went out.
+    pub fn cut(&mut self, env: &mut Env) {
+        self.log_unfinished(env);
+    }
+
     fn log_unfinished(&mut self, env: &mut Env) {
         self.count_exchange(env);
     }

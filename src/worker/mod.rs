@@ -35,6 +35,8 @@ const SIGNALS: Token = Token(1);
 const FIRST_CONNECTION: usize = 2;
 /// Timer key that resumes accepting after running out of file descriptors.
 const RESUME_ACCEPT: usize = usize::MAX;
+/// Timer key that cuts what is still streaming when `drain_timeout` ends.
+const DRAIN_DEADLINE: usize = usize::MAX - 1;
 /// How long to stop accepting when the process has no descriptor left.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Size of the read scratch buffer shared by every connection of a worker.
@@ -345,6 +347,10 @@ impl Worker {
             self.accept_all();
             return;
         }
+        if key == DRAIN_DEADLINE {
+            self.cut_all();
+            return;
+        }
         let Some(Some(connection)) = self.connections.get_mut(key) else {
             return;
         };
@@ -399,6 +405,27 @@ impl Worker {
         self.open -= 1;
     }
 
+    /// The drain deadline: every response still in flight is cut, logged as
+    /// it stands, and the worker exits once they are closed.
+    fn cut_all(&mut self) {
+        let open: Vec<usize> = (0..self.connections.len())
+            .filter(|&i| self.connections[i].is_some())
+            .collect();
+        if !open.is_empty() {
+            log::info!(
+                "worker {}: drain_timeout reached; cutting {} connections",
+                std::process::id(),
+                open.len()
+            );
+        }
+        for index in open {
+            if let Some(Some(connection)) = self.connections.get_mut(index) {
+                connection.cut(&mut self.env);
+            }
+            self.close(index);
+        }
+    }
+
     /// Gives back what a connection held in the shared counters.
     fn release(&mut self, connection: Connection) {
         if let Some(key) = connection.client_key {
@@ -420,7 +447,13 @@ impl Worker {
     fn take_signals(&mut self) -> Option<i32> {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match info.ssi_signo as libc::c_int {
-                libc::SIGTERM | libc::SIGINT => self.start_draining(),
+                // Stopping: in-flight responses get drain_timeout, then are cut.
+                libc::SIGTERM | libc::SIGINT => {
+                    let grace = self.env.site.options.drain_timeout;
+                    self.start_draining(Some(Duration::from_secs_f64(grace)));
+                }
+                // Retired by a reload: streams go on to their end.
+                libc::SIGHUP => self.start_draining(None),
                 libc::SIGQUIT => return Some(0),
                 _ => {}
             }
@@ -428,8 +461,13 @@ impl Worker {
         None
     }
 
-    /// Stops accepting and lets in-flight responses finish; idle connections close now.
-    fn start_draining(&mut self) {
+    /// Stops accepting and lets in-flight responses finish (until `deadline`
+    /// from now, when given); idle connections close now.
+    fn start_draining(&mut self, deadline: Option<Duration>) {
+        if let Some(deadline) = deadline {
+            // A retired worker told to stop later gets its deadline then.
+            self.wheel.insert(self.env.now + deadline, DRAIN_DEADLINE);
+        }
         if self.env.draining {
             return;
         }
