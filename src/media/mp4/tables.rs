@@ -329,8 +329,12 @@ impl Track {
         (chunk, self.stsc_first_sample[run] + chunks_in * per_chunk)
     }
 
+    /// Samples in chunk `chunk` (0-based); 0 when stsc is empty, which the
+    /// validation allows only for a track without samples.
     pub fn samples_in_chunk(&self, chunk: u64) -> u64 {
-        u64::from(self.stsc[self.stsc_run_of_chunk(chunk)].samples_per_chunk)
+        self.stsc
+            .get(self.stsc_run_of_chunk(chunk))
+            .map_or(0, |run| u64::from(run.samples_per_chunk))
     }
 
     pub fn size_of(&self, s: u64) -> u64 {
