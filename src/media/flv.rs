@@ -115,7 +115,11 @@ impl<'a, R: ReadAt + ?Sized> Window<'a, R> {
     fn get(&mut self, offset: u64, len: usize) -> std::io::Result<&[u8]> {
         let end = offset + len as u64;
         if offset < self.start || end > self.start + self.bytes.len() as u64 {
-            let want = SCAN_WINDOW_BYTES.max(len);
+            // Never more than the file holds: a small file (or a fuzzer's
+            // input) is not worth zeroing a whole window for.
+            let left =
+                usize::try_from(self.source.size().saturating_sub(offset)).unwrap_or(usize::MAX);
+            let want = SCAN_WINDOW_BYTES.min(left).max(len);
             self.bytes.resize(want, 0);
             let mut filled = 0;
             while filled < want {
