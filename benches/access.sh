@@ -136,3 +136,14 @@ for mode in keepalive close; do
         "$(echo "(${sum_cpu[$mode nginx-checked]} - ${sum_cpu[$mode nginx-plain]}) / $rounds" | bc -l)" \
         "$(echo "(${sum_cpu[$mode loomiere-checked]} - ${sum_cpu[$mode loomiere-plain]}) / $rounds" | bc -l)"
 done
+for mode in keepalive close; do
+    label="keep-alive"; [ $mode = close ] && label="a connection per request"
+    result "access control (10 KB, all checks on)" "$label: requests/s" \
+        "$(printf %.0f "$(echo "${sum_rps[$mode nginx-checked]} / $rounds" | bc -l)")" \
+        "$(printf %.0f "$(echo "${sum_rps[$mode loomiere-checked]} / $rounds" | bc -l)")" \
+        "$(ratio "${sum_rps[$mode loomiere-checked]}" "${sum_rps[$mode nginx-checked]}")"
+    result "access control (10 KB, all checks on)" "$label: server CPU per request" \
+        "$(printf '%.1f µs' "$(echo "${sum_cpu[$mode nginx-checked]} / $rounds" | bc -l)")" \
+        "$(printf '%.1f µs' "$(echo "${sum_cpu[$mode loomiere-checked]} / $rounds" | bc -l)")" \
+        "$(ratio "${sum_cpu[$mode loomiere-checked]}" "${sum_cpu[$mode nginx-checked]}")"
+done

@@ -62,3 +62,63 @@ tree_ticks() {
     done
     echo "$total"
 }
+
+# result BENCHMARK MEASURE NGINX LOOMIERE RATIO: one row of benches/RESULTS.md.
+# benches/run collects these lines from every script's output; a script run
+# alone prints them at its end too.
+result() { printf 'result|%s|%s|%s|%s|%s\n' "$@"; }
+
+# ratio A B: A/B to two decimals, with a multiplication sign.
+ratio() { echo "$1 $2" | awk '{ if ($2 > 0) printf "%.2f\xc3\x97", $1 / $2; else print "-" }'; }
+
+# cpu_us_per TICKS_BEFORE TICKS_AFTER COUNT: server CPU microseconds per item.
+cpu_us_per() { echo "$1 $2 $3 $(getconf CLK_TCK)" | awk '{ printf "%.1f", ($2 - $1) * 1000000 / $4 / ($3 > 0 ? $3 : 1) }'; }
+
+# make_films: the simulated players' films, generated once into
+# target/bench-media/ ($media): scenes600.mp4 (10 min, busy and calm scenes
+# in turn) and low600.mp4 (10 min at about 40 kbit/s, for many streams), each
+# with its .need map of media time to bytes taken from ffprobe's packets.
+media=target/bench-media
+make_films() {
+    mkdir -p "$media"
+    if [ ! -e "$media/scenes600.done" ]; then
+        echo "generating $media/scenes600.mp4: 10 min, 30 s busy scenes (noise) and 30 s calm ones in turn (a few minutes)"
+        ffmpeg -hide_banner -loglevel error -y -nostdin \
+            -f lavfi -i "color=c=gray:size=320x180:rate=25:duration=600" \
+            -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=600" \
+            -vf "noise=alls=40:allf=t+u:enable='lt(mod(t\,60)\,30)'" \
+            -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -crf 26 \
+            -c:a aac -b:a 48k -ac 1 -movflags +faststart "$media/scenes600.mp4"
+        touch "$media/scenes600.done"
+    fi
+    if [ ! -e "$media/low600.done" ]; then
+        echo "generating $media/low600.mp4: 10 min at about 40 kbit/s, for many streams"
+        ffmpeg -hide_banner -loglevel error -y -nostdin \
+            -f lavfi -i "testsrc2=size=160x90:rate=10:duration=600" \
+            -f lavfi -i "sine=frequency=440:sample_rate=22050:duration=600" \
+            -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 20 -b:v 24k -maxrate 32k -bufsize 64k \
+            -c:a aac -b:a 16k -ac 1 -movflags +faststart "$media/low600.mp4"
+        touch "$media/low600.done"
+    fi
+    # The media time → bytes map, from ffprobe's packets (not from Loomiere's parsers).
+    for film in scenes600 low600; do
+        [ -e "$media/$film.need" ] && continue
+        ffprobe -v error -show_entries packet=dts_time,pos,size -of compact=p=0 "$media/$film.mp4" |
+            python3 -c '
+import sys
+packets = []
+for line in sys.stdin:
+    f = dict(kv.split("=", 1) for kv in line.strip().split("|") if "=" in kv)
+    try:
+        packets.append((float(f["dts_time"]), int(f["pos"]) + int(f["size"])))
+    except (KeyError, ValueError):
+        pass
+packets.sort()
+first = packets[0][0]
+reached = 0
+for time, end in packets:
+    reached = max(reached, end)
+    print("%.3f %d" % (time - first, reached))
+' > "$media/$film.need"
+    done
+}

@@ -83,4 +83,9 @@ print(f"\nmean over {rounds:.0f} rounds: workers alone {alone/rounds:.0f} req/s,
 print(f"monitor CPU under that load: {ticks / hz / (rounds * seconds) * 100:.1f} % of one core, "
       f"{ticks / hz / max(admin / rounds * rounds * seconds, 1) * 1e6:.0f} µs per admin request")
 print(f"monitor alone, /monitor?format=json: {ceiling:.0f} req/s")
+# Rows for benches/RESULTS.md (nginx has no counterpart: its stub_status has
+# no per-host or per-code counters).
+print(f"result|the monitor (Loomiere only)|workers' requests/s with 1 000 admin requests/s, against alone||{loaded/rounds:.0f}|{loaded/alone:.2f}\u00d7")
+print(f"result|the monitor (Loomiere only)|monitor CPU per admin request||{ticks / hz / max(admin * seconds, 1) * 1e6:.0f} µs|")
+print(f"result|the monitor (Loomiere only)|monitor alone, /monitor?format=json: requests/s||{ceiling:.0f}|")
 PY

@@ -37,48 +37,7 @@ cargo build --release --quiet
 CARGO_TARGET_DIR=target cargo build --release --quiet --manifest-path benches/players/Cargo.toml
 player_bin=target/release/loomiere-players
 
-media=target/bench-media
-mkdir -p "$media"
-if [ ! -e "$media/scenes600.done" ]; then
-    echo "generating $media/scenes600.mp4: 10 min, 30 s busy scenes (noise) and 30 s calm ones in turn (a few minutes)"
-    ffmpeg -hide_banner -loglevel error -y -nostdin \
-        -f lavfi -i "color=c=gray:size=320x180:rate=25:duration=600" \
-        -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=600" \
-        -vf "noise=alls=40:allf=t+u:enable='lt(mod(t\,60)\,30)'" \
-        -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -crf 26 \
-        -c:a aac -b:a 48k -ac 1 -movflags +faststart "$media/scenes600.mp4"
-    touch "$media/scenes600.done"
-fi
-if [ ! -e "$media/low600.done" ]; then
-    echo "generating $media/low600.mp4: 10 min at about 40 kbit/s, for many streams"
-    ffmpeg -hide_banner -loglevel error -y -nostdin \
-        -f lavfi -i "testsrc2=size=160x90:rate=10:duration=600" \
-        -f lavfi -i "sine=frequency=440:sample_rate=22050:duration=600" \
-        -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 20 -b:v 24k -maxrate 32k -bufsize 64k \
-        -c:a aac -b:a 16k -ac 1 -movflags +faststart "$media/low600.mp4"
-    touch "$media/low600.done"
-fi
-# The media time → bytes map, from ffprobe's packets (not from Loomiere's parsers).
-for film in scenes600 low600; do
-    [ -e "$media/$film.need" ] && continue
-    ffprobe -v error -show_entries packet=dts_time,pos,size -of compact=p=0 "$media/$film.mp4" |
-        python3 -c '
-import sys
-packets = []
-for line in sys.stdin:
-    f = dict(kv.split("=", 1) for kv in line.strip().split("|") if "=" in kv)
-    try:
-        packets.append((float(f["dts_time"]), int(f["pos"]) + int(f["size"])))
-    except (KeyError, ValueError):
-        pass
-packets.sort()
-first = packets[0][0]
-reached = 0
-for time, end in packets:
-    reached = max(reached, end)
-    print("%.3f %d" % (time - first, reached))
-' > "$media/$film.need"
-done
+make_films
 
 work=$(mktemp -d /tmp/loomiere-players.XXXXXX)
 stop_servers() {
@@ -167,14 +126,15 @@ echo
 
 if part bandwidth; then
 printf '%-32s %7s %8s %9s %14s %16s %10s %9s\n' server stalls stalled "stall s" "bytes/player" "quitter/80s" "CPU s" "PSS MB"
-# bandwidth_run NAME START_COMMAND...
+# bandwidth_run NAME PORT ROOT_PID KEY: prints a row and keeps its figures in
+# $work/bandwidth.KEY for the result lines.
 bandwidth_run() {
-    local name=$1 port=$2 root=$3
+    local name=$1 port=$2 root=$3 key=$4
     local before after result
     before=$(measure $(server_pids "$root"))
     result=$(run_players "$port" scenes600 "$players" $((players / 2)) "$run_for")
     after=$(measure $(server_pids "$root"))
-    python3 - "$name" "$before" "$after" "$(needed_by scenes600 80)" "$(getconf CLK_TCK)" <<PY
+    python3 - "$name" "$before" "$after" "$(needed_by scenes600 80)" "$(getconf CLK_TCK)" "$work/bandwidth.$key" <<PY
 import sys
 name, before, after, need80, hz = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4]), int(sys.argv[5])
 r = {k: float(v) for k, v in (l.split() for l in """$result""".strip().splitlines())}
@@ -184,32 +144,38 @@ quit_max = r["quit_bytes_max"]
 cpu = (int(after[0]) - int(before[0])) / hz
 print("%-32s %7d %8d %9.1f %14.0f %9.0f (%.2fx) %10.1f %9.0f" % (name, r["stalls"], r["stalled_players"], r["stall_seconds"],
       stayed, quit_max, quit_max / need80, cpu, int(after[1]) / 1024))
+open(sys.argv[6], "w").write("%d %d %.0f %.0f %.2f\\n" % (r["stalls"], r["stalled_players"], stayed, quit_max, quit_max / need80))
 PY
 }
 
 start_loomiere "options.throttle = 5"
-bandwidth_run "Loomiere throttle=5" "$loomiere_port" "$lpid"
+bandwidth_run "Loomiere throttle=5" "$loomiere_port" "$lpid" throttle5
 stop_servers
 start_loomiere "options.throttle = 20"
-bandwidth_run "Loomiere throttle=20" "$loomiere_port" "$lpid"
+bandwidth_run "Loomiere throttle=20" "$loomiere_port" "$lpid" throttle20
 stop_servers
 start_nginx
-bandwidth_run "nginx, no limit" "$nginx_port" "$(cat "$work/nginx.pid")"
+bandwidth_run "nginx, no limit" "$nginx_port" "$(cat "$work/nginx.pid")" nginx
 stop_servers
 limit=$((vbr_rate * 11 / 10))
 start_nginx "limit_rate $limit; limit_rate_after $((vbr_rate * 20));"
-bandwidth_run "nginx limit_rate=${limit}" "$nginx_port" "$(cat "$work/nginx.pid")"
+bandwidth_run "nginx limit_rate=${limit}" "$nginx_port" "$(cat "$work/nginx.pid")" nginx_limited
 stop_servers
-
+read -r _ _ _ quit_nginx _ < "$work/bandwidth.nginx"
+read -r stalls_limited stalled_limited _ _ _ < "$work/bandwidth.nginx_limited"
+read -r stalls20 stalled20 _ quit20 need20 < "$work/bandwidth.throttle20"
+section="bandwidth ($players simulated players, ${run_for} s, throttle = 20)"
+result "$section" "bytes to a player quitting at 60 s (nginx without a limit)" "$quit_nginx" "$quit20 ($need20× the first 80 s)" "$(ratio "$quit20" "$quit_nginx")"
+result "$section" "stalls, players stalled (nginx limit_rate 1.1× the mean)" "$stalls_limited, $stalled_limited" "$stalls20, $stalled20" ""
 fi
 
 if part streams; then
 echo
 echo "$streams streams of low600.mp4 at once (players ramp up, then a 15 s steady window):"
 printf '%-34s %9s %12s %14s %12s %10s\n' server streams "PSS KB/str" "CPU % of core" "lag p99 ms" "stalls"
-# many_streams NAME PORT ROOT_PID [ADMIN_PORT]
+# many_streams NAME PORT ROOT_PID ADMIN_PORT|"" KEY
 many_streams() {
-    local name=$1 port=$2 root=$3 admin=${4:-}
+    local name=$1 port=$2 root=$3 admin=$4
     local idle ramp=$(( streams / 2000 + 8 )) window=15 start end hist0= hist1= result
     idle=$(measure $(server_pids "$root"))
     run_players "$port" low600 "$streams" 0 $((ramp + window + 5)) > "$work/many.out" &
@@ -221,7 +187,7 @@ many_streams() {
     end=$(measure $(server_pids "$root"))
     [ -n "$admin" ] && hist1=$(curl -s "http://127.0.0.1:$admin/monitor?format=json")
     wait "$runner"
-    python3 - "$name" "$idle" "$start" "$end" "$window" "$(getconf CLK_TCK)" "$streams" "$hist0" "$hist1" "$work/many.out" <<'PY'
+    python3 - "$name" "$idle" "$start" "$end" "$window" "$(getconf CLK_TCK)" "$streams" "$hist0" "$hist1" "$work/many.out" "$work/streams.$5" <<'PY'
 import json, sys
 name, idle, start, end = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
 window, hz, streams = float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
@@ -244,16 +210,23 @@ if sys.argv[8] and sys.argv[9]:
             p99 = "<= %s" % k
             break
 print("%-34s %9d %12.2f %14.1f %12s %10d" % (name, held, pss_per * 1.024, cpu, p99, r["stalls"]))
+open(sys.argv[11], "w").write("%d %.2f %.1f %d %s\n" % (held, pss_per * 1.024, cpu, r["stalls"], p99.replace(" ", "")))
 PY
 }
 start_loomiere "options.clients = 40000"
-many_streams "Loomiere throttle=20" "$loomiere_port" "$lpid" "$loomiere_admin"
+many_streams "Loomiere throttle=20" "$loomiere_port" "$lpid" "$loomiere_admin" loomiere
 stop_servers
 nginx_connections=12000
 limit=$((low_rate * 11 / 10))
 start_nginx "limit_rate $limit; limit_rate_after $((low_rate * 20));"
-many_streams "nginx limit_rate=${limit}" "$nginx_port" "$(cat "$work/nginx.pid")"
+many_streams "nginx limit_rate=${limit}" "$nginx_port" "$(cat "$work/nginx.pid")" "" nginx
 stop_servers
+read -r held_l pss_l cpu_l stalls_l p99_l < "$work/streams.loomiere"
+read -r held_n pss_n cpu_n stalls_n _ < "$work/streams.nginx"
+section="$streams throttled streams at once (nginx: limit_rate)"
+result "$section" "server memory (PSS) per stream" "$pss_n KB" "$pss_l KB" "$(ratio "$pss_l" "$pss_n")"
+result "$section" "server CPU, % of one core" "$cpu_n %" "$cpu_l %" "$(ratio "$cpu_l" "$cpu_n")"
+result "$section" "streams held, stalls; Loomiere's slice lag p99" "$held_n, $stalls_n" "$held_l, $stalls_l; $p99_l ms" ""
 fi
 
 if part pauses; then
@@ -268,7 +241,7 @@ pause_run() {
     before=$(measure $(server_pids "$lpid"))
     result=$(run_players "$loomiere_port" scenes600 "$players" 0 "$pause_run" --pause-at 20 --pause-for 60 --hints "$hints")
     after=$(measure $(server_pids "$lpid"))
-    python3 - "$name" "$before" "$after" "$(getconf CLK_TCK)" <<PY
+    python3 - "$name" "$before" "$after" "$(getconf CLK_TCK)" "$work/pauses.$hints" <<PY
 import sys
 name, before, after, hz = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4])
 r = {k: float(v) for k, v in (l.split() for l in """$result""".strip().splitlines())}
@@ -279,6 +252,7 @@ per_other = (r["stayed_bytes"] - r["pauser_bytes"]) / others
 cpu = (int(after[0]) - int(before[0])) / hz
 print("%-34s %16.0f %16.0f %10d %12d %10d %10.1f" % (name, per_pauser, per_other, r["stalls"],
       r["stalls_after_pause"], r["reports_ok"], cpu))
+open(sys.argv[5], "w").write("%.0f %d\\n" % (per_pauser, r["stalls_after_pause"]))
 if r["reports_failed"]:
     print("  (%d reports not answered 204)" % r["reports_failed"])
 PY
@@ -289,5 +263,8 @@ pause_run "Loomiere, wall clock (no reports)" 0
 pause_run "Loomiere, player hints" 1
 stop_servers
 echo "media needed by a pausing player at the end (40 s played + 20 s lead): $(needed_by scenes600 60) bytes"
+read -r wall_bytes _ < "$work/pauses.0"
+read -r hinted_bytes hinted_stalls < "$work/pauses.1"
+result "player hints (Loomiere only; 30 % of players pause 60 s)" "bytes per pausing player: hints against the wall clock" "" "$hinted_bytes ($hinted_stalls stalls after resuming)" "$(ratio "$hinted_bytes" "$wall_bytes")"
 pausers=
 fi

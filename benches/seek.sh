@@ -7,7 +7,8 @@
 # Range: bytes=0-65535, so what is measured is building the seeked header,
 # not shipping the film. The two servers alternate for ROUNDS rounds; then the
 # time to first byte is measured with curl, cold (first seek after start-up)
-# and warm.
+# and warm. Server CPU per seek (all processes of each server, from /proc) is
+# printed beside seeks/s.
 #
 #   benches/seek.sh [DURATION_SECONDS] [ROUNDS]
 set -euo pipefail
@@ -61,27 +62,41 @@ request = function()
 end
 LUA
 
-measure() { # port
-    local out rps latency
-    out=$(wrk -t2 -c8 -d"${duration}s" --latency -s "$work/seek.lua" "http://127.0.0.1:$1")
+# measure PID PORT: seeks/s, mean latency, non-2xx answers and the server's
+# CPU microseconds per seek (all its processes, from /proc): wrk shares the
+# two cores and moving 64 KiB over loopback caps seeks/s for any server, so
+# the CPU per seek is what shows the cost of seeking itself.
+measure() {
+    local out rps latency requests before after
+    before=$(tree_ticks "$1")
+    out=$(wrk -t2 -c8 -d"${duration}s" --latency -s "$work/seek.lua" "http://127.0.0.1:$2")
+    after=$(tree_ticks "$1")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
     latency=$(awk '/^    Latency/ {print $2}' <<<"$out")
     non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-    echo "$rps $latency ${non2xx:-0}"
+    echo "$rps $latency ${non2xx:-0} $(cpu_us_per "$before" "$after" "$requests")"
 }
 
-total_nginx=0
-total_loomiere=0
+nginx_pid=$(cat "$work/nginx.pid")
+total_nginx=0 total_loomiere=0 cpu_nginx=0 cpu_loomiere=0
 for round in $(seq "$rounds"); do
     for server in nginx loomiere; do
-        port=$nginx_port; [ $server = loomiere ] && port=$loomiere_port
-        read -r rps latency bad < <(measure $port)
-        printf 'round %d %-9s %10.1f seeks/s   mean latency %s   non-2xx %s\n' "$round" $server "$rps" "$latency" "$bad"
-        if [ $server = nginx ]; then total_nginx=$(echo "$total_nginx + $rps" | bc -l); else total_loomiere=$(echo "$total_loomiere + $rps" | bc -l); fi
+        port=$nginx_port pid=$nginx_pid
+        [ $server = loomiere ] && port=$loomiere_port pid=$lpid
+        read -r rps latency bad cpu < <(measure "$pid" $port)
+        printf 'round %d %-9s %10.1f seeks/s   mean latency %s   non-2xx %s   %7.1f us CPU/seek\n' "$round" $server "$rps" "$latency" "$bad" "$cpu"
+        if [ $server = nginx ]; then
+            total_nginx=$(echo "$total_nginx + $rps" | bc -l) cpu_nginx=$(echo "$cpu_nginx + $cpu" | bc -l)
+        else
+            total_loomiere=$(echo "$total_loomiere + $rps" | bc -l) cpu_loomiere=$(echo "$cpu_loomiere + $cpu" | bc -l)
+        fi
     done
 done
 printf '\naverage: nginx %.1f seeks/s, loomiere %.1f seeks/s, ratio %.1fx\n' \
     "$(echo "$total_nginx / $rounds" | bc -l)" "$(echo "$total_loomiere / $rounds" | bc -l)" "$(echo "$total_loomiere / $total_nginx" | bc -l)"
+printf 'server CPU per seek: nginx %.1f us, loomiere %.1f us (nginx/loomiere %.1fx)\n' \
+    "$(echo "$cpu_nginx / $rounds" | bc -l)" "$(echo "$cpu_loomiere / $rounds" | bc -l)" "$(echo "$cpu_nginx / $cpu_loomiere" | bc -l)"
 
 ceiling=$(wrk -t2 -c8 -d"${duration}s" "http://127.0.0.1:$loomiere_port/plain64k.mp4" | awk '/Requests\/sec/ {print $2}')
 printf 'ceiling: a plain 64 KiB file from loomiere, %.1f requests/s (%.1fx nginx seeks)\n' "$ceiling" \
@@ -102,3 +117,13 @@ nginx_ttfb=0
 for i in $(seq 20); do w=$(ttfb $nginx_port $((i * 97 + 13)).25); nginx_ttfb=$(echo "$nginx_ttfb + $w" | bc -l); done
 printf 'time to first byte: loomiere cold %.2f ms, warm %.2f ms (mean of 20); nginx %.2f ms (mean of 20)\n' \
     "$(echo "$cold * 1000" | bc -l)" "$(echo "$warm * 50" | bc -l)" "$(echo "$nginx_ttfb * 50" | bc -l)"
+result "seeking (MP4, ?start=, Range 0-65535)" "seeks/s into a one-hour film, wrk -c8" \
+    "$(printf %.0f "$(echo "$total_nginx / $rounds" | bc -l)")" "$(printf %.0f "$(echo "$total_loomiere / $rounds" | bc -l)")" \
+    "$(ratio "$total_loomiere" "$total_nginx")"
+result "seeking (MP4, ?start=, Range 0-65535)" "server CPU per seek" \
+    "$(printf '%.0f µs' "$(echo "$cpu_nginx / $rounds" | bc -l)")" "$(printf '%.0f µs' "$(echo "$cpu_loomiere / $rounds" | bc -l)")" \
+    "$(ratio "$cpu_loomiere" "$cpu_nginx")"
+result "seeking (MP4, ?start=, Range 0-65535)" "time to first byte, warm (mean of 20)" \
+    "$(printf '%.2f ms' "$(echo "$nginx_ttfb * 50" | bc -l)")" "$(printf '%.2f ms' "$(echo "$warm * 50" | bc -l)")" "$(ratio "$warm" "$nginx_ttfb")"
+result "seeking (MP4, ?start=, Range 0-65535)" "time to first byte, cold (index built; target ≤ 20 ms)" \
+    "" "$(printf '%.1f ms' "$(echo "$cold * 1000" | bc -l)")" ""
