@@ -198,7 +198,7 @@ cpu = (int(end[0]) - int(start[0])) / hz / window * 100
 p99 = "-"
 if sys.argv[8] and sys.argv[9]:
     def hist(text):
-        return {h["le_ms"]: h["count"] for h in json.loads(text)["slice_lag"]["histogram"]}
+        return {h["le_ms"]: h["count"] for h in json.loads(text)["data:delay:histogram"]}
     h0, h1 = hist(sys.argv[8]), hist(sys.argv[9])
     keys = sorted(h1, key=lambda k: float("inf") if k is None else k)
     delta = [(k, h1[k] - h0.get(k, 0)) for k in keys]
