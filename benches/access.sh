@@ -25,7 +25,7 @@ workers=${WORKERS:-$(nproc)}
 for tool in nginx wrk curl bc; do
     command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk curl bc >/dev/null; }
 done
-cargo build --release --quiet
+build_release
 
 work=$(mktemp -d /tmp/loomiere-bench.XXXXXX)
 trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null || true; [ -n "${lpid:-}" ] && kill -QUIT $lpid 2>/dev/null; rm -rf "$work"' EXIT

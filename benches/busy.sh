@@ -24,7 +24,7 @@ per_process=5000
 for tool in nginx wrk ffmpeg ffprobe curl python3 bc; do
     command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk ffmpeg curl python3 bc >/dev/null; }
 done
-cargo build --release --quiet
+build_release
 CARGO_TARGET_DIR=target cargo build --release --quiet --manifest-path benches/players/Cargo.toml
 player_bin=target/release/loomiere-players
 make_films

@@ -3,6 +3,12 @@
 # Expects $work (a scratch folder holding www/), $workers, $nginx_port and
 # $loomiere_port; sets $lpid.
 
+# build_release: the release binary, unless benches/run built it already
+# (then every script measures the same binary, whatever is edited meanwhile).
+build_release() {
+    [ -n "${BENCH_PREBUILT:-}" ] || cargo build --release --quiet
+}
+
 # start_nginx [EXTRA_SERVER_DIRECTIVES]; $nginx_connections (default 4096)
 # sets worker_connections, $nginx_http (default none) adds http-level directives.
 start_nginx() {

@@ -21,7 +21,7 @@ per_process=5000
 for tool in nginx curl python3; do
     command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx curl python3 >/dev/null; }
 done
-cargo build --release --quiet
+build_release
 
 work=$(mktemp -d /tmp/loomiere-idle.XXXXXX)
 stop_servers() {

@@ -18,7 +18,7 @@ workers=${WORKERS:-$(nproc)}
 for tool in wrk curl python3; do
     command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk curl python3 >/dev/null; }
 done
-cargo build --release --quiet
+build_release
 
 work=$(mktemp -d /tmp/loomiere-monitor.XXXXXX)
 trap '[ -n "${lpid:-}" ] && kill -QUIT "$lpid" 2>/dev/null; rm -rf "$work"' EXIT

@@ -33,7 +33,7 @@ part() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 for tool in nginx ffmpeg ffprobe curl python3; do
     command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx ffmpeg curl python3 >/dev/null; }
 done
-cargo build --release --quiet
+build_release
 CARGO_TARGET_DIR=target cargo build --release --quiet --manifest-path benches/players/Cargo.toml
 player_bin=target/release/loomiere-players
 

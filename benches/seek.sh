@@ -21,7 +21,7 @@ workers=${WORKERS:-$(nproc)}
 for tool in nginx wrk ffmpeg curl; do
     command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk ffmpeg curl >/dev/null; }
 done
-cargo build --release --quiet
+build_release
 
 media=target/bench-media
 mkdir -p "$media"

@@ -8,7 +8,7 @@
 # sanitizer flags cargo-fuzz passes are enabled with RUSTC_BOOTSTRAP=1.
 set -euo pipefail
 cd "$(dirname "$0")"
-all=(http_head flv mp4 range_query amf0 mp4_seek schedule routes)
+all=(http_head flv mp4 range_query amf0 mp4_seek schedule routes segments)
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${all[@]}"; exit 0; fi
 seconds=${1:-60}
 shift || true
@@ -17,6 +17,10 @@ targets=("$@")
 for target in "${all[@]}"; do mkdir -p "corpus/$target"; done
 cp -n ../tests/media/*.flv corpus/flv/ 2>/dev/null || true
 cp -n ../tests/media/*.mp4 corpus/mp4/ 2>/dev/null || true
+# segments: 3 bytes of settings (segment length, clip start, clip length), then a film.
+for film in ../tests/media/*.mp4; do
+    [ -e "corpus/segments/$(basename "$film")" ] || { printf '\x0b\x00\x00'; cat "$film"; } > "corpus/segments/$(basename "$film")"
+done
 printf 'GET /a.mp4?start=1.5&end=3 HTTP/1.1\r\nHost: a\r\nRange: bytes=0-9\r\n\r\n' > corpus/http_head/get
 printf '\x00\x10\x00\x00\x00\x00\x00\x00bytes=0-99,200-' > corpus/range_query/range
 printf '\x00\x10\x00\x00\x00\x00\x00\x00start=1.5&stop=3&units=s&hint=abc' > corpus/range_query/query

@@ -1,5 +1,6 @@
-//! The per-worker media cache: parsed indexes and prepared seeks, in one LRU
-//! bounded by `options.cache` megabytes counted in real bytes.
+//! The per-worker media cache: parsed indexes, prepared seeks and packaged
+//! answers (segment plans, playlists, segments), in one LRU bounded by
+//! `options.cache` megabytes counted in real bytes.
 //!
 //! Keys include the file's identity (device, inode, size, modification time),
 //! so a file changed on disk is a new key and output is never stale.
@@ -13,6 +14,7 @@ use crate::media::flv::{self, FlvIndex};
 use crate::media::mp4::{self, Mp4Index};
 use crate::media::query::SeekKey;
 use crate::media::{FileSource, MediaError, MediaKind, Prepared, Seek, SeekMode, Timeline};
+use crate::package::{Output, PackageKey};
 use crate::stats::StatsSlot;
 use crate::sys::FileIdentity;
 
@@ -23,6 +25,8 @@ enum Key {
     Seek(FileIdentity, SeekKey),
     /// An MP4 seek, by where it lands: every `start` within a GOP shares it.
     Landing(FileIdentity, mp4::seek::Landing),
+    /// A packaged presentation's plan, playlist or segment.
+    Package(FileIdentity, PackageKey),
 }
 
 #[derive(Clone)]
@@ -32,6 +36,7 @@ enum Entry {
     /// A file that could not be indexed: remembered so it is not parsed again on every request.
     Failed(MediaError),
     Prepared(Rc<Prepared>),
+    Package(Output),
 }
 
 pub struct MediaCache {
@@ -129,7 +134,7 @@ impl MediaCache {
         match self.index(source, identity, kind, stats) {
             Entry::Flv(index) => Some((index.whole_file_timeline(), 0)),
             Entry::Mp4(index) => index.whole_file_timeline(),
-            Entry::Failed(_) | Entry::Prepared(_) => None,
+            Entry::Failed(_) | Entry::Prepared(_) | Entry::Package(_) => None,
         }
     }
 
@@ -158,7 +163,7 @@ impl MediaCache {
                 )
             }
             Entry::Failed(e) => return Err(e),
-            Entry::Prepared(_) => {
+            Entry::Prepared(_) | Entry::Package(_) => {
                 return Err(MediaError::Broken("cache entry of the wrong kind".into()));
             }
         };
@@ -170,6 +175,39 @@ impl MediaCache {
         let weight = std::mem::size_of::<Prepared>() + prepared.prefix.weight();
         self.insert(key, Entry::Prepared(Rc::clone(&prepared)), weight);
         Ok(prepared)
+    }
+}
+
+impl MediaCache {
+    /// The index of an MP4-family file, from the cache or built.
+    pub fn mp4_index(
+        &mut self,
+        source: &FileSource,
+        identity: FileIdentity,
+        stats: &StatsSlot,
+    ) -> Result<Rc<Mp4Index>, MediaError> {
+        match self.index(source, identity, MediaKind::Mp4, stats) {
+            Entry::Mp4(index) => Ok(index),
+            Entry::Failed(e) => Err(e),
+            _ => Err(MediaError::Broken("cache entry of the wrong kind".into())),
+        }
+    }
+
+    /// A packaged answer for a file, from the cache or made by `build`.
+    pub fn packaged(
+        &mut self,
+        identity: FileIdentity,
+        key: PackageKey,
+        build: impl FnOnce() -> Result<Output, MediaError>,
+    ) -> Result<Output, MediaError> {
+        let key = Key::Package(identity, key);
+        if let Some((Entry::Package(output), _)) = self.entries.get(&key) {
+            return Ok(output.clone());
+        }
+        let output = contained(build)?;
+        let weight = output.weight();
+        self.insert(key, Entry::Package(output.clone()), weight);
+        Ok(output)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod http;
 pub mod master;
 pub mod media;
 pub mod options;
+pub mod package;
 pub mod route;
 pub mod stats;
 pub mod stream;

@@ -65,10 +65,16 @@ options.access_log = true
 -- keyframe but hides the frames before start with an edit list.
 options.seek = 'keyframe'
 
+-- HLS and DASH: every MP4 file is also /film.mp4/master.m3u8 and
+-- /film.mp4/manifest.mpd, packaged on the fly. Each segment starts at the
+-- first keyframe at or after its turn of this many seconds (0.5 to 60).
+options.segment_seconds = 6
+
 -- Virtual hosts, tried in the order written; the first whose pattern (PCRE2,
 -- case-insensitive, unanchored) matches the Host header serves the request.
 -- The empty pattern matches every host, so put it last. A host may set its
--- own throttle, period, throttle_from, rate, rate_after and send_timeout,
+-- own throttle, period, throttle_from, rate, rate_after, send_timeout and
+-- segment_seconds,
 -- and list several folders, tried in order for each file (the first that
 -- has it serves it): folders = { '/srv/new', '/srv/archive' }.
 -- options.hosts['^video\\.example\\.com$'] = { folder = '/srv/video' }

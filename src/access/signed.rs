@@ -82,15 +82,24 @@ impl Signing {
         {
             return Err(refused());
         }
-        let path =
-            sandbox::percent_decode(sandbox::path_of(target).as_bytes()).ok_or_else(refused)?;
-        let data = signed_data(&path, expires, self.token_ip.then_some(client));
+        let raw_path = sandbox::path_of(target);
+        let path = sandbox::percent_decode(raw_path.as_bytes()).ok_or_else(refused)?;
+        // A link to a film also admits what is packaged from it
+        // (`/film.mp4/master.m3u8`, its segments): players fetch those with
+        // the playlist's arguments, which carry the film's token.
+        let media_path = crate::package::split_path(raw_path)
+            .and_then(|(media, _)| sandbox::percent_decode(media.as_bytes()));
+        let client = self.token_ip.then_some(client);
         // verify_slice compares in constant time, so a wrong token tells an
         // attacker nothing about how close it was.
-        let valid = self
-            .secrets
-            .iter()
-            .any(|secret| mac(secret, &data).verify_slice(&token).is_ok());
+        let valid = std::iter::once(&path)
+            .chain(media_path.as_ref())
+            .map(|path| signed_data(path, expires, client))
+            .any(|data| {
+                self.secrets
+                    .iter()
+                    .any(|secret| mac(secret, &data).verify_slice(&token).is_ok())
+            });
         if !valid {
             return Err(refused());
         }

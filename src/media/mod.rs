@@ -63,6 +63,9 @@ pub enum MediaError {
     BadSeek(String),
     /// Reading the file failed (500).
     Io(String),
+    /// A part of a packaged presentation that does not exist, such as a
+    /// segment past the last (404).
+    NotFound(String),
 }
 
 impl fmt::Display for MediaError {
@@ -71,7 +74,8 @@ impl fmt::Display for MediaError {
             MediaError::Broken(m)
             | MediaError::Unsupported(m)
             | MediaError::BadSeek(m)
-            | MediaError::Io(m) => f.write_str(m),
+            | MediaError::Io(m)
+            | MediaError::NotFound(m) => f.write_str(m),
         }
     }
 }

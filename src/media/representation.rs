@@ -75,8 +75,9 @@ pub fn prepare<'a>(
 
 /// The status and page text for a media error. Damage is logged by the
 /// caller with the file's path; the client gets no internals.
-fn refusal_of(error: &MediaError) -> Refusal {
+pub fn refusal_of(error: &MediaError) -> Refusal {
     match error {
+        MediaError::NotFound(message) => Refusal::new(Status::NOT_FOUND, message.clone()),
         MediaError::BadSeek(message) => Refusal::new(Status::BAD_REQUEST, message.clone()),
         MediaError::Unsupported(message) => Refusal::new(
             Status::NOT_IMPLEMENTED,

@@ -156,6 +156,7 @@ const OPTION_TYPES: &[(&str, &str)] = &[
     ("lua_memory", "number|string"),
     ("geoip", "string"),
     ("limits", "table|boolean"),
+    ("segment_seconds", "number"),
     ("cpus", "readonly"),
 ];
 
@@ -168,6 +169,7 @@ const HOST_OPTION_TYPES: &[(&str, &str)] = &[
     ("rate_after", "number|string"),
     ("send_timeout", "number"),
     ("hints", "boolean"),
+    ("segment_seconds", "number"),
 ];
 
 /// Runs the script at `path` (whose bytes are `source`) and returns the options it set.
@@ -253,6 +255,7 @@ fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {
     store.set("drain_timeout", defaults.drain_timeout)?;
     store.set("access_log", defaults.access_log)?;
     store.set("seek", "keyframe")?;
+    store.set("segment_seconds", defaults.segment_seconds)?;
     store.set("lua_instructions", defaults.lua_instructions)?;
     store.set("lua_memory", defaults.lua_memory)?;
     store.set("cpus", cpu_count())?;
@@ -318,6 +321,7 @@ fn read_back(store: &Table, assigned: &Table) -> Result<Options, ReadError> {
     options.send_timeout = store.get("send_timeout")?;
     options.drain_timeout = store.get("drain_timeout")?;
     options.access_log = store.get("access_log")?;
+    options.segment_seconds = store.get("segment_seconds")?;
     options.seek = match store.get::<String>("seek")?.as_str() {
         "keyframe" => SeekMode::Keyframe,
         "exact" => SeekMode::Exact,
@@ -618,6 +622,7 @@ fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
         let routes = read_routes(&host, &pattern)?;
         let access: AccessOptions = access::read_host(&host, &pattern)?;
         let hints = host.get::<Option<bool>>("hints")?.unwrap_or(false);
+        let segment_seconds = host.get::<Option<f64>>("segment_seconds")?;
         result.push(HostOptions {
             pattern,
             folders,
@@ -625,6 +630,7 @@ fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
             routes,
             access,
             hints,
+            segment_seconds,
         });
     }
     if result.is_empty() {

@@ -41,6 +41,8 @@ pub struct HostOptions {
     pub access: AccessOptions,
     /// Whether players may steer their streams with reports (`/.hint`).
     pub hints: bool,
+    /// The HLS/DASH segment length this host overrides.
+    pub segment_seconds: Option<f64>,
 }
 
 /// One route: a PCRE2 pattern searched in the request target, and what to do.
@@ -81,6 +83,7 @@ impl HostOptions {
             routes: Vec::new(),
             access: AccessOptions::default(),
             hints: false,
+            segment_seconds: None,
         }
     }
 }
@@ -146,6 +149,8 @@ pub struct Options {
     pub drain_timeout: f64,
     /// Whether to write one access-log line per response on stderr.
     pub access_log: bool,
+    /// Seconds per HLS/DASH segment (cut at the next keyframe); hosts may override it.
+    pub segment_seconds: f64,
     /// How MP4 seeks treat the frames between the keyframe and `start`.
     pub seek: SeekMode,
     /// Most Lua instructions one route function call may run.
@@ -194,6 +199,7 @@ impl Options {
             keepalive_timeout: 15.0,
             send_timeout: Pacing::DEFAULT.send_timeout,
             drain_timeout: 30.0,
+            segment_seconds: 6.0,
             access_log: true,
             seek: SeekMode::Keyframe,
             lua_instructions: 1_000_000,
@@ -303,6 +309,7 @@ impl Options {
             ));
         }
         validate_pacing("", &self.pacing_of(&HostOptions::new("", "")))?;
+        validate_segment_seconds("segment_seconds", self.segment_seconds)?;
         for host in &self.hosts {
             validate_pacing(
                 &format!("hosts['{}'].", host.pattern),
@@ -312,6 +319,12 @@ impl Options {
                 crate::route::rewrite::Route::compile(&host.pattern, i + 1, route)?;
             }
             crate::access::HostAccess::compile(&host.pattern, &host.access)?;
+            if let Some(seconds) = host.segment_seconds {
+                validate_segment_seconds(
+                    &format!("hosts['{}'].segment_seconds", host.pattern),
+                    seconds,
+                )?;
+            }
             if host.access.countries.is_some() && self.geoip.is_none() {
                 return Err(OptionsError::option(
                     &format!("hosts['{}'].countries", host.pattern),
@@ -386,6 +399,18 @@ impl Options {
 
 /// Checks one host's (or the global) pacing values; `prefix` is `''` or
 /// `"hosts['pattern']."`, so the error names the option as it was written.
+/// Segments from half a second (low latency is not this server's business)
+/// to a minute (a player must buffer a whole one).
+fn validate_segment_seconds(option: &str, seconds: f64) -> Result<(), OptionsError> {
+    if !(0.5..=60.0).contains(&seconds) {
+        return Err(OptionsError::option(
+            option,
+            format!("must be a number of seconds from 0.5 to 60, not {seconds}"),
+        ));
+    }
+    Ok(())
+}
+
 fn validate_pacing(prefix: &str, pacing: &Pacing) -> Result<(), OptionsError> {
     let name = |option: &str| format!("{prefix}{option}");
     if !(0.0..=86_400.0).contains(&pacing.throttle) {

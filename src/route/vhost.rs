@@ -28,6 +28,8 @@ pub struct VirtualHost {
     pub access: HostAccess,
     /// Whether players' reports steer its streams (`hints = true`).
     pub hints: bool,
+    /// Seconds per HLS/DASH segment (the host's, else the global option).
+    pub segment_seconds: f64,
 }
 
 /// A folder of a host, held open so files are resolved beneath it
@@ -92,6 +94,7 @@ impl VirtualHosts {
                 routes,
                 access: HostAccess::compile(&host.pattern, &host.access)?,
                 hints: host.hints,
+                segment_seconds: host.segment_seconds.unwrap_or(options.segment_seconds),
             });
         }
         Ok(VirtualHosts { hosts: compiled })

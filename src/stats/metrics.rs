@@ -169,6 +169,25 @@ pub fn render(region: &StatsRegion, totals: &Totals) -> String {
     {
         family.sample("failures_total", &[("kind", kind)], n);
     }
+    let packaged_kinds = ["playlist", "init", "segment"];
+    let mut family = Family::start(
+        &mut out,
+        "packaged_responses_total",
+        "counter",
+        "HLS and DASH answers packaged on the fly: playlists and manifests, init segments, media segments.",
+    );
+    for (kind, n) in packaged_kinds.iter().zip(totals.packaged) {
+        family.sample("packaged_responses_total", &[("kind", kind)], n);
+    }
+    let mut family = Family::start(
+        &mut out,
+        "packaged_sent_bytes_total",
+        "counter",
+        "Body bytes of packaged answers sent, by kind (segments are never throttled).",
+    );
+    for (kind, n) in packaged_kinds.iter().zip(totals.packaged_bytes) {
+        family.sample("packaged_sent_bytes_total", &[("kind", kind)], n);
+    }
 
     single(
         &mut out,

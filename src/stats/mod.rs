@@ -77,6 +77,10 @@ pub struct StatsSlot {
     pub slice_lag: SliceLag,
     /// Failures by [`Failure`].
     pub failures: [AtomicU64; 3],
+    /// Packaged answers (HLS/DASH) by kind: playlists and manifests, init
+    /// segments, media segments; and their body bytes sent.
+    pub packaged: [AtomicU64; 3],
+    pub packaged_bytes: [AtomicU64; 3],
     /// The media cache's size and entries now (gauges).
     pub cache_bytes: AtomicU64,
     pub cache_items: AtomicU64,
@@ -303,6 +307,8 @@ pub struct Totals {
     /// Every slice's lag since start, added up.
     pub lag_all_us: u64,
     pub failures: [u64; 3],
+    pub packaged: [u64; 3],
+    pub packaged_bytes: [u64; 3],
     pub cache_bytes: u64,
     pub cache_items: u64,
     pub host_requests: Vec<u64>,
@@ -377,6 +383,12 @@ impl Totals {
             }
             for (sum, failures) in totals.failures.iter_mut().zip(&slot.failures) {
                 *sum += load(failures);
+            }
+            for (sum, count) in totals.packaged.iter_mut().zip(&slot.packaged) {
+                *sum += load(count);
+            }
+            for (sum, bytes) in totals.packaged_bytes.iter_mut().zip(&slot.packaged_bytes) {
+                *sum += load(bytes);
             }
             totals.lag_all_us += load(&slot.slice_lag.total_us);
             totals.cache_bytes += load(&slot.cache_bytes);

@@ -97,6 +97,12 @@ pub fn lines(
         pair("hints:reports", count(totals.hint_reports)),
         pair("hints:held:bytes", count(totals.hint_held_bytes)),
         pair("hints:held:total:bytes", count(totals.hint_held_total)),
+        pair("packaging:playlists", count(totals.packaged[0])),
+        pair("packaging:inits", count(totals.packaged[1])),
+        pair("packaging:segments", count(totals.packaged[2])),
+        pair("packaging:playlists:bytes", count(totals.packaged_bytes[0])),
+        pair("packaging:inits:bytes", count(totals.packaged_bytes[1])),
+        pair("packaging:segments:bytes", count(totals.packaged_bytes[2])),
         pair(
             "data:total",
             Value::Number(totals.bytes_sent as f64 / MIB, "MiB"),

@@ -21,6 +21,7 @@ use super::timer_wheel::TimerId;
 use crate::access::Client;
 use crate::access::limits::{ClientKey, Limited};
 use crate::http::{self, Parsed, Status};
+use crate::package::Kind;
 use crate::stats::columns::UNKNOWN_HOST;
 use crate::stats::{Failure, StatsSlot};
 use crate::stream::{Progress, Stream};
@@ -402,6 +403,9 @@ impl Connection {
                 exchange.body_bytes += pending;
             }
             StatsSlot::add(&env.slot.body_bytes_sent, pending);
+            if stream.is_segment() {
+                StatsSlot::add(&env.slot.packaged_bytes[Kind::Segment as usize], pending);
+            }
             self.output.clear();
             self.written = 0;
             if stream.fill_prefix(&mut self.output) == 0 {
@@ -433,6 +437,9 @@ impl Connection {
             self.last_progress = env.now;
             StatsSlot::add(&env.slot.bytes_sent, sent);
             StatsSlot::add(&env.slot.body_bytes_sent, sent);
+            if stream.is_segment() {
+                StatsSlot::add(&env.slot.packaged_bytes[Kind::Segment as usize], sent);
+            }
             if let Some(exchange) = &mut self.exchange {
                 exchange.body_bytes += sent;
             }

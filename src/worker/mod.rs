@@ -3,6 +3,7 @@
 
 mod access_log;
 pub mod connection;
+mod packaged;
 pub mod respond;
 pub mod timer_wheel;
 

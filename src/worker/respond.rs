@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 
+use super::packaged;
 use crate::access::geoip::GeoIp;
 use crate::access::limits::LimitSettings;
 use crate::access::{Client, Grant};
@@ -14,8 +15,9 @@ use crate::http::target;
 use crate::http::{Method, Refusal, Request, Status};
 use crate::media::representation;
 use crate::options::{MimeTable, Options};
+use crate::package;
 use crate::route::lua::RouteLua;
-use crate::route::open_files::OpenFiles;
+use crate::route::open_files::{OpenFile, OpenFiles};
 use crate::route::rewrite::{self, Routing};
 use crate::route::{self, VirtualHost, VirtualHosts, sandbox};
 use crate::stats::StatsSlot;
@@ -209,16 +211,25 @@ pub fn respond(
 }
 
 /// What every phase needs to write an answer.
-struct Answer<'a> {
-    now: Now<'a>,
-    request: &'a Request,
-    keep_alive: bool,
-    head_only: bool,
+pub(super) struct Answer<'a> {
+    pub now: Now<'a>,
+    pub request: &'a Request,
+    pub keep_alive: bool,
+    pub head_only: bool,
     /// Header lines the host adds to every answer (CORS).
-    extra_headers: Vec<u8>,
+    pub extra_headers: Vec<u8>,
 }
 
 impl Answer<'_> {
+    /// The reply for an answer whose head says it all.
+    pub(super) fn bodiless(&self, status: Status) -> Reply {
+        Reply {
+            status,
+            body: None,
+            keep_alive: self.keep_alive,
+        }
+    }
+
     /// A redirect to `location`, with a short page pointing there.
     fn redirect(&self, out: &mut Vec<u8>, status: Status, location: &str) -> Reply {
         let page = response::error_page(status, location, "The resource is at this address.");
@@ -239,7 +250,7 @@ impl Answer<'_> {
     }
 
     /// The error page of a refusal (HEAD: its head only).
-    fn refuse(&self, out: &mut Vec<u8>, refusal: Refusal) -> Reply {
+    pub(super) fn refuse(&self, out: &mut Vec<u8>, refusal: Refusal) -> Reply {
         let request = self.request;
         let page = response::error_page(refusal.status, &request.target, &refusal.detail);
         response::start(out, refusal.status, self.now.date);
@@ -280,7 +291,20 @@ fn serve_file(
     routed: &mut Routed,
     out: &mut Vec<u8>,
 ) -> Result<Reply, Refusal> {
-    let request = answer.request;
+    // A path beneath an MP4 file names something packaged from it.
+    if let Some((media_path, name)) = package::split_path(sandbox::path_of(target)) {
+        return packaged::serve(
+            site,
+            caches,
+            slot,
+            vhost,
+            (target, media_path, name),
+            grant,
+            answer,
+            routed,
+            out,
+        );
+    }
     let file = route::open_target(&mut caches.open_files, &site.mimes, vhost, target)?;
     let opened = &file.opened;
     let body = representation::prepare(
@@ -292,63 +316,24 @@ fn serve_file(
         slot,
         &vhost.folders[opened.folder].path,
     )?;
-    // From here on a file of the folder answers.
-    routed.folder = site
-        .folder_columns
-        .get(vhost.index)
-        .and_then(|columns| columns.get(opened.folder))
-        .copied();
-    let validators = Validators {
-        etag: &body.etag,
-        modified: opened.identity.modified,
+    let (status, first, end) = match answer_head(
+        site,
+        vhost,
+        grant,
+        answer,
+        routed,
+        FileAnswer {
+            opened,
+            etag: &body.etag,
+            content_type: file.content_type,
+            size: body.size,
+        },
+        out,
+    )? {
+        Head::Done(status) => return Ok(answer.bodiless(status)),
+        Head::Body { status, first, end } => (status, first, end),
     };
     let keep_alive = answer.keep_alive;
-    // The headers phase: CORS (already in the answer's headers) and caching.
-    let mut extra_headers = answer.extra_headers.clone();
-    vhost.access.expires.write_headers(
-        file.content_type,
-        grant.signed,
-        answer.now.unix,
-        &mut extra_headers,
-    );
-    if conditional::is_not_modified(
-        request.if_none_match.as_deref(),
-        request.if_modified_since.as_deref(),
-        &validators,
-    ) {
-        response::start(out, Status::NOT_MODIFIED, answer.now.date);
-        response::header(out, "Last-Modified", &opened.last_modified);
-        response::header(out, "ETag", &body.etag);
-        out.extend_from_slice(&extra_headers);
-        response::finish(out, keep_alive, request.minor_version);
-        return Ok(Reply {
-            status: Status::NOT_MODIFIED,
-            body: None,
-            keep_alive,
-        });
-    }
-    let (status, first, end) = range::select(request, &validators, body.size)?;
-    FileHead {
-        status,
-        date: answer.now.date,
-        content_type: file.content_type,
-        first,
-        end,
-        size: body.size,
-        last_modified: &opened.last_modified,
-        etag: &body.etag,
-        keep_alive,
-        minor_version: request.minor_version,
-        extra_headers: &extra_headers,
-    }
-    .write(out);
-    if answer.head_only || first == end {
-        return Ok(Reply {
-            status,
-            body: None,
-            keep_alive,
-        });
-    }
     let prepared = body.prepared;
     let mut stream = Stream::for_response(
         &vhost.pacing,
@@ -376,6 +361,92 @@ fn serve_file(
         body: Some(stream),
         keep_alive,
     })
+}
+
+/// What a file-backed answer is about, for its head.
+pub(super) struct FileAnswer<'a> {
+    pub opened: &'a Rc<OpenFile>,
+    pub etag: &'a str,
+    pub content_type: &'a str,
+    /// Length of the whole representation.
+    pub size: u64,
+}
+
+/// After [`answer_head`]: the answer is complete (with this status and no
+/// body), or its body range follows.
+pub(super) enum Head {
+    Done(Status),
+    Body {
+        status: Status,
+        first: u64,
+        end: u64,
+    },
+}
+
+/// The headers phase and the head of an answer from a file of `vhost`
+/// (the file itself, a seek into it, or something packaged from it):
+/// caching headers, 304 for a fresh validator, the range, the head.
+pub(super) fn answer_head(
+    site: &Site,
+    vhost: &VirtualHost,
+    grant: &Grant,
+    answer: &Answer,
+    routed: &mut Routed,
+    file: FileAnswer,
+    out: &mut Vec<u8>,
+) -> Result<Head, Refusal> {
+    let request = answer.request;
+    let opened = file.opened;
+    // From here on a file of the folder answers.
+    routed.folder = site
+        .folder_columns
+        .get(vhost.index)
+        .and_then(|columns| columns.get(opened.folder))
+        .copied();
+    let validators = Validators {
+        etag: file.etag,
+        modified: opened.identity.modified,
+    };
+    let keep_alive = answer.keep_alive;
+    // The headers phase: CORS (already in the answer's headers) and caching.
+    let mut extra_headers = answer.extra_headers.clone();
+    vhost.access.expires.write_headers(
+        file.content_type,
+        grant.signed,
+        answer.now.unix,
+        &mut extra_headers,
+    );
+    if conditional::is_not_modified(
+        request.if_none_match.as_deref(),
+        request.if_modified_since.as_deref(),
+        &validators,
+    ) {
+        response::start(out, Status::NOT_MODIFIED, answer.now.date);
+        response::header(out, "Last-Modified", &opened.last_modified);
+        response::header(out, "ETag", file.etag);
+        out.extend_from_slice(&extra_headers);
+        response::finish(out, keep_alive, request.minor_version);
+        return Ok(Head::Done(Status::NOT_MODIFIED));
+    }
+    let (status, first, end) = range::select(request, &validators, file.size)?;
+    FileHead {
+        status,
+        date: answer.now.date,
+        content_type: file.content_type,
+        first,
+        end,
+        size: file.size,
+        last_modified: &opened.last_modified,
+        etag: file.etag,
+        keep_alive,
+        minor_version: request.minor_version,
+        extra_headers: &extra_headers,
+    }
+    .write(out);
+    if answer.head_only || first == end {
+        return Ok(Head::Done(status));
+    }
+    Ok(Head::Body { status, first, end })
 }
 
 /// Where players report (`hints = true` hosts).

@@ -56,6 +56,13 @@ ffmpeg "${common[@]}" -i vbr60.mp4 -c copy vbr60-no-index.flv
 ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25:duration=30" \
     -f lavfi -i "sine=frequency=660:sample_rate=44100:duration=30" \
     "${h264[@]}" -b:v 100k "${aac[@]}" -movflags +faststart small30.mp4
+# Two audio tracks (English and French) beside the video, 20 s: packaging's
+# extra audio renditions.
+ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25:duration=20" \
+    -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=20" \
+    -f lavfi -i "sine=frequency=880:sample_rate=48000:duration=20" \
+    -map 0 -map 1 -map 2 "${h264[@]}" -b:v 100k "${aac[@]}" \
+    -metadata:s:a:0 language=eng -metadata:s:a:1 language=fra two-audio.mp4
 # Fragmented.
 ffmpeg "${common[@]}" -i ../sample.mp4 -c copy -movflags frag_keyframe+empty_moov fragmented.mp4
 # FLV: H.264/AAC with a keyframe index in onMetaData, and Sorenson Spark/MP3 with one.

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# HLS segments packaged on the fly against the same film pre-packaged by
+# ffmpeg (`-f hls -hls_segment_type fmp4`) and served by nginx as static
+# files: the upper bound any on-the-fly packager is held to.
+#
+# The one-hour film of benches/seek.sh (generated once into
+# target/bench-media/) is packaged by ffmpeg into 6 s fMP4 segments once.
+# wrk -t2 -c8 asks each server for random segments of it, the two servers
+# alternating for ROUNDS rounds: segments/s and the servers' CPU per segment
+# (all their processes, from /proc; wrk shares the cores). Then the time to
+# first byte of a cold master.m3u8 (the first request after start-up, which
+# indexes the file and plans the presentation) and of a warm one.
+#
+#   benches/packaging.sh [DURATION_SECONDS] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. benches/common.sh
+duration=${1:-10}
+rounds=${2:-2}
+workers=${WORKERS:-$(nproc)}
+
+for tool in nginx wrk ffmpeg curl bc; do
+    command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk ffmpeg curl bc >/dev/null; }
+done
+build_release
+
+mkdir -p "$media"
+if [ ! -e "$media/hour.done" ]; then
+    echo "generating $media/hour.mp4 (about a minute)"
+    ffmpeg -hide_banner -loglevel error -y -nostdin \
+        -f lavfi -i "testsrc2=size=320x180:rate=25:duration=3600" \
+        -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=3600" \
+        -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -b:v 600k \
+        -c:a aac -b:a 64k "$media/hour.mp4"
+    touch "$media/hour.done"
+fi
+if [ ! -e "$media/hour-hls.done" ]; then
+    echo "packaging $media/hour.mp4 with ffmpeg into $media/hour-hls/"
+    rm -rf "$media/hour-hls"
+    mkdir -p "$media/hour-hls"
+    ffmpeg -hide_banner -loglevel error -y -nostdin -i "$media/hour.mp4" -c copy \
+        -f hls -hls_time 6 -hls_playlist_type vod -hls_segment_type fmp4 \
+        -hls_fmp4_init_filename init.mp4 -hls_segment_filename "$media/hour-hls/seg-%d.m4s" \
+        "$media/hour-hls/index.m3u8"
+    touch "$media/hour-hls.done"
+fi
+segments=$(grep -c '^seg-' "$media/hour-hls/index.m3u8")
+
+work=$(mktemp -d /tmp/loomiere-packaging.XXXXXX)
+cleanup() {
+    [ -e "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+    [ -n "${lpid:-}" ] && kill -QUIT "$lpid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/www"
+ln "$media/hour.mp4" "$work/www/hour.mp4" 2>/dev/null || cp "$media/hour.mp4" "$work/www/hour.mp4"
+cp -r "$media/hour-hls" "$work/www/hls"
+chmod -R a+rX "$work"
+
+nginx_port=18880
+loomiere_port=18881
+start_nginx 'types { video/iso.segment m4s; application/vnd.apple.mpegurl m3u8; video/mp4 mp4; }'
+start_loomiere
+
+# Random segments of the first $segments (both packagings cut every 6 s on the
+# film's 2 s keyframes, so the same numbers are the same stretches of film).
+cat > "$work/segments.lua" <<LUA
+math.randomseed(os.time())
+local prefix = os.getenv("SEGMENT_PREFIX")
+request = function()
+    return wrk.format("GET", prefix .. math.random(0, $segments - 1) .. ".m4s")
+end
+LUA
+
+measure() { # PID PORT PREFIX
+    local before after out rps requests mbs
+    before=$(tree_ticks "$1")
+    out=$(SEGMENT_PREFIX=$3 wrk -t2 -c8 -d"${duration}s" -s "$work/segments.lua" "http://127.0.0.1:$2")
+    after=$(tree_ticks "$1")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
+    mbs=$(awk '/Transfer\/sec/ {v=$2; u=substr(v, length(v)-1); n=substr(v, 1, length(v)-2);
+        if (u=="GB") n*=1024; else if (u=="KB") n/=1024; else if (u!="MB") n/=1048576; print n}' <<<"$out")
+    non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+    [ -z "$non2xx" ] || { echo "$non2xx answers were not 2xx" >&2; exit 1; }
+    echo "$rps $mbs $(cpu_us_per "$before" "$after" "$requests")"
+}
+
+# Every segment URL answers before anything is measured.
+for url in "http://127.0.0.1:$nginx_port/hls/seg-0.m4s" "http://127.0.0.1:$loomiere_port/hour.mp4/seg-0.m4s" \
+    "http://127.0.0.1:$loomiere_port/hour.mp4/seg-$((segments - 1)).m4s"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$url")
+    [ "$code" = 200 ] || { echo "$url answered $code" >&2; exit 1; }
+done
+
+nginx_pid=$(cat "$work/nginx.pid")
+sum_n=0 sum_l=0 cpu_n=0 cpu_l=0 mb_n=0 mb_l=0
+for round in $(seq "$rounds"); do
+    read -r rps mbs cpu < <(measure "$nginx_pid" $nginx_port /hls/seg-)
+    printf 'round %d nginx (ffmpeg-packaged) %9.1f segments/s %8.1f MB/s %8.1f us CPU/segment\n' "$round" "$rps" "$mbs" "$cpu"
+    sum_n=$(echo "$sum_n + $rps" | bc -l) cpu_n=$(echo "$cpu_n + $cpu" | bc -l) mb_n=$(echo "$mb_n + $mbs" | bc -l)
+    read -r rps mbs cpu < <(measure "$lpid" $loomiere_port /hour.mp4/seg-)
+    printf 'round %d loomiere (on the fly)  %9.1f segments/s %8.1f MB/s %8.1f us CPU/segment\n' "$round" "$rps" "$mbs" "$cpu"
+    sum_l=$(echo "$sum_l + $rps" | bc -l) cpu_l=$(echo "$cpu_l + $cpu" | bc -l) mb_l=$(echo "$mb_l + $mbs" | bc -l)
+done
+
+# Time to first byte of master.m3u8: cold right after start-up, then warm.
+ttfb() { curl -s -o /dev/null -w '%{time_starttransfer}' "$1"; }
+kill -QUIT "$lpid"; wait "$lpid" 2>/dev/null || true
+lpid=""
+start_loomiere
+cold=$(ttfb "http://127.0.0.1:$loomiere_port/hour.mp4/master.m3u8")
+warm=0
+for _ in $(seq 20); do warm=$(echo "$warm + $(ttfb "http://127.0.0.1:$loomiere_port/hour.mp4/master.m3u8")" | bc -l); done
+nginx_master=0
+for _ in $(seq 20); do nginx_master=$(echo "$nginx_master + $(ttfb "http://127.0.0.1:$nginx_port/hls/index.m3u8")" | bc -l); done
+
+printf '\naverage: nginx %.1f segments/s (%.1f us CPU each), loomiere %.1f segments/s (%.1f us CPU each): %.2fx segments/s\n' \
+    "$(echo "$sum_n / $rounds" | bc -l)" "$(echo "$cpu_n / $rounds" | bc -l)" \
+    "$(echo "$sum_l / $rounds" | bc -l)" "$(echo "$cpu_l / $rounds" | bc -l)" "$(echo "$sum_l / $sum_n" | bc -l)"
+printf 'master.m3u8 time to first byte: loomiere cold %.1f ms, warm %.2f ms (mean of 20); nginx static playlist %.2f ms\n' \
+    "$(echo "$cold * 1000" | bc -l)" "$(echo "$warm * 50" | bc -l)" "$(echo "$nginx_master * 50" | bc -l)"
+section="HLS segments (one-hour film, 6 s; nginx: ffmpeg-packaged files)"
+result "$section" "segments/s, random segments, wrk -c8 (target ≥ 0.8×)" \
+    "$(printf %.0f "$(echo "$sum_n / $rounds" | bc -l)")" "$(printf %.0f "$(echo "$sum_l / $rounds" | bc -l)")" "$(ratio "$sum_l" "$sum_n")"
+result "$section" "server CPU per segment" \
+    "$(printf '%.0f µs' "$(echo "$cpu_n / $rounds" | bc -l)")" "$(printf '%.0f µs' "$(echo "$cpu_l / $rounds" | bc -l)")" "$(ratio "$cpu_l" "$cpu_n")"
+result "$section" "master.m3u8 time to first byte, cold (target ≤ 20 ms)" "" "$(printf '%.1f ms' "$(echo "$cold * 1000" | bc -l)")" ""
+result "$section" "playlist time to first byte, warm (mean of 20)" \
+    "$(printf '%.2f ms' "$(echo "$nginx_master * 50" | bc -l)")" "$(printf '%.2f ms' "$(echo "$warm * 50" | bc -l)")" "$(ratio "$warm" "$nginx_master")"

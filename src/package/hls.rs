@@ -1,0 +1,154 @@
+//! HLS playlists (RFC 8216bis, version 7: fMP4 segments with EXT-X-MAP)
+//! over a segment plan.
+
+use std::fmt::Write;
+
+use super::codecs::TrackInfo;
+use super::plan::Plan;
+
+/// Bits per second of `bytes` over `seconds`, rounded up.
+fn bitrate(bytes: u64, seconds: f64) -> u64 {
+    if seconds <= 0.0 {
+        return 0;
+    }
+    (bytes as f64 * 8.0 / seconds).ceil() as u64
+}
+
+/// Peak and average bitrate of segments of these sizes and durations.
+pub fn bitrates(bytes: &[u64], durations: &[f64]) -> (u64, u64) {
+    let peak = bytes
+        .iter()
+        .zip(durations)
+        .map(|(&b, &d)| bitrate(b, d))
+        .max()
+        .unwrap_or(0);
+    let total: f64 = durations.iter().sum();
+    (peak, bitrate(bytes.iter().sum(), total))
+}
+
+/// Quotes an attribute value: HLS quoted strings cannot hold `"` or line breaks.
+fn quoted(value: &str) -> String {
+    let clean: String = value
+        .chars()
+        .filter(|c| *c != '"' && *c != '\r' && *c != '\n')
+        .collect();
+    format!("\"{clean}\"")
+}
+
+/// The multivariant playlist: one variant (video with the main audio), and
+/// each further audio track as an EXT-X-MEDIA rendition. `query` ("" or
+/// "?…") is carried into every URI.
+pub fn master(plan: &Plan, infos: &[TrackInfo], extra_infos: &[TrackInfo], query: &str) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let (mut peak, mut average) = bitrates(&plan.main_bytes, &plan.durations);
+    let has_renditions = !extra_infos.is_empty();
+    if has_renditions {
+        let main_audio = infos.iter().find(|i| i.width == 0);
+        let mut names: Vec<String> = Vec::new();
+        let mut name_for = |language: &str| {
+            let mut name = language.to_string();
+            let mut n = 2;
+            while names.contains(&name) {
+                name = format!("{language} {n}");
+                n += 1;
+            }
+            names.push(name.clone());
+            name
+        };
+        if let Some(audio) = main_audio {
+            // The main audio plays from the variant's own segments: no URI.
+            let _ = writeln!(
+                out,
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",LANGUAGE={},NAME={},DEFAULT=YES,AUTOSELECT=YES",
+                quoted(&audio.language),
+                quoted(&name_for(&audio.language))
+            );
+        }
+        let mut extra_peak = 0;
+        let mut extra_average = 0;
+        for (k, info) in extra_infos.iter().enumerate() {
+            let (p, a) = bitrates(&plan.extra_bytes[k], &plan.extra_durations[k]);
+            extra_peak = extra_peak.max(p);
+            extra_average = extra_average.max(a);
+            let _ = writeln!(
+                out,
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",LANGUAGE={},NAME={},DEFAULT=NO,AUTOSELECT=YES,URI=\"audio-{}.m3u8{query}\"",
+                quoted(&info.language),
+                quoted(&name_for(&info.language)),
+                k + 1
+            );
+        }
+        peak += extra_peak;
+        average += extra_average;
+    }
+    let codecs: Vec<&str> = infos.iter().map(|i| i.codec.as_str()).collect();
+    let _ = write!(
+        out,
+        "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},CODECS={}",
+        quoted(&codecs.join(","))
+    );
+    if let Some(video) = infos.iter().find(|i| i.width > 0) {
+        let _ = write!(out, ",RESOLUTION={}x{}", video.width, video.height);
+    }
+    if has_renditions {
+        out.push_str(",AUDIO=\"audio\"");
+    }
+    let _ = writeln!(out, "\nindex.m3u8{query}");
+    out
+}
+
+/// A media playlist: `init` is the EXT-X-MAP URI, segment n's URI is
+/// `segment(n)`.
+pub fn media(
+    durations: &[f64],
+    init: &str,
+    segment: impl Fn(usize) -> String,
+    query: &str,
+) -> String {
+    // EXTINF durations rounded to the nearest integer must not exceed it.
+    let target = durations
+        .iter()
+        .map(|d| d.round() as u64)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let mut out = String::with_capacity(200 + durations.len() * 40);
+    let _ = write!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n\
+         #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"{init}{query}\"\n"
+    );
+    for (n, duration) in durations.iter().enumerate() {
+        let _ = writeln!(out, "#EXTINF:{duration:.6},\n{}{query}", segment(n));
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_duration_covers_every_rounded_extinf() {
+        let text = media(
+            &[6.0, 6.4, 2.5],
+            "init.mp4",
+            |n| format!("seg-{n}.m4s"),
+            "?a=1",
+        );
+        assert!(text.contains("#EXT-X-TARGETDURATION:6\n"), "{text}");
+        assert!(
+            text.contains("#EXTINF:6.400000,\nseg-1.m4s?a=1\n"),
+            "{text}"
+        );
+        assert!(text.contains("#EXT-X-MAP:URI=\"init.mp4?a=1\""), "{text}");
+        assert!(text.ends_with("#EXT-X-ENDLIST\n"));
+    }
+
+    #[test]
+    fn peak_and_average_bitrates() {
+        assert_eq!(bitrates(&[1000, 3000], &[1.0, 1.0]), (24000, 16000));
+        assert_eq!(bitrates(&[], &[]), (0, 0));
+    }
+}

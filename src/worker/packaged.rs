@@ -1,0 +1,170 @@
+//! The content phase for packaged URLs (`/film.mp4/master.m3u8`,
+//! `/film.mp4/seg-3.m4s`, …): the media file is opened and indexed as for
+//! a seek, its presentation planned (cached), then the playlist, manifest or
+//! init segment is answered from memory and a media segment from the file.
+
+use std::rc::Rc;
+
+use super::respond::{Answer, Caches, FileAnswer, Head, Reply, Routed, Site, answer_head};
+use crate::access::Grant;
+use crate::http::{Refusal, Status};
+use crate::media::representation::refusal_of;
+use crate::media::{FileSource, MediaError};
+use crate::package::plan::Plan;
+use crate::package::{self, Cut, Name, Output, PackageKey};
+use crate::route::{self, VirtualHost, sandbox};
+use crate::stats::StatsSlot;
+use crate::stream::Stream;
+
+/// Answers `name` of the MP4 file at `media_path` (the request's `target`
+/// names both).
+#[allow(clippy::too_many_arguments)]
+pub fn serve(
+    site: &Site,
+    caches: &mut Caches,
+    slot: &'static StatsSlot,
+    vhost: &VirtualHost,
+    (target, media_path, name): (&str, &str, Name),
+    grant: &Grant,
+    answer: &Answer,
+    routed: &mut Routed,
+    out: &mut Vec<u8>,
+) -> Result<Reply, Refusal> {
+    let file = route::open_target(&mut caches.open_files, &site.mimes, vhost, media_path)?;
+    let opened = &file.opened;
+    let folder = &vhost.folders[opened.folder].path;
+    let failed = |e: MediaError| {
+        let refusal = refusal_of(&e);
+        if refusal.status == Status::INTERNAL_ERROR {
+            log::error!(
+                "{}/{}: {e}",
+                folder.display(),
+                String::from_utf8_lossy(&file.relative)
+            );
+        }
+        refusal
+    };
+    let cut = Cut::of_query(sandbox::query_of(target), vhost.segment_seconds).map_err(&failed)?;
+    let source = FileSource {
+        file: &opened.handle,
+        size: opened.identity.size,
+    };
+    let identity = opened.identity;
+    let index = caches
+        .media
+        .mp4_index(&source, identity, slot)
+        .map_err(&failed)?;
+    let plan = match caches
+        .media
+        .packaged(identity, PackageKey::Plan(cut.key()), || {
+            Plan::build(&index, cut.clip, cut.segment_seconds).map(|p| Output::Plan(Rc::new(p)))
+        })
+        .map_err(&failed)?
+    {
+        Output::Plan(plan) => plan,
+        _ => {
+            return Err(failed(MediaError::Broken(
+                "cache entry of the wrong kind".into(),
+            )));
+        }
+    };
+    // Playlists carry the request's own arguments (a signed link's token,
+    // the clip) into every URI they list.
+    let carried = sandbox::query_of(&answer.request.target)
+        .filter(|q| !q.is_empty())
+        .map_or_else(String::new, |q| format!("?{q}"));
+    let key = if name.is_segment() || name.is_init() {
+        PackageKey::Segment(cut.key(), name)
+    } else {
+        PackageKey::Document(cut.key(), name, package::query_hash(&carried))
+    };
+    let output = caches
+        .media
+        .packaged(identity, key, || {
+            package::build(&index, &plan, name, &carried)
+        })
+        .map_err(&failed)?;
+    let audio_only = !index.tracks[plan.roles.main[0]].is_video();
+    // The ETag: the file's, then what was cut from it and how; a playlist's
+    // also depends on the arguments it carries.
+    let cut_key = cut.key();
+    let carried_tag = match key {
+        PackageKey::Document(_, _, hash) => format!("-q{hash:x}"),
+        _ => String::new(),
+    };
+    let etag = format!(
+        "{}-{}-{}-{}-{}{carried_tag}\"",
+        opened.etag.trim_end_matches('"'),
+        name_tag(name),
+        cut_key.start_ms,
+        cut_key.stop_ms,
+        cut_key.segment_ms
+    );
+    let size = match &output {
+        Output::Document(bytes) => bytes.len() as u64,
+        Output::Segment(segment) => segment.len(),
+        Output::Plan(_) => 0,
+    };
+    StatsSlot::add(&slot.packaged[name.kind() as usize], 1);
+    let head = answer_head(
+        site,
+        vhost,
+        grant,
+        answer,
+        routed,
+        FileAnswer {
+            opened,
+            etag: &etag,
+            content_type: name.content_type(audio_only),
+            size,
+        },
+        out,
+    )?;
+    let (status, first, end) = match head {
+        Head::Done(status) => return Ok(answer.bodiless(status)),
+        Head::Body { status, first, end } => (status, first, end),
+    };
+    let keep_alive = answer.keep_alive;
+    match output {
+        Output::Document(bytes) => {
+            out.extend_from_slice(&bytes[first as usize..end as usize]);
+            StatsSlot::add(&slot.packaged_bytes[name.kind() as usize], end - first);
+            Ok(Reply {
+                status,
+                body: None,
+                keep_alive,
+            })
+        }
+        Output::Segment(segment) => Ok(Reply {
+            status,
+            body: Some(Stream::segment(
+                Rc::clone(opened),
+                segment,
+                first,
+                end,
+                &vhost.pacing,
+            )),
+            keep_alive,
+        }),
+        Output::Plan(_) => Err(Refusal::new(
+            Status::INTERNAL_ERROR,
+            "The presentation could not be built.",
+        )),
+    }
+}
+
+/// The part of an ETag that tells a presentation's answers apart.
+fn name_tag(name: Name) -> String {
+    match name {
+        Name::Master => "master".into(),
+        Name::Media => "index".into(),
+        Name::AudioMedia(k) => format!("audio{k}"),
+        Name::Manifest => "mpd".into(),
+        Name::Init => "init".into(),
+        Name::AudioInit(k) => format!("init{k}"),
+        Name::Segment(n) => format!("s{n}"),
+        Name::AudioSegment(k, n) => format!("a{k}s{n}"),
+        Name::VideoInit => "initv".into(),
+        Name::VideoSegment(n) => format!("vs{n}"),
+    }
+}
