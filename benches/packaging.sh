@@ -111,6 +111,8 @@ kill -QUIT "$lpid"; wait "$lpid" 2>/dev/null || true
 lpid=""
 start_loomiere
 cold=$(ttfb "http://127.0.0.1:$loomiere_port/hour.mp4/master.m3u8")
+# Every worker keeps its own index and plan: let each build them first.
+for _ in $(seq 10); do ttfb "http://127.0.0.1:$loomiere_port/hour.mp4/master.m3u8" > /dev/null; done
 warm=0
 for _ in $(seq 20); do warm=$(echo "$warm + $(ttfb "http://127.0.0.1:$loomiere_port/hour.mp4/master.m3u8")" | bc -l); done
 nginx_master=0

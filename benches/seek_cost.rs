@@ -1,9 +1,12 @@
-//! Measures the CPU cost of preparing MP4 seeks and generating their first 64 KiB.
+//! Measures the CPU cost of preparing MP4 seeks and generating their first
+//! 64 KiB, and of packaging the file as HLS/DASH (the plan, the playlists,
+//! a segment's head).
 //!   cargo bench --bench seek_cost -- FILE.mp4   (e.g. target/bench-media/hour.mp4 from benches/seek.sh)
 use std::rc::Rc;
 use std::time::Instant;
 
 use loomiere::media::{FileSource, Seek, SeekMode, Units, mp4};
+use loomiere::package::{self, Name, plan};
 
 fn main() {
     let path = std::env::args().nth(1).expect("usage: seek_cost FILE.mp4");
@@ -43,5 +46,23 @@ fn main() {
         "plan {:?}/seek, first 64 KiB {:?}/seek",
         plan / rounds as u32,
         write / rounds as u32
+    );
+    let started = Instant::now();
+    let plan = plan::Plan::build(&index, plan::Clip::default(), 6.0).expect("plan");
+    let planned = started.elapsed();
+    let started = Instant::now();
+    let master = package::build(&index, &plan, Name::Master, "").expect("master");
+    let media = package::build(&index, &plan, Name::Media, "").expect("index.m3u8");
+    let manifest = package::build(&index, &plan, Name::Manifest, "").expect("manifest.mpd");
+    let documents = started.elapsed();
+    drop((master, media, manifest));
+    let segments = plan.segment_count() as u32;
+    let started = Instant::now();
+    for n in 0..segments {
+        package::build(&index, &plan, Name::Segment(n), "").expect("segment");
+    }
+    println!(
+        "packaging: plan {planned:?} ({segments} segments), master + index + manifest {documents:?}, a segment's head {:?}",
+        started.elapsed() / segments.max(1)
     );
 }
