@@ -143,6 +143,21 @@ fn a_client_that_stops_reading_is_dropped_after_send_timeout_even_when_throttled
         &dir,
     );
     let mut stream = server.connect();
+    // A fixed receive buffer, as a real player's socket has: this machine's
+    // tcp_rmem lets an autotuned loopback socket grow to 32 MB, which would
+    // swallow the whole film before the server ever saw it stall.
+    let size: libc::c_int = 256 * 1024;
+    // SAFETY: a valid socket, an option of its documented type and length.
+    let set = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&stream),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "SO_RCVBUF");
     stream
         .write_all(b"GET /vbr60.mp4 HTTP/1.1\r\nHost: a\r\n\r\n")
         .expect("send");
