@@ -30,18 +30,6 @@ player_bin=target/release/loomiere-players
 make_films
 
 work=$(mktemp -d /tmp/loomiere-busy.XXXXXX)
-stop_servers() {
-    if [ -e "$work/nginx.pid" ]; then
-        kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true
-        sleep 1
-        rm -f "$work/nginx.pid"
-    fi
-    if [ -n "${lpid:-}" ]; then
-        kill -QUIT "$lpid" 2>/dev/null || true
-        wait "$lpid" 2>/dev/null || true
-        lpid=
-    fi
-}
 trap 'stop_servers; rm -rf "$work"' EXIT
 mkdir -p "$work/www"
 ln "$media/low600.mp4" "$work/www/low600.mp4" 2>/dev/null || cp "$media/low600.mp4" "$work/www/low600.mp4"

@@ -128,3 +128,34 @@ for time, end in packets:
 ' > "$media/$film.need"
     done
 }
+
+# make_hour_film: the one-hour film of the seek and packaging benchmarks
+# (320x180 H.264/AAC, 25 fps, a keyframe every 2 s, moov at the end as ffmpeg
+# writes it, about 300 MB), generated once into $media.
+make_hour_film() {
+    mkdir -p "$media"
+    if [ ! -e "$media/hour.done" ]; then
+        echo "generating $media/hour.mp4 (about a minute)"
+        ffmpeg -hide_banner -loglevel error -y -nostdin \
+            -f lavfi -i "testsrc2=size=320x180:rate=25:duration=3600" \
+            -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=3600" \
+            -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -b:v 600k \
+            -c:a aac -b:a 64k "$media/hour.mp4"
+        touch "$media/hour.done"
+    fi
+}
+
+# stop_servers: stops the nginx and the Loomiere a script started (the
+# scripts that start them more than once, and their EXIT traps).
+stop_servers() {
+    if [ -e "$work/nginx.pid" ]; then
+        kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true
+        sleep 1
+        rm -f "$work/nginx.pid"
+    fi
+    if [ -n "${lpid:-}" ]; then
+        kill -QUIT "$lpid" 2>/dev/null || true
+        wait "$lpid" 2>/dev/null || true
+        lpid=
+    fi
+}

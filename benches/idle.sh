@@ -24,18 +24,6 @@ done
 build_release
 
 work=$(mktemp -d /tmp/loomiere-idle.XXXXXX)
-stop_servers() {
-    if [ -e "$work/nginx.pid" ]; then
-        kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true
-        sleep 1
-        rm -f "$work/nginx.pid"
-    fi
-    if [ -n "${lpid:-}" ]; then
-        kill -QUIT "$lpid" 2>/dev/null || true
-        wait "$lpid" 2>/dev/null || true
-        lpid=
-    fi
-}
 trap 'stop_servers; rm -rf "$work"' EXIT
 mkdir -p "$work/www"
 head -c 1024 /dev/urandom > "$work/www/one.bin"

@@ -40,18 +40,6 @@ player_bin=target/release/loomiere-players
 make_films
 
 work=$(mktemp -d /tmp/loomiere-players.XXXXXX)
-stop_servers() {
-    if [ -e "$work/nginx.pid" ]; then
-        kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true
-        sleep 1
-        rm -f "$work/nginx.pid"
-    fi
-    if [ -n "${lpid:-}" ]; then
-        kill -QUIT "$lpid" 2>/dev/null || true
-        wait "$lpid" 2>/dev/null || true
-        lpid=
-    fi
-}
 trap 'stop_servers; rm -rf "$work"' EXIT
 mkdir -p "$work/www"
 for film in scenes600 low600; do

@@ -23,17 +23,7 @@ for tool in nginx wrk ffmpeg curl; do
 done
 build_release
 
-media=target/bench-media
-mkdir -p "$media"
-if [ ! -e "$media/hour.done" ]; then
-    echo "generating $media/hour.mp4 (about a minute)"
-    ffmpeg -hide_banner -loglevel error -y -nostdin \
-        -f lavfi -i "testsrc2=size=320x180:rate=25:duration=3600" \
-        -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=3600" \
-        -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -b:v 600k \
-        -c:a aac -b:a 64k "$media/hour.mp4"
-    touch "$media/hour.done"
-fi
+make_hour_film
 
 work=$(mktemp -d /tmp/loomiere-seek.XXXXXX)
 cleanup() {

@@ -369,25 +369,10 @@ fn a_browser_player_pauses_without_downloading_and_resumes_without_waiting() {
     pages.write("hint-test.html", PAGE.as_bytes());
     let (server, admin) = server(Some(pages.path()));
     let profile = TempDir::new("hints-chromium");
-    let mut browser = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--autoplay-policy=no-user-gesture-required",
-            // Keeps the browser running after the page loads.
-            "--remote-debugging-port=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("http://127.0.0.1:{}/hint-test.html", server.port))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("chromium (Debian package chromium)");
+    let mut browser = common::headless_chromium(
+        &format!("http://127.0.0.1:{}/hint-test.html", server.port),
+        &profile,
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut most_paused, mut most_held) = (0.0f64, 0.0f64);
     let done = loop {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -63,25 +63,10 @@ player.attach(video).then(function () {{ return player.load('{source}'); }}).the
 /// Runs `page` in headless Chromium against `server`; returns the /done line.
 fn play(server: &Server, page: &str) -> String {
     let profile = TempDir::new("packaging-chromium");
-    let mut browser = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--autoplay-policy=no-user-gesture-required",
-            // Keeps the browser running after the page loads.
-            "--remote-debugging-port=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("http://127.0.0.1:{}/{page}", server.port))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromium (Debian package chromium)");
+    let mut browser = headless_chromium(
+        &format!("http://127.0.0.1:{}/{page}", server.port),
+        &profile,
+    );
     let deadline = Instant::now() + Duration::from_secs(70);
     let done = loop {
         if let Some(line) = server

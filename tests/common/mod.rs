@@ -678,3 +678,28 @@ pub fn worker_metric(admin: u16, family: &str) -> std::collections::BTreeMap<Str
         })
         .collect()
 }
+
+/// Headless Chromium (Debian package `chromium`) on `url`, kept running after
+/// the page loads (until killed), with autoplay allowed and its profile in
+/// `profile`.
+pub fn headless_chromium(url: &str, profile: &TempDir) -> Child {
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--autoplay-policy=no-user-gesture-required",
+            // Keeps the browser running after the page loads.
+            "--remote-debugging-port=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium (Debian package chromium)")
+}
