@@ -99,12 +99,13 @@ pub fn init_segment(index: &Mp4Index, tracks: &[usize]) -> Vec<u8> {
         put32(&mut out, value); // unity matrix
     }
     out.extend_from_slice(&[0; 24]);
+    // A hostile file's track id may be u32::MAX (found by fuzz/fuzz_targets/segments.rs).
     let next_id = tracks
         .iter()
         .map(|&t| index.tracks[t].id)
         .max()
         .unwrap_or(0)
-        + 1;
+        .saturating_add(1);
     put32(&mut out, next_id);
     close(&mut out, mvhd);
     for &t in tracks {
