@@ -6,6 +6,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use loomiere::media::{Seek, SeekMode, Units, flv, mp4};
+use loomiere::package::fmp4;
+use loomiere::package::plan::{Clip, Plan};
 
 struct Random(u64);
 
@@ -104,7 +106,24 @@ fn exercise_mp4(data: &[u8]) -> usize {
             }
         }
     }
+    exercise_packaging(&index);
     prepared_count
+}
+
+/// HLS/DASH packaging of the same index: the plan, the init segment and the
+/// first media segments are built without a panic.
+fn exercise_packaging(index: &mp4::Mp4Index) {
+    let whole = Clip {
+        start: 0.0,
+        stop: 0.0,
+    };
+    let Ok(plan) = Plan::build(index, whole, 6.0) else {
+        return;
+    };
+    let _ = fmp4::init_segment(index, &plan.roles.main);
+    for (n, ranges) in plan.main.iter().enumerate().take(8) {
+        let _ = fmp4::media_segment(index, &plan.roles.main, ranges, n as u32 + 1);
+    }
 }
 
 fn exercise_flv(data: &[u8]) -> usize {
