@@ -1,7 +1,8 @@
 -- Loomiere options (Lua 5.1). Every line is optional: what you leave out
 -- keeps the built-in default shown here. Check a change with `loomiere -t`,
 -- apply it with `sv hup loomiere` (SIGHUP): a broken file is refused and
--- the running configuration stays.
+-- the running configuration stays. Stop with `sv -w 35 stop loomiere`: sv
+-- waits 7 s by default, less than the drain below.
 
 -- Listen address for clients: '*' = every IPv4 and IPv6 address, or an IP.
 options.bind = '*'
@@ -50,7 +51,8 @@ options.keepalive_timeout = 15  -- an idle keep-alive connection is closed after
 options.send_timeout = 60       -- a response whose socket accepts nothing for this long is
                                 -- dropped (a throttled stream asleep between slices is not stalled)
 options.drain_timeout = 30      -- on SIGTERM, in-flight responses get this long, then are cut
-                                -- (a reload never cuts them: old workers stream to the end)
+                                -- (a reload never cuts them: old workers stream to the end);
+                                -- `sv -w N stop loomiere` with N above it waits for the drain
 
 -- Limits of one route function call: Lua instructions, and the memory of
 -- the workers' Lua state (a runaway function answers 500; the worker goes on).

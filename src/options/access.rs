@@ -89,6 +89,12 @@ pub const HOST_ACCESS_TYPES: &[(&str, &str)] = &[
     ("expires", "table"),
 ];
 
+/// The keys of `options.limits`.
+pub const LIMITS_KEYS: &[&str] = &["per_ip", "rate", "burst", "exempt"];
+
+/// The keys of a host's `countries`.
+pub const COUNTRIES_KEYS: &[&str] = &["allow", "deny", "unknown"];
+
 fn invalid(name: &str, message: impl std::fmt::Display) -> OptionsError {
     OptionsError::option(name, message)
 }

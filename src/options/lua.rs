@@ -172,6 +172,28 @@ const HOST_OPTION_TYPES: &[(&str, &str)] = &[
     ("segment_seconds", "number"),
 ];
 
+/// Every key options.lua accepts, with where it goes: `options`, `host`,
+/// `route`, `limits` or `countries`. The manual's test checks that each is
+/// documented.
+pub fn accepted_keys() -> Vec<(&'static str, &'static str)> {
+    let mut keys: Vec<(&str, &str)> = OPTION_TYPES.iter().map(|(k, _)| ("options", *k)).collect();
+    for key in ["match", "folder", "folders", "routes"] {
+        keys.push(("host", key));
+    }
+    for (key, _) in HOST_OPTION_TYPES.iter().chain(access::HOST_ACCESS_TYPES) {
+        keys.push(("host", key));
+    }
+    for key in ["match", "status", "message"]
+        .iter()
+        .chain(ROUTE_ACTIONS.iter())
+    {
+        keys.push(("route", key));
+    }
+    keys.extend(access::LIMITS_KEYS.iter().map(|k| ("limits", *k)));
+    keys.extend(access::COUNTRIES_KEYS.iter().map(|k| ("countries", *k)));
+    keys
+}
+
 /// Runs the script at `path` (whose bytes are `source`) and returns the options it set.
 pub fn evaluate(path: &Path, source: &[u8]) -> Result<Options, OptionsError> {
     let lua = sandboxed_state().map_err(|e| OptionsError::new(describe(&e)))?;
