@@ -167,6 +167,22 @@ fn every_monitor_line_is_in_the_manual() {
         missing.is_empty(),
         "/monitor lines missing from man/loomiere.8: {missing:?}"
     );
+    // Every Prometheus family, and the JSON form's own key.
+    let metrics = admin_get(admin, "/metrics");
+    let families: BTreeSet<&str> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert!(families.len() > 30, "too few families: {families:?}");
+    let missing: Vec<_> = families.iter().filter(|f| !mentions(&manual, f)).collect();
+    assert!(
+        missing.is_empty(),
+        "/metrics families missing from man/loomiere.8: {missing:?}"
+    );
+    let json = admin_get(admin, "/monitor?format=json");
+    assert!(json.contains("\"data:delay:histogram\""));
+    assert!(mentions(&manual, "data:delay:histogram"));
     for endpoint in [
         "/monitor",
         "/metrics",

@@ -140,6 +140,13 @@ for doc in README.md.gz copyright examples/options.lua examples/hint.js examples
     check "/usr/share/doc/loomiere/$doc is shipped" test -e "$work/contents/usr/share/doc/loomiere/$doc"
 done
 
+# Every path with "loomiere" in its name outside the build and temporary
+# directories: after the last purge it must be as before the first install.
+traces() {
+    find /etc /usr /var /run /opt /srv -xdev -name '*loomiere*' 2>/dev/null | sort
+}
+traces > "$work/traces.before"
+
 # --- First install ----------------------------------------------------------
 if dpkg -i "$deb" > "$work/install.log" 2>&1; then pass "dpkg -i"; else cat "$work/install.log"; fail "dpkg -i"; fi
 check "the first install prints no warning or failure" \
@@ -250,6 +257,10 @@ check "the install after the purge creates the account again" quietly getent pas
 dpkg -P loomiere > "$work/purge2.log" 2>&1
 check "the second purge leaves no trace" \
     bash -c "[ ! -e /etc/sv/loomiere ] && [ ! -e /var/log/loomiere ] && ! getent passwd loomiere && [ ! -L /etc/service/loomiere ]"
+
+traces > "$work/traces.after"
+check "no path named *loomiere* is left that was not there before" \
+    diff "$work/traces.before" "$work/traces.after"
 
 result
 [ "$failed" -eq 0 ]
