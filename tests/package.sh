@@ -130,6 +130,21 @@ dbgsym=$(ls "$repo"/target/debian/loomiere-dbgsym_"$version"_*.deb)
 if command -v git >/dev/null && git rev-parse --git-dir >/dev/null 2>&1; then
     check "debian/copyright is up to date with the crates" git diff --quiet -- debian/copyright
 fi
+# The same source elsewhere (another path, fresh file dates) builds the same
+# bytes: remapped paths, SOURCE_DATE_EPOCH.
+mkdir -p "$work/elsewhere"
+git ls-files -z 2>/dev/null | xargs -0 cp --parents -t "$work/elsewhere" 2>/dev/null \
+    || tar --exclude=./target -cf - . | tar -xf - -C "$work/elsewhere"
+if (cd "$work/elsewhere" && debian/build) > "$work/build2.log" 2>&1; then
+    check "a second build elsewhere gives the identical .deb" \
+        cmp -s "$deb" "$work/elsewhere/target/debian/$(basename "$deb")"
+    check "and the identical -dbgsym" \
+        cmp -s "$dbgsym" "$work/elsewhere/target/debian/$(basename "$dbgsym")"
+else
+    tail -20 "$work/build2.log"
+    fail "a second build elsewhere"
+fi
+rm -rf "$work/elsewhere"
 mkdir -p "$work/contents"
 dpkg-deb -x "$deb" "$work/contents"
 check "the binary names no build path ($HOME, $repo)" \
