@@ -379,12 +379,8 @@ fn a_browser_player_pauses_without_downloading_and_resumes_without_waiting() {
         let json = admin_get(admin, "/monitor?format=json");
         most_paused = most_paused.max(json_number(&json, "hints:paused"));
         most_held = most_held.max(json_number(&json, "hints:held:bytes"));
-        if let Some(line) = server
-            .log_text()
-            .lines()
-            .find(|line| line.contains("GET /done?"))
-        {
-            break line.to_string();
+        if let Some(line) = server.log_line("GET /done?") {
+            break line;
         }
         if Instant::now() > deadline {
             let _ = browser.kill();

@@ -69,12 +69,8 @@ fn play(server: &Server, page: &str) -> String {
     );
     let deadline = Instant::now() + Duration::from_secs(70);
     let done = loop {
-        if let Some(line) = server
-            .log_text()
-            .lines()
-            .find(|line| line.contains("GET /done?"))
-        {
-            break line.to_string();
+        if let Some(line) = server.log_line("GET /done?") {
+            break line;
         }
         if Instant::now() > deadline {
             let _ = browser.kill();

@@ -212,6 +212,16 @@ impl Server {
         self.log.lock().expect("log").join("\n")
     }
 
+    /// The first log line that contains `needle`, if one has arrived.
+    pub fn log_line(&self, needle: &str) -> Option<String> {
+        self.log
+            .lock()
+            .expect("log")
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned()
+    }
+
     /// Waits until some log line contains `needle`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
