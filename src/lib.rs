@@ -7,6 +7,7 @@
 pub mod access;
 pub mod cache;
 pub mod http;
+pub mod lua;
 pub mod master;
 pub mod media;
 pub mod options;

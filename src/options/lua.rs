@@ -8,13 +8,14 @@
 
 use std::path::{Path, PathBuf};
 
-use mlua::{Lua, LuaOptions, StdLib, Table, Value};
+use mlua::{Lua, Table, Value};
 
 use super::access;
 use super::{
     AccessOptions, HostOptions, MimeTable, Options, OptionsError, PacingOverrides, RouteAction,
     RouteOptions, UserOption, cpu_count,
 };
+use crate::lua::Sandbox;
 use crate::media::SeekMode;
 use crate::stream::size;
 
@@ -150,6 +151,7 @@ const OPTION_TYPES: &[(&str, &str)] = &[
     ("keepalive_timeout", "number"),
     ("send_timeout", "number"),
     ("drain_timeout", "number"),
+    ("stall_timeout", "number"),
     ("access_log", "boolean"),
     ("seek", "string"),
     ("lua_instructions", "number"),
@@ -196,17 +198,20 @@ pub fn accepted_keys() -> Vec<(&'static str, &'static str)> {
 
 /// Runs the script at `path` (whose bytes are `source`) and returns the options it set.
 pub fn evaluate(path: &Path, source: &[u8]) -> Result<Options, OptionsError> {
-    let lua = sandboxed_state().map_err(|e| OptionsError::new(describe(&e)))?;
-    evaluate_in(&lua, path, source).map(|(options, _)| options)
+    let sandbox = sandboxed_state().map_err(|e| OptionsError::new(describe(&e)))?;
+    evaluate_in(&sandbox, path, source).map(|(options, _)| options)
 }
 
-/// Runs the script in `lua` and returns the options and the table holding
-/// them (where route functions are found).
+/// Runs the script in `sandbox`, under the options script's limits, and
+/// returns the options and the table holding them (where route functions
+/// are found).
 pub fn evaluate_in(
-    lua: &Lua,
+    sandbox: &Sandbox,
     path: &Path,
     source: &[u8],
 ) -> Result<(Options, Table), OptionsError> {
+    sandbox.start_options_script();
+    let lua = &sandbox.lua;
     let (store, assigned) = prepare(lua).map_err(|e| OptionsError::new(describe(&e)))?;
     lua.load(source)
         .set_name(format!("@{}", path.display()))
@@ -219,28 +224,15 @@ pub fn evaluate_in(
     Ok((options, store))
 }
 
-/// Lua code that takes away what options.lua and route functions must not
-/// have: files, processes, the environment, loading code.
-const SANDBOX: &str = r#"
-for _, name in ipairs({ 'execute', 'exit', 'remove', 'rename', 'tmpname', 'getenv', 'setlocale' }) do
-  os[name] = nil
-end
-load, loadstring, loadfile, dofile, require, module = nil, nil, nil, nil, nil, nil
-getfenv, setfenv, newproxy, collectgarbage = nil, nil, nil, nil
-"#;
-
-/// A Lua state with the environment options.lua and route functions run in:
-/// `string`, `table`, `math`, `os.time`, `os.date`, `os.clock`, and the
-/// `loomiere` table; no `io`, `os.execute`, `require`, `load*` or `dofile`.
-pub fn sandboxed_state() -> mlua::Result<Lua> {
-    let lua = Lua::new_with(
-        StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::OS,
-        LuaOptions::new(),
-    )?;
-    lua.load(SANDBOX).set_name("=sandbox").exec()?;
-    lua.globals()
-        .set("loomiere", crate::route::lua::helpers(&lua)?)?;
-    Ok(lua)
+/// The restricted state options.lua and route functions run in (see
+/// [`crate::lua`]), with the `loomiere` table of helpers.
+pub fn sandboxed_state() -> mlua::Result<Sandbox> {
+    let sandbox = Sandbox::new()?;
+    sandbox
+        .lua
+        .globals()
+        .set("loomiere", crate::route::lua::helpers(&sandbox.lua)?)?;
+    Ok(sandbox)
 }
 
 fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {
@@ -275,6 +267,7 @@ fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {
     store.set("keepalive_timeout", defaults.keepalive_timeout)?;
     store.set("send_timeout", defaults.send_timeout)?;
     store.set("drain_timeout", defaults.drain_timeout)?;
+    store.set("stall_timeout", defaults.stall_timeout)?;
     store.set("access_log", defaults.access_log)?;
     store.set("seek", "keyframe")?;
     store.set("segment_seconds", defaults.segment_seconds)?;
@@ -342,6 +335,7 @@ fn read_back(store: &Table, assigned: &Table) -> Result<Options, ReadError> {
     options.keepalive_timeout = store.get("keepalive_timeout")?;
     options.send_timeout = store.get("send_timeout")?;
     options.drain_timeout = store.get("drain_timeout")?;
+    options.stall_timeout = store.get("stall_timeout")?;
     options.access_log = store.get("access_log")?;
     options.segment_seconds = store.get("segment_seconds")?;
     options.seek = match store.get::<String>("seek")?.as_str() {

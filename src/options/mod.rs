@@ -147,6 +147,9 @@ pub struct Options {
     pub send_timeout: f64,
     /// Seconds in-flight responses get to finish on SIGTERM or reload.
     pub drain_timeout: f64,
+    /// Seconds a worker's or the monitor's loop may go without turning
+    /// before the master kills and replaces it.
+    pub stall_timeout: f64,
     /// Whether to write one access-log line per response on stderr.
     pub access_log: bool,
     /// Seconds per HLS/DASH segment (cut at the next keyframe); hosts may override it.
@@ -162,6 +165,12 @@ pub struct Options {
     /// Per-client-address connection limits over all workers.
     pub limits: Option<LimitOptions>,
 }
+
+/// `stall_timeout`'s default and bounds, in seconds. An idle loop still
+/// turns once a second (its heartbeat), so less than two would kill idle workers.
+pub const STALL_TIMEOUT_DEFAULT_SECS: f64 = 10.0;
+pub const STALL_TIMEOUT_MIN_SECS: f64 = 2.0;
+pub const STALL_TIMEOUT_MAX_SECS: f64 = 3600.0;
 
 /// The number of CPUs this process may run on (`options.cpus`).
 pub fn cpu_count() -> usize {
@@ -199,6 +208,7 @@ impl Options {
             keepalive_timeout: 15.0,
             send_timeout: Pacing::DEFAULT.send_timeout,
             drain_timeout: 30.0,
+            stall_timeout: STALL_TIMEOUT_DEFAULT_SECS,
             segment_seconds: 6.0,
             access_log: true,
             seek: SeekMode::Keyframe,
@@ -280,6 +290,15 @@ impl Options {
             if value < 0.1 {
                 return Err(OptionsError::option(name, "must be at least 0.1 seconds"));
             }
+        }
+        if !(STALL_TIMEOUT_MIN_SECS..=STALL_TIMEOUT_MAX_SECS).contains(&self.stall_timeout) {
+            return Err(OptionsError::option(
+                "stall_timeout",
+                format!(
+                    "must be a number of seconds from {STALL_TIMEOUT_MIN_SECS} to {STALL_TIMEOUT_MAX_SECS}, not {}",
+                    self.stall_timeout
+                ),
+            ));
         }
         if self.cache > 1 << 20 {
             return Err(OptionsError::option(

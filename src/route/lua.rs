@@ -1,35 +1,45 @@
 //! Lua route functions: `call = function(url, headers, ip, port)` and the
 //! original's function-valued `alter`, `route`, `moved`, run in a Lua state
 //! of their own (options.lua evaluated again, so closures and upvalues
-//! work), under an instruction limit and a memory limit. Each worker has its
-//! own copy of the state (it is built before the fork).
+//! work), in the sandbox of [`crate::lua`]: under an instruction limit, a
+//! memory limit and a time limit (half of `stall_timeout`, so the watchdog
+//! never takes a route function for a stuck worker). Each worker has its
+//! own copy of the state (it is built before the fork), and notes in its
+//! heartbeat which function it runs, for the watchdog's log line.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
-use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
+use mlua::{Function, Lua, MultiValue, Table, Value};
 use sha2::Sha256;
 
 use super::rewrite::Routing;
 use crate::access::geoip::GeoIp;
 use crate::http::{Request, Status};
+use crate::lua::Sandbox;
+use crate::lua::limits::LimitNames;
 use crate::options::{Options, OptionsError, RouteAction, lua as options_lua};
+use crate::stats::heartbeat::Heartbeat;
 
-/// The hook runs every this many instructions.
-const HOOK_EVERY: u32 = 1000;
+/// How a route function's limits are named in its errors.
+const ROUTE_LIMITS: LimitNames = LimitNames {
+    instructions: "options.lua_instructions",
+    time: "half of options.stall_timeout",
+};
 
 pub struct RouteLua {
-    lua: Lua,
+    sandbox: Sandbox,
     /// By (host index, route index from 1).
     functions: HashMap<(usize, usize), Function>,
-    /// Hook ticks a call has left.
-    budget: Rc<Cell<u64>>,
-    ticks_per_call: u64,
+    instructions_per_call: u64,
+    time_per_call: Duration,
+    /// Where the worker notes which function it runs (set after the fork).
+    heartbeat: Option<&'static Heartbeat>,
 }
 
 impl RouteLua {
@@ -50,8 +60,9 @@ impl RouteLua {
         let fail = |e: mlua::Error| OptionsError::new(format!("route functions: {e}"));
         let source = std::fs::read(path)
             .map_err(|e| OptionsError::new(format!("cannot read {}: {e}", path.display())))?;
-        let lua = options_lua::sandboxed_state().map_err(fail)?;
-        let (_, store) = options_lua::evaluate_in(&lua, Path::new(path), &source)?;
+        let sandbox = options_lua::sandboxed_state().map_err(fail)?;
+        let lua = &sandbox.lua;
+        let (_, store) = options_lua::evaluate_in(&sandbox, Path::new(path), &source)?;
         let functions = collect(&store).map_err(fail)?;
         if let Some(geoip) = geoip {
             let country = lua
@@ -64,29 +75,22 @@ impl RouteLua {
                 .and_then(|helpers| helpers.set("country", country))
                 .map_err(fail)?;
         }
-        let budget = Rc::new(Cell::new(0u64));
-        let left = Rc::clone(&budget);
-        lua.set_hook(
-            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-            move |_, _| match left.get() {
-                0 => Err(mlua::Error::RuntimeError(
-                    "the instruction limit (options.lua_instructions) was reached".into(),
-                )),
-                n => {
-                    left.set(n - 1);
-                    Ok(VmState::Continue)
-                }
-            },
-        );
-        let used = lua.used_memory();
-        lua.set_memory_limit(used + options.lua_memory as usize)
+        let used = lua.used_memory() as u64;
+        sandbox
+            .limit_memory(used + options.lua_memory)
             .map_err(fail)?;
         Ok(Some(RouteLua {
-            lua,
+            sandbox,
             functions,
-            budget,
-            ticks_per_call: (options.lua_instructions / u64::from(HOOK_EVERY)).max(1),
+            instructions_per_call: options.lua_instructions,
+            time_per_call: Duration::from_secs_f64(options.stall_timeout / 2.0),
+            heartbeat: None,
         }))
+    }
+
+    /// Makes every call note, in `heartbeat`, which function it runs.
+    pub fn report_to(&mut self, heartbeat: &'static Heartbeat) {
+        self.heartbeat = Some(heartbeat);
     }
 
     /// Runs route `route` of host `host` for `request` (target `target`).
@@ -99,11 +103,23 @@ impl RouteLua {
         request: &Request,
         peer: SocketAddr,
     ) -> Routing<'static> {
-        match self.run(host, route, key, target, request, peer) {
+        if let Some(heartbeat) = self.heartbeat {
+            heartbeat.note(&format!(
+                "running hosts['{pattern}'].routes[{route}] ({key}) for {target}"
+            ));
+        }
+        self.sandbox
+            .limits
+            .start(self.instructions_per_call, self.time_per_call, ROUTE_LIMITS);
+        let result = self.run(host, route, key, target, request, peer);
+        if let Some(heartbeat) = self.heartbeat {
+            heartbeat.clear_note();
+        }
+        match result {
             Ok(routing) => routing,
             Err(e) => {
                 // What a failed call allocated must not starve the next one.
-                let _ = self.lua.gc_collect();
+                let _ = self.sandbox.lua.gc_collect();
                 log::error!("hosts['{pattern}'].routes[{route}] ({key}) failed for {target}: {e}");
                 Routing::Error {
                     status: Status::INTERNAL_ERROR,
@@ -126,7 +142,7 @@ impl RouteLua {
             .functions
             .get(&(host, route))
             .ok_or_else(|| mlua::Error::RuntimeError("the function is missing".into()))?;
-        let headers = self.lua.create_table()?;
+        let headers = self.sandbox.lua.create_table()?;
         for (name, value) in request.header_fields() {
             let joined = match headers.get::<Option<String>>(name.as_str())? {
                 Some(earlier) => format!("{earlier}, {value}"),
@@ -134,7 +150,6 @@ impl RouteLua {
             };
             headers.set(name, joined)?;
         }
-        self.budget.set(self.ticks_per_call);
         let same = || Routing::Serve(target.to_string().into());
         if key != "call" {
             // The original's form: f(target, headers) returns the new target, or nil.

@@ -32,11 +32,12 @@ pub fn render(region: &StatsRegion, totals: &Totals, history: &History, now: &Sa
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta http-equiv=\"refresh\" content=\"{REFRESH_SECS}\">\
          <link rel=\"icon\" href=\"data:,\"><title>Loomiere monitor</title><style>{STYLE}</style></head><body>\
-         <header><h1>Loomiere</h1><p>version {} · up {} · {} workers running · {} restarts · {} reloads · {}</p></header>",
+         <header><h1>Loomiere</h1><p>version {} · up {} · {} workers running · {} restarts · {} stalled · {} reloads · {}</p></header>",
         env!("CARGO_PKG_VERSION"),
         uptime(now.at - started),
         totals.workers_running,
         globals.worker_restarts.load(Ordering::Relaxed),
+        globals.worker_stalls.load(Ordering::Relaxed),
         globals.reloads.load(Ordering::Relaxed),
         escape(&date::format(now.at)),
     );

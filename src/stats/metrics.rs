@@ -81,6 +81,13 @@ pub fn render(region: &StatsRegion, totals: &Totals) -> String {
     );
     single(
         &mut out,
+        "worker_stalls_total",
+        "counter",
+        "Workers and monitors killed by the watchdog because their loop stopped turning for stall_timeout.",
+        load(&globals.worker_stalls),
+    );
+    single(
+        &mut out,
         "reloads_total",
         "counter",
         "Configuration reloads (SIGHUP) that took effect.",

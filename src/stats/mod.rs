@@ -7,6 +7,7 @@
 
 pub mod columns;
 pub mod dashboard;
+pub mod heartbeat;
 pub mod history;
 pub mod metrics;
 pub mod monitor;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use crate::sys::SharedMapping;
 use columns::{CODE_COLUMNS, Directory, FOLDER_COLUMNS, HOST_COLUMNS, code_column};
+use heartbeat::Heartbeat;
 
 /// How many slots the region holds: enough for a full set of workers plus a
 /// full set still draining after a reload, with room to spare.
@@ -42,6 +44,8 @@ pub enum Failure {
 pub struct StatsSlot {
     /// Process id of the worker using the slot; 0 when free.
     pub pid: AtomicU32,
+    /// The worker's sign of life, for the master's watchdog.
+    pub heartbeat: Heartbeat,
     pub connections_active: AtomicU64,
     pub connections_total: AtomicU64,
     pub requests_total: AtomicU64,
@@ -204,6 +208,10 @@ pub struct Globals {
     pub started: AtomicI64,
     pub reloads: AtomicU64,
     pub worker_restarts: AtomicU64,
+    /// Workers and monitors the watchdog killed because their loop stopped turning.
+    pub worker_stalls: AtomicU64,
+    /// The monitor's sign of life, for the master's watchdog.
+    pub monitor: Heartbeat,
     /// Settings the monitor reports (the monitor's own copy of the options may be older).
     pub workers: AtomicU64,
     pub clients_limit: AtomicU64,

@@ -3,25 +3,36 @@
 //!
 //! Admin traffic is rare and local, so the monitor answers one connection at
 //! a time with blocking I/O under short time-outs, between samples; it never
-//! touches client traffic.
+//! touches client traffic. It stamps its heartbeat each turn and while it
+//! waits on a slow admin client, for the master's watchdog, and exits on the
+//! signals that stop or retire a worker (its answers are synchronous, so none
+//! is in flight when it reads them), including its master's death.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use super::heartbeat::Heartbeat;
 use super::history::{History, Sample};
 use super::{StatsRegion, Totals, dashboard, metrics, report, space};
 use crate::http::{self, Method, Parsed, Status, date};
 use crate::options::Options;
 use crate::route::sandbox;
+use crate::sys::signals;
 
 /// How long an admin client may take to send its request or read the answer.
 const ADMIN_IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the totals are sampled.
+/// How often the totals are sampled (and at least how often the loop turns).
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// Longest a blocking read or write waits before the heartbeat is stamped again.
+const IO_SLICE: Duration = Duration::from_millis(500);
 const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
 
 /// Serves the admin port until the process is told to stop.
 pub fn serve(listener: TcpListener, region: &StatsRegion, options: &Options) -> ! {
@@ -49,9 +60,29 @@ impl Monitor<'_> {
         let mut poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let signals = SignalFd::with_flags(
+            &signals::handled_set(),
+            SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+        )
+        .map_err(std::io::Error::from)?;
+        poll.registry().register(
+            &mut SourceFd(&signals.as_raw_fd()),
+            SIGNALS,
+            Interest::READABLE,
+        )?;
         let mut events = Events::with_capacity(16);
         let mut next_sample = Instant::now();
         loop {
+            self.beat();
+            while let Ok(Some(info)) = signals.read_signal() {
+                if info.ssi_signo as libc::c_int != libc::SIGCHLD {
+                    log::debug!(
+                        "monitor: {} received; exiting",
+                        signals::name(info.ssi_signo as libc::c_int)
+                    );
+                    std::process::exit(0);
+                }
+            }
             let now = Instant::now();
             if now >= next_sample {
                 self.sample();
@@ -83,6 +114,13 @@ impl Monitor<'_> {
         }
     }
 
+    fn beat(&self) {
+        self.region
+            .globals()
+            .monitor
+            .beat(crate::sys::monotonic_micros());
+    }
+
     /// Whether the request carries the admin token (always, when none is set).
     fn authorized(&self, authorization: Option<&str>) -> bool {
         let token = &self.options.root_token;
@@ -99,7 +137,7 @@ impl Monitor<'_> {
     /// `/space?path=…`: 403 outside the configured folders.
     fn space(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut AdminStream,
         query: &str,
         json: bool,
         head_only: bool,
@@ -146,9 +184,12 @@ impl Monitor<'_> {
         self.history.record(sample);
     }
 
-    fn answer(&mut self, mut stream: TcpStream) -> std::io::Result<()> {
+    fn answer(&mut self, stream: TcpStream) -> std::io::Result<()> {
         stream.set_nonblocking(false)?;
-        stream.set_write_timeout(Some(ADMIN_IO_TIMEOUT))?;
+        let mut stream = AdminStream {
+            stream,
+            heartbeat: &self.region.globals().monitor,
+        };
         // The client port's limit: the whole head within header_timeout, so a
         // slow client cannot hold this one-at-a-time server.
         let deadline = Instant::now() + Duration::from_secs_f64(self.options.header_timeout);
@@ -165,8 +206,9 @@ impl Monitor<'_> {
                     false,
                 );
             }
-            stream.set_read_timeout(Some(left))?;
-            let n = match stream.read(&mut chunk) {
+            self.beat();
+            stream.stream.set_read_timeout(Some(left.min(IO_SLICE)))?;
+            let n = match stream.stream.read(&mut chunk) {
                 Ok(n) => n,
                 Err(e)
                     if matches!(
@@ -281,7 +323,7 @@ fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
 
 /// An error page for `target`.
 fn error_reply(
-    stream: &mut TcpStream,
+    stream: &mut AdminStream,
     status: Status,
     target: &str,
     detail: &str,
@@ -292,7 +334,7 @@ fn error_reply(
 }
 
 fn reply(
-    stream: &mut TcpStream,
+    stream: &mut AdminStream,
     status: Status,
     content_type: &str,
     body: &str,
@@ -302,7 +344,7 @@ fn reply(
 }
 
 fn reply_with(
-    stream: &mut TcpStream,
+    stream: &mut AdminStream,
     status: Status,
     content_type: &str,
     body: &str,
@@ -321,5 +363,40 @@ fn reply_with(
     if !head_only {
         out.extend_from_slice(body.as_bytes());
     }
-    stream.write_all(&out)
+    stream.write_all_within(&out)
+}
+
+/// An admin connection. Its answer must be written within
+/// `ADMIN_IO_TIMEOUT`; while it waits on the client, the monitor's
+/// heartbeat is stamped, so the watchdog sees it busy, not stuck.
+struct AdminStream<'a> {
+    stream: TcpStream,
+    heartbeat: &'a Heartbeat,
+}
+
+impl AdminStream<'_> {
+    fn write_all_within(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let deadline = Instant::now() + ADMIN_IO_TIMEOUT;
+        self.stream.set_write_timeout(Some(IO_SLICE))?;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            self.heartbeat.beat(crate::sys::monotonic_micros());
+            if Instant::now() >= deadline {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            match self.stream.write(rest) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }

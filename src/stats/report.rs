@@ -63,6 +63,10 @@ pub fn lines(
             "workers:restarts",
             count(globals.worker_restarts.load(Ordering::Relaxed)),
         ),
+        pair(
+            "workers:stalled",
+            count(globals.worker_stalls.load(Ordering::Relaxed)),
+        ),
         Line::Section("Cache"),
         pair("cache:limit", Value::Number(options.cache as f64, "MB")),
         pair(

@@ -40,15 +40,30 @@ pub fn fork() -> io::Result<Forked> {
     }
 }
 
-/// Asks the kernel to send `signal` to this process when its parent dies, so a
-/// worker never outlives a master killed with SIGKILL.
-pub fn die_with_parent(signal: libc::c_int) -> io::Result<()> {
+/// Asks the kernel to send `signal` to this process when its parent, the
+/// process `parent`, dies, so a worker never outlives a master killed with
+/// SIGKILL. Call it after any change of user or group: the kernel clears
+/// the request on a change of credentials. If the parent died before the
+/// request was made, `signal` is sent at once.
+pub fn die_with_parent(signal: libc::c_int, parent: libc::pid_t) -> io::Result<()> {
     // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
     check(
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) }
             as libc::c_long,
     )?;
+    // The parent may have died between fork and prctl: then nobody will
+    // send the signal, and this process was handed to another parent.
+    if !parent_is(parent) {
+        // SAFETY: raise takes a signal number only.
+        check(unsafe { libc::raise(signal) } as libc::c_long)?;
+    }
     Ok(())
+}
+
+/// Whether this process's parent is still `parent`.
+pub fn parent_is(parent: libc::pid_t) -> bool {
+    // SAFETY: getppid cannot fail and touches no memory.
+    unsafe { libc::getppid() == parent }
 }
 
 /// Anonymous shared memory that survives `fork`: every process sees the same bytes.

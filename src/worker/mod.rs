@@ -42,6 +42,9 @@ const DRAIN_DEADLINE: usize = usize::MAX - 1;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Size of the read scratch buffer shared by every connection of a worker.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Longest sleep of an idle loop: each turn stamps the heartbeat the
+/// master's watchdog reads, so even an idle worker turns this often.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// The shared memory a worker writes into.
 pub struct Shared {
@@ -50,6 +53,8 @@ pub struct Shared {
     pub slot: &'static StatsSlot,
     pub globals: &'static Globals,
     pub limits: &'static LimitsRegion,
+    /// The master's process id, to tell its death from an ordinary SIGTERM.
+    pub master: libc::pid_t,
 }
 
 /// Time-outs, read once from the options.
@@ -101,10 +106,14 @@ struct Worker {
     wheel: TimerWheel,
     env: Env,
     open: usize,
+    master: libc::pid_t,
 }
 
 /// Runs a worker until it has drained after SIGTERM (returns 0) or is told to quit.
-pub fn run(listener: StdTcpListener, site: Site, shared: Shared) -> io::Result<i32> {
+pub fn run(listener: StdTcpListener, mut site: Site, shared: Shared) -> io::Result<i32> {
+    if let Some(route_lua) = site.route_lua.as_mut() {
+        route_lua.report_to(&shared.slot.heartbeat);
+    }
     let poll = Poll::new()?;
     let mut listener = TcpListener::from_std(listener);
     poll.registry()
@@ -156,6 +165,7 @@ pub fn run(listener: StdTcpListener, site: Site, shared: Shared) -> io::Result<i
             phase: 0.0,
         },
         open: 0,
+        master: shared.master,
     };
     worker.run()
 }
@@ -167,15 +177,22 @@ impl Worker {
         let mut ready = Vec::new();
         loop {
             let timeout = if self.env.ready.is_empty() {
-                self.wheel.next_wait(Instant::now())
+                self.wheel
+                    .next_wait(Instant::now())
+                    .map_or(HEARTBEAT_EVERY, |wait| wait.min(HEARTBEAT_EVERY))
             } else {
-                Some(Duration::ZERO)
+                Duration::ZERO
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout)
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 return Err(e);
             }
+            // One turn of the loop handles at most `events`' capacity of
+            // events, each with non-blocking I/O, at most one route function
+            // per request (bounded by its own limits) and at most one index
+            // parse; so a turn is short and the beat fresh (see the watchdog).
+            self.env.slot.heartbeat.beat(crate::sys::monotonic_micros());
             self.env.now = Instant::now();
             self.env.unix_now = crate::sys::unix_now();
             for event in events.iter() {
@@ -450,6 +467,12 @@ impl Worker {
             match info.ssi_signo as libc::c_int {
                 // Stopping: in-flight responses get drain_timeout, then are cut.
                 libc::SIGTERM | libc::SIGINT => {
+                    if !crate::sys::parent_is(self.master) {
+                        log::warn!(
+                            "worker {}: the master process is gone; no new connections, in-flight responses finish, then it exits",
+                            std::process::id()
+                        );
+                    }
                     let grace = self.env.site.options.drain_timeout;
                     self.start_draining(Some(Duration::from_secs_f64(grace)));
                 }

@@ -4,6 +4,9 @@
 //! Signals are blocked and taken synchronously with `sigtimedwait`, so the
 //! master's logic runs in one plain loop with no handlers:
 //! SIGHUP reloads, SIGTERM/SIGINT drain, SIGQUIT exits at once, SIGCHLD reaps.
+//! Each pass of that loop also runs the [`watchdog`] over the children.
+
+mod watchdog;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -28,6 +31,9 @@ const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(10);
 const HEALTHY_LIFETIME: Duration = Duration::from_secs(2);
 /// How often the master wakes with nothing to do, to reap and schedule.
 const MASTER_TICK: Duration = Duration::from_millis(500);
+/// How long a starting master waits for a port a previous one's children
+/// still hold.
+const PORT_WAIT: Duration = Duration::from_secs(2);
 /// How long after `drain_timeout` the master waits for workers to cut their
 /// last responses and exit before it kills them.
 const WORKER_EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -56,6 +62,10 @@ struct Child {
     generation: u64,
     stats_slot: Option<usize>,
     started: Instant,
+    /// CLOCK_MONOTONIC microseconds at fork, for the watchdog.
+    started_micros: u64,
+    /// Killed by the watchdog, not yet reaped.
+    stalled: bool,
 }
 
 struct PendingRestart {
@@ -140,6 +150,25 @@ pub fn resolve_account(options: &Options, announce: bool) -> Result<Option<Accou
     }
 }
 
+/// Tries `bind` until it stops failing with EADDRINUSE, for up to
+/// `PORT_WAIT`: the children of a master that died (killed, then restarted
+/// by runit) close their listening sockets a moment after it.
+fn when_free<T>(
+    address: SocketAddr,
+    mut bind: impl FnMut() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let deadline = Instant::now() + PORT_WAIT;
+    loop {
+        match bind() {
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) && Instant::now() < deadline => {
+                log::debug!("{address} is in use; trying again");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Binds `count` sockets on `address` with SO_REUSEPORT. Port 0 picks a free
 /// port for the first and binds the rest to the same one. A wildcard IPv6
 /// address falls back to IPv4 on machines without IPv6.
@@ -148,7 +177,7 @@ fn bind_listeners(
     count: usize,
 ) -> std::io::Result<(Vec<TcpListener>, SocketAddr)> {
     if address.port() != 0
-        && let Err(e) = sys::socket::check_unused(address)
+        && let Err(e) = when_free(address, || sys::socket::check_unused(address))
         && e.raw_os_error() == Some(libc::EADDRINUSE)
     {
         return Err(e);
@@ -216,7 +245,7 @@ pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides
         }
     };
     let (admin, admin_address) = match options.admin_address() {
-        Some(address) => match sys::socket::listen(address, false)
+        Some(address) => match when_free(address, || sys::socket::listen(address, false))
             .and_then(|l| Ok((l.local_addr()?, l)))
         {
             Ok((bound, listener)) => (Some(listener), Some(bound)),
@@ -402,9 +431,16 @@ impl Master {
             },
             Role::Monitor => None,
         };
+        // The new child's heartbeat starts blank, whoever had it before.
+        match stats_slot {
+            Some(slot) => self.region.slot(slot).heartbeat.reset(),
+            None => self.region.globals().monitor.reset(),
+        }
+        let master = std::process::id() as libc::pid_t;
+        let started_micros = sys::monotonic_micros();
         match sys::fork() {
             Ok(Forked::Child) => {
-                let code = self.become_child(role, stats_slot);
+                let code = self.become_child(role, stats_slot, master);
                 std::process::exit(code);
             }
             Ok(Forked::Parent(pid)) => {
@@ -420,6 +456,8 @@ impl Master {
                     generation: self.generation,
                     stats_slot,
                     started: Instant::now(),
+                    started_micros,
+                    stalled: false,
                 });
             }
             Err(e) => {
@@ -436,10 +474,7 @@ impl Master {
     }
 
     /// Runs in the new child: keeps only its own sockets, drops privileges, serves.
-    fn become_child(&mut self, role: Role, stats_slot: Option<usize>) -> i32 {
-        if let Err(e) = sys::die_with_parent(libc::SIGTERM) {
-            log::warn!("cannot tie the child's life to the master's: {e}");
-        }
+    fn become_child(&mut self, role: Role, stats_slot: Option<usize>, master: libc::pid_t) -> i32 {
         let listeners = std::mem::take(&mut self.listeners);
         let admin = self.admin.take();
         if let Some(account) = &self.account
@@ -447,6 +482,12 @@ impl Master {
         {
             log::error!("cannot switch to account '{}': {e}", account.name);
             return 1;
+        }
+        // After the switch of account, which would clear it: the master's
+        // death stops the child as SIGTERM does (signals stay blocked and
+        // arrive through the child's signalfd).
+        if let Err(e) = sys::die_with_parent(libc::SIGTERM, master) {
+            log::warn!("cannot tie the child's life to the master's: {e}");
         }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match role {
             Role::Worker { socket } => {
@@ -463,6 +504,7 @@ impl Master {
                     slot: self.region.slot(index),
                     globals: self.region.globals(),
                     limits: self.limits,
+                    master,
                 };
                 match worker::run(listener, site, shared) {
                     Ok(code) => code,
@@ -474,7 +516,6 @@ impl Master {
             }
             Role::Monitor => {
                 drop(listeners);
-                let _ = signals::unblock(&signals::handled_set());
                 let Some(admin) = admin else { return 1 };
                 stats::monitor::serve(admin, self.region, &self.options)
             }
@@ -502,6 +543,7 @@ impl Master {
                 Err(e) => log::warn!("waiting for signals: {e}"),
             }
             self.reap();
+            self.watch_for_stalls();
             if let Some(until) = self.draining_until {
                 if self.children.is_empty() {
                     log::info!("all workers finished; exiting");
@@ -518,6 +560,43 @@ impl Master {
                 continue;
             }
             self.run_pending_restarts();
+        }
+    }
+
+    /// Kills every child whose loop has stopped turning (see [`watchdog`]);
+    /// `reap` then starts another in its place.
+    fn watch_for_stalls(&mut self) {
+        let timeout = Duration::from_secs_f64(self.options.stall_timeout);
+        let now = sys::monotonic_micros();
+        for child in &mut self.children {
+            let heartbeat = match (child.role, child.stats_slot) {
+                (_, Some(slot)) => &self.region.slot(slot).heartbeat,
+                // Monitors share one beat; a retired one exits at once anyway.
+                (Role::Monitor, None) if child.generation == self.generation => {
+                    &self.region.globals().monitor
+                }
+                _ => continue,
+            };
+            if child.stalled {
+                continue;
+            }
+            let Some(stall) = watchdog::check(heartbeat, child.started_micros, now, timeout) else {
+                continue;
+            };
+            child.stalled = true;
+            signals::send(child.pid, libc::SIGKILL);
+            self.region
+                .globals()
+                .worker_stalls
+                .fetch_add(1, Ordering::Relaxed);
+            log::error!(
+                "{} {} is stuck: its loop has not turned for {:.1}s (options.stall_timeout = {}), {}; killed it with SIGKILL, another takes its place",
+                child.role,
+                child.pid,
+                stall.stuck_for.as_secs_f64(),
+                self.options.stall_timeout,
+                stall.describe()
+            );
         }
     }
 
