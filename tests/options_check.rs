@@ -101,6 +101,26 @@ fn each_kind_of_bad_file_is_reported_with_its_place() {
             format!("options {p}: {p}:1: option 'cpus' is read-only"),
         ),
         (
+            "options.stall_timeout = 1\n".to_string(),
+            format!(
+                "options {p}: option 'stall_timeout' must be a number of seconds from 2 to 3600, not 1"
+            ),
+        ),
+        (
+            "options.stall_timeout = '10'\n".to_string(),
+            format!("options {p}: {p}:1: option 'stall_timeout' must be a number, not a string"),
+        ),
+        (
+            "options.port = 8080\nwhile true do end\n".to_string(),
+            format!(
+                "options {p}: {p}:2: the instruction limit (100000000 instructions for options.lua) was reached"
+            ),
+        ),
+        (
+            "local co = coroutine.create(print)\n".to_string(),
+            format!("options {p}: {p}:1: attempt to index global 'coroutine' (a nil value)"),
+        ),
+        (
             "options.seek = 'fast'\n".to_string(),
             format!("options {p}: option 'seek' must be 'keyframe' or 'exact', not 'fast'"),
         ),

@@ -1,6 +1,7 @@
 //! Lua route functions: each return form, the request's headers, address
 //! and port, closures, the helpers, the sandbox, and failures (an error, an
-//! endless loop, a huge allocation) answered 500 while the worker goes on.
+//! endless loop, a huge allocation, a loop in a coroutine, a pattern that
+//! backtracks for ever) answered 500 while the worker goes on.
 
 mod common;
 
@@ -49,8 +50,32 @@ options.hosts[''] = { folder = FOLDER, routes = {
   { match = '^/badtype', call = function() return 'two hundred' end },
   { match = '^/loop', call = function() while true do end end },
   { match = '^/hog', call = function()
-      local t = {}
-      for i = 1, 1e8 do t[i] = string.rep('x', 1000) .. i end
+      local t, big = {}, string.rep('x', 100000)
+      for i = 1, 1e8 do t[i] = big .. i end
+    end },
+  { match = '^/co/create', call = function()
+      local co = coroutine.create(function() while true do end end); coroutine.resume(co); return 200
+    end },
+  { match = '^/co/wrap', call = function() coroutine.wrap(function() while true do end end)() end },
+  { match = '^/co/nested', call = function()
+      coroutine.wrap(function() coroutine.wrap(function() while true do end end)() end)()
+    end },
+  { match = '^/pat/find', call = function()
+      string.find(string.rep('a', 30000), string.rep('a?', 30000) .. string.rep('a', 30000)) return 200
+    end },
+  { match = '^/pat/match', call = function()
+      return 200, string.match(string.rep('a', 5000), string.rep('.-', 12) .. 'x')
+    end },
+  { match = '^/pat/gsub', call = function() string.gsub(string.rep('a', 5000), string.rep('a*', 15) .. 'b', '') end },
+  { match = '^/pat/gmatch', call = function()
+      for w in string.gmatch(string.rep('a', 5000), string.rep('a-', 12) .. 'b') do end
+    end },
+  { match = '^/pat/caught', call = function()
+      while true do pcall(string.find, string.rep('a', 5000), string.rep('.-', 12) .. 'x') end
+    end },
+  { match = '^/pat/fine', call = function(url)
+      local name = url:match('^/pat/fine/(.-)%.mp4$')
+      return 200, '/' .. name:gsub('%W', '') .. '.mp4'
     end },
 } }
 "#;
@@ -173,6 +198,71 @@ fn failures_answer_500_and_the_worker_serves_on() {
     assert!(
         !log.contains("was killed") && !log.contains("starting a new one"),
         "no worker died: {log}"
+    );
+}
+
+#[test]
+fn coroutines_and_runaway_patterns_answer_500_and_the_same_worker_serves_on() {
+    let (server, _dir) = server();
+    let workers = server.children();
+    for (target, reason) in [
+        ("/co/create", "attempt to index global 'coroutine'"),
+        ("/co/wrap", "attempt to index global 'coroutine'"),
+        ("/co/nested", "attempt to index global 'coroutine'"),
+        ("/pat/find", "pattern too complex"),
+        (
+            "/pat/match",
+            "instruction limit (options.lua_instructions) was reached while matching a pattern",
+        ),
+        (
+            "/pat/gsub",
+            "instruction limit (options.lua_instructions) was reached while matching a pattern",
+        ),
+        (
+            "/pat/gmatch",
+            "instruction limit (options.lua_instructions) was reached while matching a pattern",
+        ),
+        (
+            "/pat/caught",
+            "instruction limit (options.lua_instructions) was reached",
+        ),
+    ] {
+        let started = Instant::now();
+        assert_eq!(get(&server, target, &[]).status, 500, "{target}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{target} took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            server.wait_for_log(&format!("failed for {target}: "), Duration::from_secs(2)),
+            "{target}: {}",
+            server.log_text()
+        );
+        let line = server
+            .log_line(&format!("failed for {target}: "))
+            .expect("logged");
+        assert!(line.contains(reason), "{target}: {line}");
+        assert_eq!(
+            get(&server, "/sample.mp4?as-is", &[]).status,
+            200,
+            "after {target}"
+        );
+    }
+    // A pattern that is merely used still works.
+    let sample = std::fs::read(media_folder().join("sample.mp4")).expect("fixture");
+    assert_eq!(get(&server, "/pat/fine/sam-ple.mp4", &[]).body, sample);
+    assert_eq!(
+        server.children(),
+        workers,
+        "the same worker and monitor serve on"
+    );
+    let log = server.log_text();
+    assert!(
+        !log.contains("was killed")
+            && !log.contains("starting a new one")
+            && !log.contains("is stuck"),
+        "no worker died or stalled: {log}"
     );
 }
 

@@ -158,9 +158,15 @@ impl Limits {
 pub fn install_hook(lua: &Lua, limits: Rc<Limits>) {
     lua.set_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-        move |_, _| match limits.charge(u64::from(HOOK_EVERY)) {
+        move |_, debug| match limits.charge(u64::from(HOOK_EVERY)) {
             Ok(()) => Ok(VmState::Continue),
-            Err(message) => Err(mlua::Error::RuntimeError(message)),
+            // Where the code was, as Lua's own errors say it.
+            Err(message) => Err(mlua::Error::RuntimeError(
+                match (debug.source().short_src, debug.curr_line()) {
+                    (Some(source), line) if line > 0 => format!("{source}:{line}: {message}"),
+                    _ => message,
+                },
+            )),
         },
     );
 }

@@ -3,10 +3,16 @@
 -- as Lua 5.1's lstrlib.c; what differs is that a match that would run past
 -- the call's budget fails instead of hanging the worker.
 --
--- search(s, p, init, anchored): nil; or false, message; or start, end
--- (0-based, end exclusive) and one value per capture: a string, a position,
--- or false for a capture never closed.
-local search, plain_find, is_plain, repeat_string = ...
+-- search(s, p, init, mode, plain) does the matching, in Rust. init is
+-- 0-based; mode is FIND, MATCH, GMATCH or RAW (for gsub). It returns nil
+-- when nothing matches, false and a message for an error, else:
+--   FIND:   start, end (1-based, inclusive), then the captures;
+--   MATCH:  the captures, or the whole match when there are none;
+--   GMATCH: where the next search starts, then as MATCH;
+--   RAW:    start, end (0-based, end exclusive), then one value per capture:
+--           a string, a position, or false for a capture never closed.
+local search, plain_find, repeat_string = ...
+local FIND, MATCH, GMATCH, RAW = 0, 1, 2, 3
 local type, tostring, tonumber, select, error, unpack = type, tostring, tonumber, select, error, unpack
 local floor, ceil = math.floor, math.ceil
 local sub, concat = string.sub, table.concat
@@ -44,28 +50,15 @@ local function relative(position, length)
   return 0
 end
 
--- Every capture, refusing one never closed.
-local function closed(...)
-  for i = 1, select('#', ...) do
-    if select(i, ...) == false then fail("unfinished capture") end
+local function checked(first, ...)
+  if first == false then fail((...)) end
+  return first, ...
+end
+
+local function find_or_match(mode, name, given, s, p, init, plain)
+  if type(s) == 'string' and type(p) == 'string' and init == nil then
+    return checked(search(s, p, 0, mode, plain))
   end
-  return ...
-end
-
-local function found_by_find(start, finish, ...)
-  if start == false then fail(finish) end
-  if start == nil then return nil end
-  return start + 1, finish, closed(...)
-end
-
-local function found_by_match(s, start, finish, ...)
-  if start == false then fail(finish) end
-  if start == nil then return nil end
-  if select('#', ...) == 0 then return sub(s, start + 1, finish) end
-  return closed(...)
-end
-
-local function find_or_match(finding, name, given, s, p, init, plain)
   local subject, pattern = to_string(s), to_string(p)
   if subject == nil then fail(argument_error(1, name, 'string', s, given)) end
   if pattern == nil then fail(argument_error(2, name, 'string', p, given)) end
@@ -77,25 +70,15 @@ local function find_or_match(finding, name, given, s, p, init, plain)
   end
   start = relative(start, length) - 1
   if start < 0 then start = 0 elseif start > length then start = length end
-  if finding and (plain or is_plain(pattern)) then
-    local at = plain_find(subject, pattern, start)
-    if at == nil then return nil end
-    return at + 1, at + #pattern
-  end
-  local anchored = sub(pattern, 1, 1) == '^'
-  if anchored then pattern = sub(pattern, 2) end
-  if finding then
-    return found_by_find(search(subject, pattern, start, anchored))
-  end
-  return found_by_match(subject, search(subject, pattern, start, anchored))
+  return checked(search(subject, pattern, start, mode, plain))
 end
 
 function string.find(...)
-  return find_or_match(true, 'find', select('#', ...), ...)
+  return find_or_match(FIND, 'find', select('#', ...), ...)
 end
 
 function string.match(...)
-  return find_or_match(false, 'match', select('#', ...), ...)
+  return find_or_match(MATCH, 'match', select('#', ...), ...)
 end
 
 local function gmatch(...)
@@ -105,19 +88,16 @@ local function gmatch(...)
   if subject == nil then fail(argument_error(1, 'gmatch', 'string', s, given)) end
   if pattern == nil then fail(argument_error(2, 'gmatch', 'string', p, given)) end
   local position = 0
-  local function step(start, finish, ...)
-    if start == false then fail(finish) end
-    if start == nil then return nil end
-    -- An empty match moves on by one, or the loop would find it forever.
-    position = finish
-    if finish == start then position = finish + 1 end
-    if select('#', ...) == 0 then return sub(subject, start + 1, finish) end
-    return closed(...)
+  local function step(next, ...)
+    if next == false then fail((...)) end
+    if next == nil then return nil end
+    position = next
+    return ...
   end
   -- A leading '^' is a plain character here, as in Lua 5.1.
   return function()
     if position > #subject then return nil end
-    return step(search(subject, pattern, position, false))
+    return step(search(subject, pattern, position, GMATCH))
   end
 end
 string.gmatch = gmatch
@@ -189,10 +169,9 @@ function string.gsub(...)
   end
   if kind == 'number' then replacement = tostring(replacement) end
   local anchored = sub(pattern, 1, 1) == '^'
-  if anchored then pattern = sub(pattern, 2) end
   local out, done, at = {}, 0, 0
   while done < limit do
-    local count, found = count_and_pack(search(subject, pattern, at, anchored))
+    local count, found = count_and_pack(search(subject, pattern, at, RAW))
     local start, finish = found[1], found[2]
     if start == false then fail(finish) end
     if start == nil then break end
