@@ -8,7 +8,7 @@
 # sanitizer flags cargo-fuzz passes are enabled with RUSTC_BOOTSTRAP=1.
 set -euo pipefail
 cd "$(dirname "$0")"
-all=(http_head flv mp4 range_query amf0 mp4_seek schedule routes segments)
+all=(http_head flv mp4 range_query amf0 mp4_seek schedule routes segments lua_patterns)
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${all[@]}"; exit 0; fi
 seconds=${1:-60}
 shift || true
@@ -28,6 +28,10 @@ printf '\x02\x00\x0aonMetaData\x08\x00\x00\x00\x01\x00\x08duration\x00\x40\x24\x
 printf '\x40\x42\x0f\x00\x00\x00\x00\x00\x00' > corpus/mp4_seek/one-second
 printf '\x0c\x04\x80\x40\x40\x10\x20\x00\x10\x00\x00\x08\x00\x00\x00\x00\x08\x40\x08\x40\x08\x10' > corpus/schedule/steps
 printf '^/old/(.*)$\x01/new/$1?x=${1}\x01/old/a/b.mp4?start=1' > corpus/routes/rewrite
+# lua_patterns: a selector byte, then subject, pattern and replacement split by \x01.
+printf '\x03/films/a_720.mp4\x01^/films/(.-)_(%%d+)%%.mp4$\x01%%2/%%1' > corpus/lua_patterns/gsub
+printf '\x05key = value, k2=v2\x01(%%w+)%%s*=%%s*(%%w+)\x01' > corpus/lua_patterns/gmatch
+printf '\x00THE (quick) fox\x01%%f[%%a]%%a+%%b()\x01' > corpus/lua_patterns/find
 for target in "${targets[@]}"; do
     # Per-input time limit 10 s and memory limit 2 GB: a hang or a runaway
     # allocation is a finding, like a crash.

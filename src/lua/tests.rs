@@ -111,10 +111,12 @@ impl Pair {
                 y,
             )
         };
-        let bounded: String = self
-            .bounded
-            .call(args(&self.sandbox.lua))
-            .expect("bounded probe");
+        // A reached limit passes through the probe's pcall, by design.
+        let bounded: String = match self.bounded.call(args(&self.sandbox.lua)) {
+            Ok(text) => text,
+            Err(e) if e.to_string().contains("instruction limit") => return Outcome::GaveUp,
+            Err(e) => panic!("bounded probe: {e}"),
+        };
         if bounded.contains("pattern too complex") {
             return Outcome::GaveUp;
         }
