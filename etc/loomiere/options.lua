@@ -53,9 +53,15 @@ options.send_timeout = 60       -- a response whose socket accepts nothing for t
 options.drain_timeout = 30      -- on SIGTERM, in-flight responses get this long, then are cut
                                 -- (a reload never cuts them: old workers stream to the end);
                                 -- `sv -w N stop loomiere` with N above it waits for the drain
+options.stall_timeout = 10      -- a worker (or the monitor) whose event loop has not turned for
+                                -- this long (2 to 3600) is killed with SIGKILL and replaced, and
+                                -- the log says what it was doing; an idle loop turns every second
 
--- Limits of one route function call: Lua instructions, and the memory of
--- the workers' Lua state (a runaway function answers 500; the worker goes on).
+-- Limits of one route function call: Lua instructions (pattern matching in
+-- string.find/match/gmatch/gsub counts too), and the memory of the workers'
+-- Lua state; a call also stops at half of stall_timeout. A runaway function
+-- answers 500; the worker goes on. Route functions and this file have no
+-- io, os.execute, require, load*, dofile, debug or coroutine.
 options.lua_instructions = 1000000
 options.lua_memory = '16m'
 
