@@ -6,9 +6,10 @@
 //! SIGHUP reloads, SIGTERM/SIGINT drain, SIGQUIT exits at once, SIGCHLD reaps.
 //! Each pass of that loop also runs the [`watchdog`] over the children.
 
+mod listen;
 mod watchdog;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ use crate::stream::hints::HintTable;
 use crate::sys::signals::{self, ChildExit};
 use crate::sys::{self, Account, Forked};
 use crate::worker::{self, Site};
+use listen::{bind_listeners, when_free};
 
 /// Longest pause between restarts of a worker that keeps dying at start-up.
 const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -31,9 +33,6 @@ const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(10);
 const HEALTHY_LIFETIME: Duration = Duration::from_secs(2);
 /// How often the master wakes with nothing to do, to reap and schedule.
 const MASTER_TICK: Duration = Duration::from_millis(500);
-/// How long a starting master waits for a port a previous one's children
-/// still hold.
-const PORT_WAIT: Duration = Duration::from_secs(2);
 /// How long after `drain_timeout` the master waits for workers to cut their
 /// last responses and exit before it kills them.
 const WORKER_EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -148,62 +147,6 @@ pub fn resolve_account(options: &Options, announce: bool) -> Result<Option<Accou
             format!("cannot look up '{name}': {e}"),
         )),
     }
-}
-
-/// Tries `bind` until it stops failing with EADDRINUSE, for up to
-/// `PORT_WAIT`: the children of a master that died (killed, then restarted
-/// by runit) close their listening sockets a moment after it.
-fn when_free<T>(
-    address: SocketAddr,
-    mut bind: impl FnMut() -> std::io::Result<T>,
-) -> std::io::Result<T> {
-    let deadline = Instant::now() + PORT_WAIT;
-    loop {
-        match bind() {
-            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) && Instant::now() < deadline => {
-                log::debug!("{address} is in use; trying again");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Binds `count` sockets on `address` with SO_REUSEPORT. Port 0 picks a free
-/// port for the first and binds the rest to the same one. A wildcard IPv6
-/// address falls back to IPv4 on machines without IPv6.
-fn bind_listeners(
-    address: SocketAddr,
-    count: usize,
-) -> std::io::Result<(Vec<TcpListener>, SocketAddr)> {
-    if address.port() != 0
-        && let Err(e) = when_free(address, || sys::socket::check_unused(address))
-        && e.raw_os_error() == Some(libc::EADDRINUSE)
-    {
-        return Err(e);
-    }
-    let first = match sys::socket::listen(address, true) {
-        Ok(listener) => listener,
-        Err(e)
-            if address.ip() == IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
-                && matches!(
-                    e.raw_os_error(),
-                    Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)
-                ) =>
-        {
-            sys::socket::listen(
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), address.port()),
-                true,
-            )?
-        }
-        Err(e) => return Err(e),
-    };
-    let bound = first.local_addr()?;
-    let mut listeners = vec![first];
-    while listeners.len() < count {
-        listeners.push(sys::socket::listen(bound, true)?);
-    }
-    Ok((listeners, bound))
 }
 
 /// Starts the server and supervises it until it is told to stop. Returns the exit status.
