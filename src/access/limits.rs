@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use super::cidr::{CidrList, subscriber};
 use crate::options::{LimitOptions, OptionsError};
 use crate::stats::SLOT_COUNT;
-use crate::sys::SharedMapping;
+use crate::sys::SharedRegion;
 
 /// Rows of each sketch: the error needs every row to collide.
 pub const SKETCH_ROWS: usize = 4;
@@ -45,12 +45,14 @@ const FLOOD_FACTOR: f64 = 10.0;
 const CONCURRENCY_RETRY_SECS: u32 = 5;
 
 /// One worker's connection counts.
+#[derive(bytemuck::Zeroable)]
 #[repr(C)]
 struct ConcurrencySketch {
     cells: [[AtomicU16; SKETCH_COLUMNS]; SKETCH_ROWS],
 }
 
 /// The shared rate state.
+#[derive(bytemuck::Zeroable)]
 #[repr(C)]
 struct RateSketch {
     /// GCRA theoretical arrival time, microseconds of CLOCK_MONOTONIC.
@@ -129,36 +131,28 @@ pub enum Admission {
 /// The sketches, in one anonymous shared mapping made by the master before
 /// it forks: the rate sketch, then one concurrency sketch per stats slot.
 pub struct LimitsRegion {
-    mapping: SharedMapping,
+    region: SharedRegion<RateSketch, ConcurrencySketch>,
     hasher: RandomState,
 }
 
 impl LimitsRegion {
     pub fn new() -> io::Result<LimitsRegion> {
-        let len = std::mem::size_of::<RateSketch>()
-            + SLOT_COUNT * std::mem::size_of::<ConcurrencySketch>();
         // Pages are only backed once touched: a worker touches its own sketch.
-        let mapping = SharedMapping::new_sparse(len)?;
         Ok(LimitsRegion {
-            mapping,
+            region: SharedRegion::new_sparse(SLOT_COUNT)?,
             hasher: RandomState::new(),
         })
     }
 
     fn rate(&self) -> &RateSketch {
-        // SAFETY: the mapping is at least this large, page-aligned, zero-filled
-        // (a valid sketch of atomics), and only accessed through atomics.
-        unsafe { &*(self.mapping.as_ptr() as *const RateSketch) }
+        self.region.header()
     }
 
+    /// The sketch of stats slot `slot` (always below `SLOT_COUNT`).
     fn concurrency(&self, slot: usize) -> &ConcurrencySketch {
-        assert!(slot < SLOT_COUNT, "limits slot {slot} out of range");
-        // SAFETY: as for `rate`; the sketches follow it, each 2-byte aligned
-        // (RateSketch's size is a multiple of 8).
-        unsafe {
-            let base = self.mapping.as_ptr().add(std::mem::size_of::<RateSketch>())
-                as *const ConcurrencySketch;
-            &*base.add(slot)
+        match self.region.get(slot) {
+            Some(sketch) => sketch,
+            None => panic!("limits slot {slot} out of range"),
         }
     }
 

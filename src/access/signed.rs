@@ -11,8 +11,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::cidr::client_ip;
+use crate::http::target::{Target, percent_decode};
 use crate::http::{Refusal, Status};
-use crate::route::sandbox;
 
 /// The query arguments of a signed link.
 pub const EXPIRES_ARGUMENT: &str = "expires";
@@ -47,7 +47,7 @@ fn mac(secret: &[u8], data: &[u8]) -> Hmac<Sha256> {
 
 /// The hex token of `data` under `secret`.
 pub fn token(secret: &[u8], data: &[u8]) -> String {
-    crate::route::lua::hex(&mac(secret, data).finalize().into_bytes())
+    crate::lua::helpers::hex(&mac(secret, data).finalize().into_bytes())
 }
 
 impl Signing {
@@ -63,7 +63,8 @@ impl Signing {
     /// a missing or wrong token is 403, a valid one past its time 410.
     pub fn verify(&self, target: &str, client: IpAddr, now: i64) -> Result<(), Refusal> {
         let refused = || Refusal::new(Status::FORBIDDEN, "This link is not valid.");
-        let query = sandbox::query_of(target).unwrap_or("");
+        let target = Target::split(target);
+        let query = target.query.unwrap_or("");
         let (mut expires, mut token) = (None, None);
         for pair in query.split('&') {
             match pair.split_once('=') {
@@ -82,13 +83,13 @@ impl Signing {
         {
             return Err(refused());
         }
-        let raw_path = sandbox::path_of(target);
-        let path = sandbox::percent_decode(raw_path.as_bytes()).ok_or_else(refused)?;
+        let raw_path = target.path;
+        let path = percent_decode(raw_path.as_bytes()).ok_or_else(refused)?;
         // A link to a film also admits what is packaged from it
         // (`/film.mp4/master.m3u8`, its segments): players fetch those with
         // the playlist's arguments, which carry the film's token.
         let media_path = crate::package::split_path(raw_path)
-            .and_then(|(media, _)| sandbox::percent_decode(media.as_bytes()));
+            .and_then(|(media, _)| percent_decode(media.as_bytes()));
         let client = self.token_ip.then_some(client);
         // verify_slice compares in constant time, so a wrong token tells an
         // attacker nothing about how close it was.
@@ -144,7 +145,7 @@ pub fn sign_url(secret: &str, path: &str, expires: i64, ip: Option<IpAddr>) -> S
     );
     let encoded: String = path
         .split('/')
-        .map(|segment| crate::route::lua::escape(segment.as_bytes()))
+        .map(|segment| crate::lua::helpers::escape(segment.as_bytes()))
         .collect::<Vec<_>>()
         .join("/");
     match query {

@@ -1,8 +1,72 @@
-//! Query arguments of a request target that the server itself consumes
-//! (a signed link's `expires` and `token`, a player's `hint` key): read
-//! them, and take them out before routes and seeking see the target.
+//! A request target taken apart: its path and its query, split once
+//! ([`Target::split`]), percent-decoding, and the query arguments the server
+//! itself consumes (a signed link's `expires` and `token`, a player's `hint`
+//! key): read them, and take them out before routes and seeking see the
+//! target.
 
 use std::borrow::Cow;
+
+/// A request target's path (without the scheme and authority of an
+/// absolute-form target) and its query (after `?`, without the fragment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+}
+
+impl<'a> Target<'a> {
+    pub fn split(target: &'a str) -> Target<'a> {
+        Target {
+            path: path_of(target),
+            query: query_of(target),
+        }
+    }
+}
+
+/// The path part of a request target: without the query, and without the
+/// scheme and authority of an absolute-form target.
+fn path_of(target: &str) -> &str {
+    let target = target.split(['?', '#']).next().unwrap_or("");
+    if let Some(rest) = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
+        return rest.find('/').map_or("/", |slash| &rest[slash..]);
+    }
+    target
+}
+
+/// The query part of a request target (after `?`), if any.
+fn query_of(target: &str) -> Option<&str> {
+    target
+        .split_once('?')
+        .map(|(_, query)| query.split('#').next().unwrap_or(""))
+}
+
+/// Decodes `%XX` escapes; None for a malformed escape.
+pub fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let mut output = Vec::with_capacity(input.len());
+    let mut bytes = input.iter();
+    while let Some(&byte) = bytes.next() {
+        if byte == b'%' {
+            let high = hex_value(*bytes.next()?)?;
+            let low = hex_value(*bytes.next()?)?;
+            output.push(high << 4 | low);
+        } else {
+            output.push(byte);
+        }
+    }
+    Some(output)
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
 
 /// The value of the first argument `name` in the target's query.
 pub fn argument<'a>(target: &'a str, name: &str) -> Option<&'a str> {
@@ -55,6 +119,17 @@ pub fn without_arguments<'a>(target: &'a str, names: &[&str]) -> Cow<'a, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_targets() {
+        let split = Target::split("http://host/a.mp4?start=1#t");
+        assert_eq!((split.path, split.query), ("/a.mp4", Some("start=1")));
+        assert_eq!(path_of("/a/b.mp4?start=1"), "/a/b.mp4");
+        assert_eq!(path_of("http://host:80/x?y"), "/x");
+        assert_eq!(path_of("http://host"), "/");
+        assert_eq!(query_of("/a?start=1&b"), Some("start=1&b"));
+        assert_eq!(query_of("/a"), None);
+    }
 
     #[test]
     fn arguments_are_found_and_removed() {

@@ -55,6 +55,7 @@
 //!   Their Rust buffers are at most three times an argument the memory limit
 //!   already bounds.
 
+pub mod helpers;
 pub mod limits;
 pub mod pattern;
 mod strings;

@@ -14,12 +14,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use std::rc::Rc;
-
-use crate::access::geoip::GeoIp;
-use crate::access::limits::{LimitSettings, LimitsRegion};
+use crate::access::limits::LimitsRegion;
 use crate::options::{Options, OptionsError, Overrides};
-use crate::route::VirtualHosts;
 use crate::stats::{self, StatsRegion};
 use crate::stream::hints::HintTable;
 use crate::sys::signals::{self, ChildExit};
@@ -108,6 +104,7 @@ pub fn load_options(
     };
     options.apply(overrides);
     options.validate()?;
+    Site::check(&options)?;
     resolve_account(&options, false)?;
     Ok(options)
 }
@@ -220,7 +217,7 @@ pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides
             return 1;
         }
     };
-    let site = match compile_site(&options, region, hints) {
+    let site = match Site::compile(&options, region, hints) {
         Ok(site) => site,
         Err(e) => {
             log::error!("{e}");
@@ -269,58 +266,6 @@ fn restart_delay(quick_deaths: u32) -> Duration {
     }
     let doublings = quick_deaths.min(16) - 1;
     (Duration::from_millis(100) * 2u32.pow(doublings)).min(RESTART_BACKOFF_MAX)
-}
-
-/// Compiles what workers serve, and names the counters' columns of its hosts
-/// and folders in the shared region (a name keeps its column across reloads).
-fn compile_site(
-    options: &Options,
-    region: &StatsRegion,
-    hint_table: &'static HintTable,
-) -> Result<Site, OptionsError> {
-    let vhosts = VirtualHosts::compile(options)?;
-    let globals = region.globals();
-    let first_host = stats::columns::UNKNOWN_HOST + 1;
-    let host_columns = options
-        .hosts
-        .iter()
-        .map(|host| {
-            globals
-                .hosts
-                .assign(stats::columns::host_label(&host.pattern), first_host)
-        })
-        .collect();
-    let folder_columns = options
-        .hosts
-        .iter()
-        .map(|host| {
-            host.folders
-                .iter()
-                .map(|folder| globals.folders.assign(&folder.to_string_lossy(), 0))
-                .collect()
-        })
-        .collect();
-    let geoip = match &options.geoip {
-        Some(path) => Some(Rc::new(GeoIp::open(path)?)),
-        None => None,
-    };
-    let limits = options
-        .limits
-        .as_ref()
-        .map(LimitSettings::compile)
-        .transpose()?;
-    let route_lua = crate::route::lua::RouteLua::load(options, geoip.clone())?;
-    Ok(Site {
-        geoip,
-        limits,
-        hint_table,
-        vhosts,
-        route_lua,
-        mimes: options.mimes.clone(),
-        options: options.clone(),
-        host_columns,
-        folder_columns,
-    })
 }
 
 impl Master {
@@ -460,7 +405,7 @@ impl Master {
             Role::Monitor => {
                 drop(listeners);
                 let Some(admin) = admin else { return 1 };
-                stats::monitor::serve(admin, self.region, &self.options)
+                crate::monitor::serve(admin, self.region, &self.options)
             }
         }));
         result.unwrap_or(70)
@@ -676,7 +621,7 @@ impl Master {
                 return;
             }
         };
-        let site = match compile_site(&options, self.region, self.hints) {
+        let site = match Site::compile(&options, self.region, self.hints) {
             Ok(site) => site,
             Err(e) => {
                 log::error!("reload failed, keeping the running configuration: {e}");

@@ -11,7 +11,7 @@ pub mod amf;
 pub mod flv;
 pub mod mp4;
 pub mod query;
-pub mod representation;
+
 pub mod timeline;
 
 use std::fmt;

@@ -1,7 +1,7 @@
 //! The access-control options: a host's `allow`, `deny`, `referers`,
 //! `secret(s)`, `token_ip`, `countries`, `cors` and `expires`, and the global
 //! `limits` and `geoip`. Read from the Lua tables here; checked and compiled
-//! by `crate::access`.
+//! by the `access` module.
 
 use mlua::{Table, Value};
 

@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 use mlua::{Lua, Table, Value};
 
 use super::access;
+use super::size;
 use super::{
     AccessOptions, HostOptions, MimeTable, Options, OptionsError, PacingOverrides, RouteAction,
     RouteOptions, UserOption, cpu_count,
 };
 use crate::lua::Sandbox;
 use crate::media::SeekMode;
-use crate::stream::size;
 
 /// Lua that builds the `options` proxy. It returns the table the values are
 /// stored in, which the Rust side reads after the user's script has run.
@@ -198,7 +198,7 @@ pub fn accepted_keys() -> Vec<(&'static str, &'static str)> {
 
 /// Runs the script at `path` (whose bytes are `source`) and returns the options it set.
 pub fn evaluate(path: &Path, source: &[u8]) -> Result<Options, OptionsError> {
-    let sandbox = sandboxed_state().map_err(|e| OptionsError::new(describe(&e)))?;
+    let sandbox = Sandbox::with_helpers().map_err(|e| OptionsError::new(describe(&e)))?;
     evaluate_in(&sandbox, path, source).map(|(options, _)| options)
 }
 
@@ -222,17 +222,6 @@ pub fn evaluate_in(
         ReadError::Invalid(e) => e,
     })?;
     Ok((options, store))
-}
-
-/// The restricted state options.lua and route functions run in (see
-/// [`crate::lua`]), with the `loomiere` table of helpers.
-pub fn sandboxed_state() -> mlua::Result<Sandbox> {
-    let sandbox = Sandbox::new()?;
-    sandbox
-        .lua
-        .globals()
-        .set("loomiere", crate::route::lua::helpers(&sandbox.lua)?)?;
-    Ok(sandbox)
 }
 
 fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {

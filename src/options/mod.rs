@@ -7,6 +7,7 @@
 pub mod access;
 pub mod lua;
 pub mod mime;
+pub mod size;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -16,7 +17,6 @@ pub use access::{AccessOptions, CorsOptions, CountryOptions, LimitOptions};
 pub use mime::MimeTable;
 
 use crate::media::SeekMode;
-use crate::stream::{MIN_PERIOD_SECS, Pacing};
 
 /// Where the packaged configuration lives; used when `--options` is not given.
 pub const DEFAULT_OPTIONS_FILE: &str = "/etc/loomiere/options.lua";
@@ -86,6 +86,37 @@ impl HostOptions {
             segment_seconds: None,
         }
     }
+}
+
+/// The shortest `period` accepted: slices closer together would only cost CPU.
+pub const MIN_PERIOD_SECS: f64 = 0.05;
+/// The pacing settings of one virtual host (the global options, overridden
+/// per host), as `stream` applies them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pacing {
+    /// Seconds of play time sent ahead of the player; 0 turns the media throttle off.
+    pub throttle: f64,
+    /// Seconds between slices.
+    pub period: f64,
+    /// Bodies shorter than this many bytes are not throttled on their timeline.
+    pub throttle_from: u64,
+    /// Constant rate in bytes per second for bodies without a timeline; 0 = none.
+    pub rate: u64,
+    /// Bytes sent at full speed before `rate` applies.
+    pub rate_after: u64,
+    /// Seconds a response may make no progress before the connection is closed.
+    pub send_timeout: f64,
+}
+
+impl Pacing {
+    pub const DEFAULT: Pacing = Pacing {
+        throttle: 20.0,
+        period: 1.0,
+        throttle_from: 1 << 20,
+        rate: 0,
+        rate_after: 0,
+        send_timeout: 60.0,
+    };
 }
 
 /// Per-host values of the pacing options; None keeps the global value.
@@ -261,8 +292,10 @@ impl Options {
     }
 
     /// Checks what can only be checked against the machine: folders exist,
-    /// numbers are in range, patterns compile, addresses parse. Folders are
-    /// made absolute and canonical.
+    /// numbers are in range, host patterns compile, addresses parse. Folders
+    /// are made absolute and canonical. (Routes, access rules, the country
+    /// database and the limits are checked by compiling them, where they are
+    /// served: `worker::Site::check`.)
     pub fn validate(&mut self) -> Result<(), OptionsError> {
         if self.workers == 0 || self.workers > 512 {
             return Err(OptionsError::option(
@@ -334,10 +367,6 @@ impl Options {
                 &format!("hosts['{}'].", host.pattern),
                 &self.pacing_of(host),
             )?;
-            for (i, route) in host.routes.iter().enumerate() {
-                crate::route::rewrite::Route::compile(&host.pattern, i + 1, route)?;
-            }
-            crate::access::HostAccess::compile(&host.pattern, &host.access)?;
             if let Some(seconds) = host.segment_seconds {
                 validate_segment_seconds(
                     &format!("hosts['{}'].segment_seconds", host.pattern),
@@ -350,12 +379,6 @@ impl Options {
                     "needs options.geoip, the path of a MaxMind country database",
                 ));
             }
-        }
-        if let Some(path) = &self.geoip {
-            crate::access::geoip::GeoIp::open(path)?;
-        }
-        if let Some(limits) = &self.limits {
-            crate::access::limits::LimitSettings::compile(limits)?;
         }
         for host in &mut self.hosts {
             let option = format!("hosts['{}']", host.pattern);

@@ -8,21 +8,16 @@
 //! heartbeat which function it runs, for the watchdog's log line.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::rc::Rc;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use md5::{Digest, Md5};
-use mlua::{Function, Lua, MultiValue, Table, Value};
-use sha2::Sha256;
+use mlua::{Function, MultiValue, Table, Value};
 
 use super::rewrite::Routing;
-use crate::access::geoip::GeoIp;
 use crate::http::{Request, Status};
-use crate::lua::Sandbox;
 use crate::lua::limits::LimitNames;
+use crate::lua::{Sandbox, helpers};
 use crate::options::{Options, OptionsError, RouteAction, lua as options_lua};
 use crate::stats::heartbeat::Heartbeat;
 
@@ -44,10 +39,10 @@ pub struct RouteLua {
 
 impl RouteLua {
     /// The route functions of `options`, or None when it has none.
-    /// `geoip` answers `loomiere.country(ip)`.
+    /// `country`, when given, answers `loomiere.country(ip)`.
     pub fn load(
         options: &Options,
-        geoip: Option<Rc<GeoIp>>,
+        country: Option<impl Fn(IpAddr) -> Option<String> + 'static>,
     ) -> Result<Option<RouteLua>, OptionsError> {
         let uses_functions = options.hosts.iter().any(|host| {
             host.routes
@@ -60,20 +55,12 @@ impl RouteLua {
         let fail = |e: mlua::Error| OptionsError::new(format!("route functions: {e}"));
         let source = std::fs::read(path)
             .map_err(|e| OptionsError::new(format!("cannot read {}: {e}", path.display())))?;
-        let sandbox = options_lua::sandboxed_state().map_err(fail)?;
+        let sandbox = Sandbox::with_helpers().map_err(fail)?;
         let lua = &sandbox.lua;
         let (_, store) = options_lua::evaluate_in(&sandbox, Path::new(path), &source)?;
         let functions = collect(&store).map_err(fail)?;
-        if let Some(geoip) = geoip {
-            let country = lua
-                .create_function(move |_, ip: String| {
-                    Ok(ip.trim().parse().ok().and_then(|ip| geoip.country(ip)))
-                })
-                .map_err(fail)?;
-            lua.globals()
-                .get::<Table>("loomiere")
-                .and_then(|helpers| helpers.set("country", country))
-                .map_err(fail)?;
+        if let Some(country) = country {
+            helpers::set_country(&sandbox, country).map_err(fail)?;
         }
         let used = lua.used_memory() as u64;
         sandbox
@@ -250,77 +237,4 @@ fn collect(store: &Table) -> mlua::Result<HashMap<(usize, usize), Function>> {
         }
     }
     Ok(functions)
-}
-
-/// The `loomiere` table of helpers route functions may use.
-pub fn helpers(lua: &Lua) -> mlua::Result<Table> {
-    let table = lua.create_table()?;
-    table.set(
-        "log",
-        lua.create_function(|_, (level, message): (String, String)| {
-            match level.as_str() {
-                "error" => log::error!("lua: {message}"),
-                "warn" => log::warn!("lua: {message}"),
-                "debug" => log::debug!("lua: {message}"),
-                _ => log::info!("lua: {message}"),
-            }
-            Ok(())
-        })?,
-    )?;
-    table.set(
-        "hmac_sha256",
-        lua.create_function(|_, (key, data): (mlua::String, mlua::String)| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(&key.as_bytes())
-                .map_err(|e| mlua::Error::RuntimeError(e.to_string()))?;
-            mac.update(&data.as_bytes());
-            Ok(hex(&mac.finalize().into_bytes()))
-        })?,
-    )?;
-    // Without options.geoip no country is known; RouteLua::load replaces this.
-    table.set(
-        "country",
-        lua.create_function(|_, _ip: String| Ok(None::<String>))?,
-    )?;
-    table.set(
-        "md5",
-        lua.create_function(|_, data: mlua::String| Ok(hex(&Md5::digest(data.as_bytes()))))?,
-    )?;
-    table.set(
-        "escape",
-        lua.create_function(|_, text: mlua::String| Ok(escape(&text.as_bytes())))?,
-    )?;
-    table.set(
-        "unescape",
-        lua.create_function(|lua, text: mlua::String| {
-            let bytes = crate::route::sandbox::percent_decode(&text.as_bytes())
-                .unwrap_or_else(|| text.as_bytes().to_vec());
-            lua.create_string(bytes)
-        })?,
-    )?;
-    table.set(
-        "time",
-        lua.create_function(|_, ()| {
-            Ok(std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()))
-        })?,
-    )?;
-    Ok(table)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Percent-encodes all but RFC 3986's unreserved characters.
-pub fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -2,9 +2,7 @@
 //! opening the target.
 
 pub mod lua;
-pub mod open_files;
 pub mod rewrite;
-pub mod sandbox;
 pub mod select;
 pub mod target;
 pub mod vhost;

@@ -4,8 +4,7 @@
 use std::rc::Rc;
 
 use super::VirtualHost;
-use super::open_files::{OpenFile, OpenFiles};
-use super::sandbox;
+use crate::files::{OpenFile, OpenFiles, sandbox};
 use crate::http::Status;
 use crate::http::refusal::Refusal;
 use crate::options::MimeTable;
@@ -18,18 +17,18 @@ pub struct TargetFile<'a> {
     pub content_type: &'a str,
 }
 
-/// Opens the file `target` names beneath `vhost`'s folder: 400/403 for paths
-/// the sandbox refuses, 404 for missing files and types not served.
+/// Opens the file `path` (a request target's path) names beneath `vhost`'s
+/// folders: 400/403 for paths the sandbox refuses, 404 for missing files
+/// and types not served.
 pub fn open_target<'a>(
     open_files: &mut OpenFiles,
     mimes: &'a MimeTable,
     vhost: &VirtualHost,
-    target: &str,
+    path: &str,
 ) -> Result<TargetFile<'a>, Refusal> {
-    let relative = sandbox::relative_path(sandbox::path_of(target))
-        .map_err(|r| Refusal::new(r.status, r.detail))?;
+    let relative = sandbox::relative_path(path).map_err(|r| Refusal::new(r.status, r.detail))?;
     let opened = open_files
-        .open(vhost, &relative)
+        .open(vhost.index, &vhost.folders, &relative)
         .map_err(|r| Refusal::new(r.status, r.detail))?;
     let content_type = mimes
         .lookup(&relative)

@@ -1,13 +1,11 @@
 //! Virtual hosts: the first host whose PCRE2 pattern matches the Host header wins.
 
 use std::fs::File;
-use std::path::PathBuf;
 
 use pcre2::bytes::{Regex, RegexBuilder};
 
-use crate::access::HostAccess;
-use crate::options::{Options, OptionsError};
-use crate::stream::Pacing;
+use crate::files::Folder;
+use crate::options::{Options, OptionsError, Pacing};
 
 use super::rewrite::Route;
 
@@ -24,19 +22,10 @@ pub struct VirtualHost {
     pub pacing: Pacing,
     /// The host's routes, tried in order by the rewrite phase.
     pub routes: Vec<Route>,
-    /// Its access rules and CORS and caching headers.
-    pub access: HostAccess,
     /// Whether players' reports steer its streams (`hints = true`).
     pub hints: bool,
     /// Seconds per HLS/DASH segment (the host's, else the global option).
     pub segment_seconds: f64,
-}
-
-/// A folder of a host, held open so files are resolved beneath it
-/// (openat2) without re-walking its path.
-pub struct Folder {
-    pub path: PathBuf,
-    pub dir: File,
 }
 
 /// The hosts in the order they were defined.
@@ -92,7 +81,6 @@ impl VirtualHosts {
                 folders,
                 pacing: options.pacing_of(host),
                 routes,
-                access: HostAccess::compile(&host.pattern, &host.access)?,
                 hints: host.hints,
                 segment_seconds: host.segment_seconds.unwrap_or(options.segment_seconds),
             });
@@ -117,6 +105,7 @@ impl VirtualHosts {
 mod tests {
     use super::*;
     use crate::options::HostOptions;
+    use std::path::PathBuf;
 
     fn options_with(patterns: &[&str]) -> Options {
         let mut options = Options::defaults();

@@ -53,6 +53,7 @@ pub fn code_label(column: usize) -> String {
 
 /// A column's name in shared memory: written once by the master (bytes first,
 /// then the length), read by everyone.
+#[derive(bytemuck::Zeroable)]
 #[repr(C)]
 pub struct ColumnName {
     len: AtomicU32,
@@ -60,6 +61,7 @@ pub struct ColumnName {
 }
 
 /// The names of one kind of column.
+#[derive(bytemuck::Zeroable)]
 #[repr(C)]
 pub struct Directory<const N: usize> {
     names: [ColumnName; N],

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const NOTE_BYTES: usize = 240;
 const NOTE_WORDS: usize = NOTE_BYTES / 8;
 
+#[derive(bytemuck::Zeroable)]
 #[repr(C)]
 pub struct Heartbeat {
     /// CLOCK_MONOTONIC microseconds of the loop's last turn; 0 = none yet.

@@ -6,19 +6,15 @@
 //! (the clients count) are shared by all workers.
 
 pub mod columns;
-pub mod dashboard;
 pub mod heartbeat;
-pub mod history;
-pub mod metrics;
-pub mod monitor;
-pub mod report;
-pub mod space;
 
 use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::sys::SharedMapping;
+use bytemuck::Zeroable;
+
+use crate::sys::SharedRegion;
 use columns::{CODE_COLUMNS, Directory, FOLDER_COLUMNS, HOST_COLUMNS, code_column};
 use heartbeat::Heartbeat;
 
@@ -40,6 +36,7 @@ pub enum Failure {
 /// Counters of one worker process. Totals survive the worker: a replacement
 /// reusing the slot keeps adding to them. The region is zero-filled, which
 /// is a valid slot of zeros.
+#[derive(Zeroable)]
 #[repr(C, align(128))]
 pub struct StatsSlot {
     /// Process id of the worker using the slot; 0 when free.
@@ -105,6 +102,7 @@ const LAG_LINEAR_MS: u64 = 24;
 
 /// How late throttled slices go out after their due time: per-second windows
 /// for the recent mean and maximum, and a histogram since start for percentiles.
+#[derive(Zeroable)]
 #[repr(C)]
 pub struct SliceLag {
     windows: [LagWindow; LAG_WINDOW_SECS],
@@ -113,6 +111,7 @@ pub struct SliceLag {
     total_us: AtomicU64,
 }
 
+#[derive(Zeroable)]
 #[repr(C)]
 struct LagWindow {
     /// The Unix second this window holds.
@@ -200,6 +199,7 @@ impl StatsSlot {
 }
 
 /// Values shared by every process.
+#[derive(Zeroable)]
 #[repr(C, align(128))]
 pub struct Globals {
     /// Open client connections over all workers, for the `clients` cap.
@@ -225,14 +225,14 @@ pub struct Globals {
 
 /// The shared region: globals then `SLOT_COUNT` slots.
 pub struct StatsRegion {
-    mapping: SharedMapping,
+    region: SharedRegion<Globals, StatsSlot>,
 }
 
 impl StatsRegion {
     pub fn new() -> io::Result<StatsRegion> {
-        let len = std::mem::size_of::<Globals>() + SLOT_COUNT * std::mem::size_of::<StatsSlot>();
-        let mapping = SharedMapping::new(len)?;
-        let region = StatsRegion { mapping };
+        let region = StatsRegion {
+            region: SharedRegion::new(SLOT_COUNT)?,
+        };
         region
             .globals()
             .hosts
@@ -241,20 +241,14 @@ impl StatsRegion {
     }
 
     pub fn globals(&self) -> &Globals {
-        // SAFETY: the mapping is at least this large, page-aligned (so aligned
-        // for Globals), zero-filled (a valid Globals of atomics), and only ever
-        // accessed through these atomics.
-        unsafe { &*(self.mapping.as_ptr() as *const Globals) }
+        self.region.header()
     }
 
+    /// Slot `index`; the master hands out indices below `SLOT_COUNT` only.
     pub fn slot(&self, index: usize) -> &StatsSlot {
-        assert!(index < SLOT_COUNT, "stats slot {index} out of range");
-        // SAFETY: as for `globals`; slots follow the globals, each 128-byte
-        // aligned because Globals' size is a multiple of 128.
-        unsafe {
-            let base =
-                self.mapping.as_ptr().add(std::mem::size_of::<Globals>()) as *const StatsSlot;
-            &*base.add(index)
+        match self.region.get(index) {
+            Some(slot) => slot,
+            None => panic!("stats slot {index} out of range"),
         }
     }
 
@@ -274,14 +268,6 @@ impl StatsRegion {
         self.globals()
             .slots_used
             .fetch_max(index as u64 + 1, Ordering::Relaxed);
-    }
-
-    pub fn len(&self) -> usize {
-        self.mapping.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.mapping.len() == 0
     }
 }
 

@@ -16,7 +16,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::stats::StatsSlot;
-use crate::sys::SharedMapping;
+use crate::sys::SharedRegion;
 
 /// Entries in the table (a power of two): one per hinted stream.
 pub const TABLE_ENTRIES: usize = 1 << 17;
@@ -41,6 +41,7 @@ pub fn is_valid_key(key: &str) -> bool {
 }
 
 /// One entry: four words, each read and written whole.
+#[derive(bytemuck::Zeroable)]
 #[repr(C)]
 struct Entry {
     /// The key's hash (never 0); 0 = never used.
@@ -55,7 +56,7 @@ struct Entry {
 
 /// The shared table, mapped by the master before it forks.
 pub struct HintTable {
-    mapping: SharedMapping,
+    entries: SharedRegion<(), Entry>,
     hasher: RandomState,
 }
 
@@ -91,19 +92,18 @@ pub struct Registration {
 
 impl HintTable {
     pub fn new() -> io::Result<HintTable> {
-        let mapping = SharedMapping::new_sparse(TABLE_ENTRIES * std::mem::size_of::<Entry>())?;
         Ok(HintTable {
-            mapping,
+            entries: SharedRegion::new_sparse(TABLE_ENTRIES)?,
             hasher: RandomState::new(),
         })
     }
 
     fn entry(&self, index: usize) -> &Entry {
-        let index = index & (TABLE_ENTRIES - 1);
-        // SAFETY: the mapping holds TABLE_ENTRIES entries, is page-aligned,
-        // zero-filled (a valid Entry of atomics), and only ever accessed
-        // through these atomics; the index is masked into range.
-        unsafe { &*(self.mapping.as_ptr() as *const Entry).add(index) }
+        // Masked into range (TABLE_ENTRIES is a power of two), so always found.
+        match self.entries.get(index & (TABLE_ENTRIES - 1)) {
+            Some(entry) => entry,
+            None => unreachable!("a masked hint-table index is in range"),
+        }
     }
 
     fn hash(&self, key: &str) -> u64 {

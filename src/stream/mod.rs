@@ -10,7 +10,6 @@
 
 pub mod hints;
 pub mod schedule;
-pub mod size;
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -18,50 +17,20 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::cache::MediaCache;
+use crate::files::OpenFile;
 use crate::media::{FileSource, MediaKind, Prepared, Timeline};
+use crate::options::Pacing;
 use crate::package::fmp4::Segment;
-use crate::route::open_files::OpenFile;
 use crate::stats::StatsSlot;
 use crate::sys;
 use hints::Hint;
 use schedule::Allowance;
 
-/// The shortest `period` accepted: slices closer together would only cost CPU.
-pub const MIN_PERIOD_SECS: f64 = 0.05;
 /// Most bytes one sendfile call may move, so one fast client cannot hold the loop.
 const SENDFILE_CHUNK_BYTES: u64 = 512 * 1024;
 /// Most prefix bytes generated into memory at once: a one-hour film's
 /// rewritten header is about a megabyte, and a slow client should not hold it all.
 pub const PREFIX_CHUNK_BYTES: u64 = 64 * 1024;
-
-/// The pacing settings of one virtual host (the global options, overridden
-/// per host).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Pacing {
-    /// Seconds of play time sent ahead of the player; 0 turns the media throttle off.
-    pub throttle: f64,
-    /// Seconds between slices.
-    pub period: f64,
-    /// Bodies shorter than this many bytes are not throttled on their timeline.
-    pub throttle_from: u64,
-    /// Constant rate in bytes per second for bodies without a timeline; 0 = none.
-    pub rate: u64,
-    /// Bytes sent at full speed before `rate` applies.
-    pub rate_after: u64,
-    /// Seconds a response may make no progress before the connection is closed.
-    pub send_timeout: f64,
-}
-
-impl Pacing {
-    pub const DEFAULT: Pacing = Pacing {
-        throttle: 20.0,
-        period: 1.0,
-        throttle_from: 1 << 20,
-        rate: 0,
-        rate_after: 0,
-        send_timeout: 60.0,
-    };
-}
 
 /// How a body's bytes are released over time.
 #[derive(Clone, Debug)]

@@ -89,7 +89,7 @@ pub fn rate_allowance(
 /// The first boundary `phase + k × period` strictly after `elapsed`
 /// (`phase` in seconds, below `period`).
 pub fn next_boundary(elapsed: Duration, period: f64, phase: f64) -> Duration {
-    let period = period.max(super::MIN_PERIOD_SECS);
+    let period = period.max(crate::options::MIN_PERIOD_SECS);
     let phase = phase.clamp(0.0, period);
     let periods = ((elapsed.as_secs_f64() - phase) / period).floor() + 1.0;
     let next = Duration::from_secs_f64(phase + periods.max(0.0) * period);

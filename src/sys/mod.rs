@@ -2,8 +2,11 @@
 //!
 //! This is the only module with `unsafe` code. Each block says why it holds.
 
+mod shared;
 pub mod signals;
 pub mod socket;
+
+pub use shared::SharedRegion;
 
 use std::ffi::CString;
 use std::fs::File;
@@ -65,63 +68,6 @@ pub fn parent_is(parent: libc::pid_t) -> bool {
     // SAFETY: getppid cannot fail and touches no memory.
     unsafe { libc::getppid() == parent }
 }
-
-/// Anonymous shared memory that survives `fork`: every process sees the same bytes.
-pub struct SharedMapping {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl SharedMapping {
-    /// Maps `len` zeroed bytes shared between this process and its future children.
-    pub fn new(len: usize) -> io::Result<SharedMapping> {
-        Self::map(len, 0)
-    }
-
-    fn map(len: usize, extra_flags: libc::c_int) -> io::Result<SharedMapping> {
-        // SAFETY: an anonymous mapping with no address hint; the kernel picks a
-        // fresh, page-aligned, zero-filled region of `len` bytes.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS | extra_flags,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(SharedMapping {
-            ptr: ptr.cast(),
-            len,
-        })
-    }
-
-    /// Like `new`, for a large region only partly used: MAP_NORESERVE, so
-    /// that untouched pages count against no memory commitment.
-    pub fn new_sparse(len: usize) -> io::Result<SharedMapping> {
-        Self::map(len, libc::MAP_NORESERVE)
-    }
-
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-// SAFETY: the mapping is only ever accessed through atomics (see `stats`).
-unsafe impl Send for SharedMapping {}
-unsafe impl Sync for SharedMapping {}
 
 /// Sends up to `count` bytes of `file` starting at `*offset` to `socket`,
 /// advancing `*offset` by what was sent.

@@ -25,7 +25,7 @@ pub struct Exchange {
     pub status: u16,
     pub body_bytes: u64,
     /// The host and folder columns it counts in.
-    pub routed: super::respond::Routed,
+    pub routed: super::context::Routed,
 }
 
 impl Exchange {
@@ -40,7 +40,7 @@ impl Exchange {
                 .unwrap_or_default(),
             status: 0,
             body_bytes: 0,
-            routed: super::respond::Routed::default(),
+            routed: super::context::Routed::default(),
         }
     }
 

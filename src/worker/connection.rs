@@ -16,7 +16,8 @@ use mio::net::TcpStream;
 
 use super::Env;
 use super::access_log::Exchange;
-use super::respond::{self, Routed};
+use super::context::{Context, Now, Routed, error_page_reply};
+use super::respond;
 use super::timer_wheel::TimerId;
 use crate::access::Client;
 use crate::access::limits::{ClientKey, Limited};
@@ -133,7 +134,7 @@ impl Connection {
         let mut connection = Connection::new(stream, peer, env);
         connection.counted = false;
         connection.exchange = Some(Box::new(Exchange::new(env.now, peer, None)));
-        let reply = respond::error_page_reply(
+        let reply = error_page_reply(
             &mut connection.output,
             env.dates.get(env.unix_now),
             "",
@@ -252,26 +253,27 @@ impl Connection {
         let logged = Some(&*request).filter(|_| env.site.options.access_log);
         self.exchange = Some(Box::new(Exchange::new(env.now, self.peer, logged)));
         self.output.clear();
-        let now = respond::Now {
-            unix: env.unix_now,
-            date: env.dates.get(env.unix_now),
-        };
-        let mut routed = Routed::default();
-        let client = Client {
-            peer: self.peer,
-            limited: self.limited,
-        };
-        let reply = respond::respond(
-            &env.site,
-            &mut env.caches,
-            env.slot,
-            &request,
+        let mut context = Context {
+            site: &env.site,
+            caches: &mut env.caches,
+            slot: env.slot,
+            request: &request,
+            client: Client {
+                peer: self.peer,
+                limited: self.limited,
+            },
+            now: Now {
+                unix: env.unix_now,
+                date: env.dates.get(env.unix_now),
+            },
+            out: &mut self.output,
+            routed: Routed::default(),
             keep_alive,
-            now,
-            &mut self.output,
-            &mut routed,
-            client,
-        );
+            head_only: false,
+            extra_headers: Vec::new(),
+        };
+        let reply = respond::respond(&mut context);
+        let routed = context.routed;
         env.slot.count_request(routed.host);
         let media = &env.caches.media;
         env.slot
@@ -293,7 +295,7 @@ impl Connection {
         self.exchange = Some(Box::new(Exchange::new(env.now, self.peer, None)));
         self.output.clear();
         let date = env.dates.get(env.unix_now);
-        let reply = respond::error_page_reply(&mut self.output, date, "", false, 1, status, detail);
+        let reply = error_page_reply(&mut self.output, date, "", false, 1, status, detail);
         self.start_writing(reply.status, None, false, env);
     }
 
@@ -303,7 +305,7 @@ impl Connection {
         self.exchange = Some(Box::new(Exchange::new(env.now, self.peer, None)));
         self.output.clear();
         let date = env.dates.get(env.unix_now);
-        let reply = respond::error_page_reply(
+        let reply = error_page_reply(
             &mut self.output,
             date,
             "",

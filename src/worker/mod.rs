@@ -3,8 +3,13 @@
 
 mod access_log;
 pub mod connection;
+pub mod context;
+mod file_head;
+mod hint_urls;
 mod packaged;
+mod representation;
 pub mod respond;
+pub mod site;
 pub mod timer_wheel;
 
 use std::io;
@@ -21,13 +26,13 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::access::limits::{Admission, LimitsRegion};
 use crate::cache::MediaCache;
+use crate::files::OpenFiles;
 use crate::http::date::DateCache;
-use crate::route::open_files::OpenFiles;
 use crate::stats::{Globals, StatsSlot};
 use crate::sys::signals;
 use connection::{Connection, Next};
-use respond::Caches;
-pub use respond::Site;
+use context::Caches;
+pub use site::Site;
 use timer_wheel::TimerWheel;
 
 const LISTENER: Token = Token(0);

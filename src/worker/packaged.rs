@@ -5,31 +5,30 @@
 
 use std::rc::Rc;
 
-use super::respond::{Answer, Caches, FileAnswer, Head, Reply, Routed, Site, answer_head};
+use super::context::{Context, Reply};
+use super::file_head::{FileAnswer, Head, answer_head};
+use super::representation::refusal_of;
 use crate::access::Grant;
+use crate::http::target::Target;
 use crate::http::{Refusal, Status};
-use crate::media::representation::refusal_of;
 use crate::media::{FileSource, MediaError};
 use crate::package::plan::Plan;
 use crate::package::{self, Cut, Name, Output, PackageKey};
-use crate::route::{self, VirtualHost, sandbox};
+use crate::route::{self, VirtualHost};
 use crate::stats::StatsSlot;
 use crate::stream::Stream;
 
-/// Answers `name` of the MP4 file at `media_path` (the request's `target`
+/// Answers `name` of the MP4 file at `media_path` (the routed `target`
 /// names both).
-#[allow(clippy::too_many_arguments)]
 pub fn serve(
-    site: &Site,
-    caches: &mut Caches,
-    slot: &'static StatsSlot,
+    context: &mut Context,
     vhost: &VirtualHost,
-    (target, media_path, name): (&str, &str, Name),
+    (target, media_path, name): (Target, &str, Name),
     grant: &Grant,
-    answer: &Answer,
-    routed: &mut Routed,
-    out: &mut Vec<u8>,
 ) -> Result<Reply, Refusal> {
+    let site = context.site;
+    let slot = context.slot;
+    let caches = &mut *context.caches;
     let file = route::open_target(&mut caches.open_files, &site.mimes, vhost, media_path)?;
     let opened = &file.opened;
     let folder = &vhost.folders[opened.folder].path;
@@ -44,7 +43,7 @@ pub fn serve(
         }
         refusal
     };
-    let cut = Cut::of_query(sandbox::query_of(target), vhost.segment_seconds).map_err(&failed)?;
+    let cut = Cut::of_query(target.query, vhost.segment_seconds).map_err(&failed)?;
     let source = FileSource {
         file: &opened.handle,
         size: opened.identity.size,
@@ -70,7 +69,8 @@ pub fn serve(
     };
     // Playlists carry the request's own arguments (a signed link's token,
     // the clip) into every URI they list.
-    let carried = sandbox::query_of(&answer.request.target)
+    let carried = Target::split(&context.request.target)
+        .query
         .filter(|q| !q.is_empty())
         .map_or_else(String::new, |q| format!("?{q}"));
     let key = if name.is_segment() || name.is_init() {
@@ -107,27 +107,26 @@ pub fn serve(
     };
     StatsSlot::add(&slot.packaged[name.kind() as usize], 1);
     let head = answer_head(
-        site,
+        context,
         vhost,
         grant,
-        answer,
-        routed,
         FileAnswer {
             opened,
             etag: &etag,
             content_type: name.content_type(audio_only),
             size,
         },
-        out,
     )?;
     let (status, first, end) = match head {
-        Head::Done(status) => return Ok(answer.bodiless(status)),
+        Head::Done(status) => return Ok(context.bodiless(status)),
         Head::Body { status, first, end } => (status, first, end),
     };
-    let keep_alive = answer.keep_alive;
+    let keep_alive = context.keep_alive;
     match output {
         Output::Document(bytes) => {
-            out.extend_from_slice(&bytes[first as usize..end as usize]);
+            context
+                .out
+                .extend_from_slice(&bytes[first as usize..end as usize]);
             StatsSlot::add(&slot.packaged_bytes[name.kind() as usize], end - first);
             Ok(Reply {
                 status,

@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use super::columns::{CODE_COLUMNS, FOLDER_COLUMNS, HOST_COLUMNS, code_label};
-use super::{LAG_BUCKETS, StatsRegion, Totals, lag_bucket_upper_ms};
+use crate::stats::columns::{CODE_COLUMNS, FOLDER_COLUMNS, HOST_COLUMNS, code_label};
+use crate::stats::{LAG_BUCKETS, StatsRegion, Totals, lag_bucket_upper_ms};
 
 /// The content type Prometheus expects for this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -345,13 +345,13 @@ pub fn render(region: &StatsRegion, totals: &Totals) -> String {
         );
     }
 
-    let slots: Vec<(usize, &super::StatsSlot)> = (0..region.slots_used())
+    let slots: Vec<(usize, &crate::stats::StatsSlot)> = (0..region.slots_used())
         .map(|i| (i, region.slot(i)))
         .filter(|(_, slot)| {
             slot.pid.load(Ordering::Relaxed) != 0 || load(&slot.connections_total) > 0
         })
         .collect();
-    type SlotCounter = fn(&super::StatsSlot) -> u64;
+    type SlotCounter = fn(&crate::stats::StatsSlot) -> u64;
     let per_worker: [(&str, &str, &str, SlotCounter); 3] = [
         (
             "worker_requests_total",

@@ -17,13 +17,19 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use super::heartbeat::Heartbeat;
-use super::history::{History, Sample};
-use super::{StatsRegion, Totals, dashboard, metrics, report, space};
+pub mod dashboard;
+pub mod history;
+pub mod metrics;
+pub mod report;
+pub mod space;
+
+use crate::http::target::{Target, percent_decode};
 use crate::http::{self, Method, Parsed, Status, date};
 use crate::options::Options;
-use crate::route::sandbox;
+use crate::stats::heartbeat::Heartbeat;
+use crate::stats::{StatsRegion, Totals};
 use crate::sys::signals;
+use history::{History, Sample};
 
 /// How long an admin client may take to send its request or read the answer.
 const ADMIN_IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -145,7 +151,7 @@ impl Monitor<'_> {
         let path = query
             .split('&')
             .find_map(|arg| arg.strip_prefix("path="))
-            .and_then(|raw| sandbox::percent_decode(raw.as_bytes()))
+            .and_then(|raw| percent_decode(raw.as_bytes()))
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
         let (status, detail) = match space::measure(&path, self.options) {
@@ -257,8 +263,8 @@ impl Monitor<'_> {
                 &[("WWW-Authenticate", "Bearer realm=\"loomiere\"")],
             );
         }
-        let path = sandbox::path_of(&request.target);
-        let query = sandbox::query_of(&request.target).unwrap_or("");
+        let target = Target::split(&request.target);
+        let (path, query) = (target.path, target.query.unwrap_or(""));
         let has = |arg: &str| query.split('&').any(|a| a == arg);
         if path == "/space" {
             return self.space(&mut stream, query, has("format=json"), head_only);

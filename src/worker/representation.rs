@@ -6,11 +6,11 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::rc::Rc;
 
-use super::{FileSource, MediaError, MediaKind, Prepared, SeekMode, query};
 use crate::cache::MediaCache;
+use crate::files::OpenFile;
 use crate::http::Status;
 use crate::http::refusal::Refusal;
-use crate::route::open_files::OpenFile;
+use crate::media::{FileSource, MediaError, MediaKind, Prepared, SeekMode, query};
 use crate::stats::StatsSlot;
 
 /// The body a response is about.

@@ -9,11 +9,11 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use super::columns::{CODE_COLUMNS, FOLDER_COLUMNS, HOST_COLUMNS, code_label};
 use super::history::{History, Sample};
-use super::{LAG_WINDOW_SECS, StatsRegion, Totals};
 use crate::http::date;
 use crate::http::response::html_escape as escape;
+use crate::stats::columns::{CODE_COLUMNS, FOLDER_COLUMNS, HOST_COLUMNS, code_label};
+use crate::stats::{LAG_WINDOW_SECS, StatsRegion, Totals};
 
 const REFRESH_SECS: u32 = 5;
 const CHART_WIDTH: f64 = 600.0;

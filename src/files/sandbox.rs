@@ -1,5 +1,5 @@
-//! The sandbox: turns a request target into a file opened beneath the host's
-//! folder, refusing anything that could reach outside it.
+//! The sandbox: turns a request's path into a file opened beneath one of
+//! the host's folders, refusing anything that could reach outside it.
 
 use std::fs::File;
 use std::io;
@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::http::Status;
+use crate::http::target::percent_decode;
 use crate::sys::{self, FileIdentity, FileKind};
 
 /// Why a request target was refused, with the status and a message for the page.
@@ -18,26 +19,6 @@ pub struct Refusal {
 
 const fn refuse(status: Status, detail: &'static str) -> Refusal {
     Refusal { status, detail }
-}
-
-/// The path part of a request target: without the query, and without the
-/// scheme and authority of an absolute-form target.
-pub fn path_of(target: &str) -> &str {
-    let target = target.split(['?', '#']).next().unwrap_or("");
-    if let Some(rest) = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))
-    {
-        return rest.find('/').map_or("/", |slash| &rest[slash..]);
-    }
-    target
-}
-
-/// The query part of a request target (after `?`), if any.
-pub fn query_of(target: &str) -> Option<&str> {
-    target
-        .split_once('?')
-        .map(|(_, query)| query.split('#').next().unwrap_or(""))
 }
 
 /// Percent-decodes `path` and checks it segment by segment. The result is
@@ -73,31 +54,6 @@ pub fn relative_path(path: &str) -> Result<Vec<u8>, Refusal> {
         }
     }
     Ok(relative)
-}
-
-/// Decodes `%XX` escapes; None for a malformed escape.
-pub fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let mut output = Vec::with_capacity(input.len());
-    let mut bytes = input.iter();
-    while let Some(&byte) = bytes.next() {
-        if byte == b'%' {
-            let high = hex_value(*bytes.next()?)?;
-            let low = hex_value(*bytes.next()?)?;
-            output.push(high << 4 | low);
-        } else {
-            output.push(byte);
-        }
-    }
-    Some(output)
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// A regular file opened for a response, with what its headers need.
@@ -147,15 +103,6 @@ fn open_refusal(error: &io::Error) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_targets() {
-        assert_eq!(path_of("/a/b.mp4?start=1"), "/a/b.mp4");
-        assert_eq!(path_of("http://host:80/x?y"), "/x");
-        assert_eq!(path_of("http://host"), "/");
-        assert_eq!(query_of("/a?start=1&b"), Some("start=1&b"));
-        assert_eq!(query_of("/a"), None);
-    }
 
     #[test]
     fn decodes_and_normalises() {

@@ -12,8 +12,8 @@ use std::rc::Rc;
 
 use lru::LruCache;
 
+use super::Folder;
 use super::sandbox::{self, Refusal};
-use super::vhost::VirtualHost;
 use crate::http::{Status, conditional, date};
 use crate::sys::{self, FileIdentity};
 
@@ -63,21 +63,26 @@ impl OpenFiles {
         }
     }
 
-    /// The file `relative` names in the first of `host`'s folders that has
-    /// it, from the cache when the path still names the same file (and no
-    /// earlier folder has gained one), else opened through the sandbox. A
+    /// The file `relative` names in the first of `folders` (those of the
+    /// host numbered `host`) that has it, from the cache when the path still
+    /// names the same file (and no earlier folder has gained one), else
+    /// opened through the sandbox. A
     /// folder that has the path but refuses it (403) decides; only a missing
     /// file moves on to the next folder.
-    pub fn open(&mut self, host: &VirtualHost, relative: &[u8]) -> Result<Rc<OpenFile>, Refusal> {
+    pub fn open(
+        &mut self,
+        host: usize,
+        folders: &[Folder],
+        relative: &[u8],
+    ) -> Result<Rc<OpenFile>, Refusal> {
         self.key.clear();
-        self.key.extend_from_slice(&host.index.to_le_bytes());
+        self.key.extend_from_slice(&host.to_le_bytes());
         self.key.extend_from_slice(relative);
         if let Some(cached) = self.entries.get(self.key.as_slice()) {
-            let still_first = host.folders[..cached.folder]
+            let still_first = folders[..cached.folder]
                 .iter()
                 .all(|earlier| sys::identity_at(&earlier.dir, relative).is_err());
-            match host
-                .folders
+            match folders
                 .get(cached.folder)
                 .map(|f| sys::identity_at(&f.dir, relative))
             {
@@ -90,7 +95,7 @@ impl OpenFiles {
             }
         }
         let mut missing = None;
-        for (index, folder) in host.folders.iter().enumerate() {
+        for (index, folder) in folders.iter().enumerate() {
             match sandbox::open(&folder.dir, &folder.path, relative) {
                 Ok(file) => {
                     let opened = Rc::new(OpenFile::new(file, index));

@@ -6,11 +6,11 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use super::columns::{CODE_COLUMNS, FOLDER_COLUMNS, HOST_COLUMNS, clean_name, code_label};
 use super::history::{History, Sample};
-use super::{LAG_WINDOW_SECS, StatsRegion, Totals, lag_bucket_upper_ms};
 use crate::http::date;
 use crate::options::Options;
+use crate::stats::columns::{CODE_COLUMNS, FOLDER_COLUMNS, HOST_COLUMNS, clean_name, code_label};
+use crate::stats::{LAG_WINDOW_SECS, StatsRegion, Totals, lag_bucket_upper_ms};
 
 const MIB: f64 = 1_048_576.0;
 
