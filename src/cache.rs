@@ -2,6 +2,9 @@
 //! answers (segment plans, playlists, segments), in one LRU bounded by
 //! `options.cache` megabytes counted in real bytes.
 //!
+//! Layer: above `media`, `package`, `stats` and `sys`; knows nothing of
+//! hosts, routes, options or connections.
+//!
 //! Keys include the file's identity (device, inode, size, modification time),
 //! so a file changed on disk is a new key and output is never stale.
 

@@ -1,5 +1,7 @@
 //! Loomiere: an HTTP pseudo-streaming server for FLV and MP4.
 //!
+//! Layer: the top: the command line, over the library's `master`.
+//!
 //! This file holds the command line: it reads the flags, loads the options
 //! and hands over to the master process.
 

@@ -1,6 +1,9 @@
 //! The access phase of the request pipeline, and the headers phase's CORS
 //! and caching headers: who may fetch a host's files.
 //!
+//! Layer: compiles its rules from `options`' plain settings; imports
+//! neither `route` (its peer) nor `worker`.
+//!
 //! The checks run in a fixed order, each refusing with its own status and a
 //! sentence that gives nothing away (no list, no secret): the host's
 //! `deny`/`allow` (403) → `options.limits` (429, decided when the connection

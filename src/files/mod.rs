@@ -2,8 +2,9 @@
 //! resolves a relative path beneath a folder and refuses anything that could
 //! reach outside it, and the per-worker cache of open files.
 //!
-//! Owns no request, route or host logic: it is handed a host's index and
-//! folders. Imports only `sys` and `http` (for statuses and validators).
+//! Layer: imports only `sys` and `http` (statuses, validators, decoding);
+//! owns no request, route or host logic: it is handed a host's index and
+//! folders.
 
 pub mod open_files;
 pub mod sandbox;

@@ -1,5 +1,8 @@
 //! HTTP/1.x: request heads, response heads, ranges, conditional requests, dates.
 //!
+//! Layer: above `sys` only. Knows nothing of hosts, files, media, options
+//! or counters.
+//!
 //! Everything here is a pure function over bytes and strings; the worker does the I/O.
 
 pub mod conditional;

@@ -1,6 +1,9 @@
 //! The restricted Lua 5.1 environment that options.lua and route functions
 //! run in, and its limits.
 //!
+//! Layer: above `http` only (for percent-decoding): both options.lua's
+//! loader and the route functions use it, so it must import neither.
+//!
 //! What is left out: files, processes and the environment (`io`,
 //! `os.execute` and friends), loading code (`load*`, `dofile`, `require`),
 //! `debug`, `setfenv`/`getfenv`, `collectgarbage`, `newproxy`,

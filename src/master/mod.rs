@@ -1,6 +1,8 @@
 //! The master process: binds the sockets, forks the workers and the monitor,
 //! supervises them, and acts on signals. It serves no requests itself.
 //!
+//! Layer: above `worker` and `monitor`, which it forks; only `main` is above it.
+//!
 //! Signals are blocked and taken synchronously with `sigtimedwait`, so the
 //! master's logic runs in one plain loop with no handlers:
 //! SIGHUP reloads, SIGTERM/SIGINT drain, SIGQUIT exits at once, SIGCHLD reaps.

@@ -1,6 +1,10 @@
 //! Media files: indexes of FLV and MP4 files and the preparation of seeked
 //! responses (`?start=…&stop=…`).
 //!
+//! Layer: pure parsing and rewriting; imports nothing of the crate (no
+//! cache, no routes, no counters, no options): the worker decides what a
+//! media error answers, the cache keeps what is parsed.
+//!
 //! Parsers are pure functions over bytes or over a positioned reader
 //! ([`ReadAt`]), bounded in memory and time on any input. A seek yields a
 //! [`Prepared`] response: bytes generated before the body (the rewritten

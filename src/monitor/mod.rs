@@ -1,6 +1,9 @@
 //! The monitor process: serves the summed counters on the admin port, and
 //! samples them once a second into its own memory (for rates).
 //!
+//! Layer: a process of its own, reading `stats` and answering with `http`;
+//! imports neither the worker nor the request pipeline (`access`, `route`).
+//!
 //! Admin traffic is rare and local, so the monitor answers one connection at
 //! a time with blocking I/O under short time-outs, between samples; it never
 //! touches client traffic. It stamps its heartbeat each turn and while it

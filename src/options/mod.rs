@@ -1,6 +1,10 @@
 //! The server's configuration: built-in defaults, `options.lua`, command-line
 //! overrides, and validation into plain Rust values.
 //!
+//! Layer: plain settings only, above `lua` and `media`; it compiles nothing.
+//! The concerns that serve requests (`access`, `route`, `worker::Site`)
+//! compile their parts from these values and must not be imported here.
+//!
 //! Every error names the option (and, for Lua errors, the file and line) so
 //! that an operator knows what to change.
 

@@ -3,6 +3,9 @@
 //! (`/film.mp4/master.m3u8`, `/film.mp4/seg-3.m4s`, …), built from the
 //! sample tables the media cache already holds. Segments are a generated
 //! head followed by ranges of the original file, sent with sendfile(2).
+//!
+//! Layer: imports only `media`; plans and writes are pure, and the cache and
+//! the worker hold and send what is built here.
 
 pub mod codecs;
 pub mod dash;

@@ -1,5 +1,8 @@
 //! Counters shared by every process through one anonymous MAP_SHARED region.
 //!
+//! Layer: imports only `sys`. Host and folder names come in as strings;
+//! its readers (the monitor) and writers (the workers) sit above it.
+//!
 //! The master maps the region before forking, so workers and the monitor see
 //! the same memory. Each worker owns one cache-line-aligned slot and is its
 //! only writer (no false sharing); the monitor sums the slots. A few globals

@@ -2,6 +2,9 @@
 //! rewritten header) written from memory, then the file's bytes by
 //! `sendfile(2)`, paced.
 //!
+//! Layer: above `options`, `files`, `cache`, `package`, `media`, `stats` and
+//! `sys`; knows nothing of requests, hosts' rules or routes.
+//!
 //! Pacing is decided once per response ([`Pace::choose`]): on the media
 //! timeline (the player gets `throttle` seconds of play ahead at line speed,
 //! then about one `period` of media each period), at a constant rate, or not
@@ -186,22 +189,34 @@ pub struct Stream {
     hint: Option<Hint>,
 }
 
+/// What a file response sends: bytes `[first, end)` of the body of the file
+/// at `relative` (the file itself, or a seek's prepared body).
+pub struct Body<'a> {
+    pub relative: &'a [u8],
+    pub file: Rc<OpenFile>,
+    pub prepared: Option<Rc<Prepared>>,
+    pub first: u64,
+    pub end: u64,
+}
+
 impl Stream {
-    /// The body of a response covering bytes `[first, end)` of `relative`,
-    /// paced on the media timeline when the body has an honest one and is
-    /// long enough, else at the host's constant rate, if any. A plain media
-    /// file is indexed for its timeline (once: the cache keeps it).
-    #[allow(clippy::too_many_arguments)]
+    /// The stream of `body`, paced on the media timeline when the body has
+    /// an honest one and is long enough, else at the host's constant rate,
+    /// if any. A plain media file is indexed for its timeline (once: the
+    /// cache keeps it).
     pub fn for_response(
         pacing: &Pacing,
         media: &mut MediaCache,
         slot: &StatsSlot,
-        relative: &[u8],
-        file: Rc<OpenFile>,
-        prepared: Option<Rc<Prepared>>,
-        first: u64,
-        end: u64,
+        body: Body,
     ) -> Stream {
+        let Body {
+            relative,
+            file,
+            prepared,
+            first,
+            end,
+        } = body;
         let wants_timeline = Pace::wants_timeline(pacing, end - first);
         match prepared {
             Some(prepared) => {

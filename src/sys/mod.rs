@@ -1,5 +1,8 @@
 //! Thin safe wrappers over the system calls the server needs and `std` does not offer.
 //!
+//! Layer: the ground floor. Imports nothing of the crate; every module may
+//! use it. The only module with `unsafe` code (`tests/layering.rs` checks).
+//!
 //! This is the only module with `unsafe` code. Each block says why it holds.
 
 mod shared;

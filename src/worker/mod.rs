@@ -1,5 +1,8 @@
 //! A worker process: one mio readiness loop over its listening socket, its
 //! connections, its signals and its timer wheel. Nothing in it blocks.
+//!
+//! Layer: the request pipeline over every module below it; imports neither
+//! `master` nor `monitor`.
 
 mod access_log;
 pub mod connection;

@@ -16,8 +16,8 @@ use crate::package;
 use crate::route::rewrite::{self, Routing};
 use crate::route::{self, VirtualHost};
 use crate::stats::columns::UNKNOWN_HOST;
-use crate::stream::Stream;
 use crate::stream::hints::{self, Hint};
+use crate::stream::{Body, Stream};
 
 /// Builds the response to `context.request` into `context.out`: the phases
 /// in nginx's order, server selection → access → rewrite (routes) → content
@@ -175,11 +175,13 @@ fn serve_file(
         &vhost.pacing,
         &mut caches.media,
         slot,
-        &file.relative,
-        Rc::clone(opened),
-        body.prepared,
-        first,
-        end,
+        Body {
+            relative: &file.relative,
+            file: Rc::clone(opened),
+            prepared: body.prepared,
+            first,
+            end,
+        },
     );
     if let Some(key) = hint_key.filter(|_| stream.is_media_paced()) {
         caches.stream_serial += 1;

@@ -4,6 +4,7 @@
 
 pub mod boxes;
 pub mod header;
+mod moov_writer;
 pub mod seek;
 pub mod tables;
 
