@@ -5,7 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use loomiere::http::{Parsed, range, request};
 use loomiere::media::query;
-use loomiere::route::sandbox;
+use loomiere::files::sandbox;
+use loomiere::http::target::Target;
 
 fuzz_target!(|data: &[u8]| {
     if let Parsed::Complete(request, len) = request::parse(data) {
@@ -16,10 +17,11 @@ fuzz_target!(|data: &[u8]| {
                 assert!(first <= last && last < 1_000_000);
             }
         }
-        if let Some(query) = sandbox::query_of(&request.target) {
+        let target = Target::split(&request.target);
+        if let Some(query) = target.query {
             let _ = query::parse(query);
         }
-        if let Ok(relative) = sandbox::relative_path(sandbox::path_of(&request.target)) {
+        if let Ok(relative) = sandbox::relative_path(target.path) {
             assert!(!relative.starts_with(b"/"));
             assert!(
                 !relative
