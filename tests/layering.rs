@@ -263,13 +263,129 @@ fn module_path(relative: &Path) -> Vec<String> {
     parts
 }
 
+/// The module paths `code` reaches through `crate::…` and `super::…` paths
+/// (including `use` groups), each the longest prefix of the path that names
+/// one of the crate's files (`known`), with the byte offset of the mention.
+fn file_imports(
+    code: &str,
+    module_path: &[String],
+    known: &BTreeSet<Vec<String>>,
+) -> Vec<(Vec<String>, usize)> {
+    let bytes = code.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let preceded = i > 0 && (is_ident(bytes[i - 1]) || bytes[i - 1] == b':');
+        let (base, at) = if !preceded && code[i..].starts_with("crate::") {
+            (Vec::new(), i + "crate::".len())
+        } else if !preceded && code[i..].starts_with("super::") {
+            // A file's module is its path; `super` drops one component.
+            let mut base = module_path.to_vec();
+            let mut at = i;
+            while code[at..].starts_with("super::") {
+                base.pop();
+                at += "super::".len();
+            }
+            (base, at)
+        } else {
+            i += 1;
+            continue;
+        };
+        if bytes.get(at) == Some(&b'{') {
+            for member in group_members(code, at) {
+                let mut path = base.clone();
+                path.push(member);
+                if known.contains(&path) {
+                    found.push((path, i));
+                }
+            }
+        } else {
+            for path in longest_known(code, base, at, known) {
+                found.push((path, i));
+            }
+        }
+        i = at;
+    }
+    found
+}
+
+/// `path` extended by the `a::b::…` path at `at` (ending, perhaps, in a
+/// `{…}` group), cut to the longest prefixes that name files of the crate.
+fn longest_known(
+    code: &str,
+    mut path: Vec<String>,
+    mut at: usize,
+    known: &BTreeSet<Vec<String>>,
+) -> Vec<Vec<String>> {
+    let mut reached = known.contains(&path).then(|| path.clone());
+    while let Some((name, end)) = ident_at(code, at) {
+        path.push(name.to_string());
+        if known.contains(&path) {
+            reached = Some(path.clone());
+        }
+        if !code[end..].starts_with("::") {
+            break;
+        }
+        at = end + 2;
+        if code.as_bytes().get(at) == Some(&b'{') {
+            let members: Vec<Vec<String>> = group_members(code, at)
+                .into_iter()
+                .map(|member| {
+                    let mut longer = path.clone();
+                    longer.push(member);
+                    longer
+                })
+                .filter(|longer| known.contains(longer))
+                .collect();
+            if !members.is_empty() {
+                return members;
+            }
+            break;
+        }
+    }
+    reached.into_iter().collect()
+}
+
+/// Files of one module that import each other (neither the other's
+/// ancestor): `module_files` maps each file's module path to its shown
+/// name and code.
+fn file_cycles(module_files: &BTreeMap<Vec<String>, (String, String)>) -> Vec<String> {
+    let known: BTreeSet<Vec<String>> = module_files.keys().cloned().collect();
+    let mut edges: BTreeMap<(Vec<String>, Vec<String>), Place> = BTreeMap::new();
+    for (module, (shown, code)) in module_files {
+        for (to, offset) in file_imports(code, module, &known) {
+            let related = to.starts_with(module) || module.starts_with(&to);
+            if !related {
+                let line = code[..offset].matches('\n').count() + 1;
+                edges.entry((module.clone(), to)).or_insert(Place {
+                    file: shown.clone(),
+                    line,
+                });
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    for ((from, to), place) in &edges {
+        if from < to
+            && let Some(back) = edges.get(&(to.clone(), from.clone()))
+        {
+            problems.push(format!(
+                "{}:{} and {}:{} import each other",
+                place.file, place.line, back.file, back.line
+            ));
+        }
+    }
+    problems
+}
+
 /// Reads the crate under `src`: its import graph and every line naming
 /// `unsafe` outside `src/sys/`.
-fn read_crate(src: &Path) -> (Graph, Vec<Place>) {
+fn read_crate(src: &Path) -> Crate {
     let mut files = Vec::new();
     rust_files(src, &mut files);
     let mut graph = Graph::new();
     let mut unsafe_lines = Vec::new();
+    let mut module_files = BTreeMap::new();
     for path in files {
         let relative = path.strip_prefix(src).expect("below src").to_path_buf();
         let shown = format!("src/{}", relative.display());
@@ -297,8 +413,21 @@ fn read_crate(src: &Path) -> (Graph, Vec<Place>) {
                 line,
             });
         }
+        module_files.insert(module, (shown, code));
     }
-    (graph, unsafe_lines)
+    Crate {
+        graph,
+        unsafe_lines,
+        module_files,
+    }
+}
+
+/// What the tests read from `src/`.
+struct Crate {
+    graph: Graph,
+    unsafe_lines: Vec<Place>,
+    /// Each file's module path → its shown name and its code.
+    module_files: BTreeMap<Vec<String>, (String, String)>,
 }
 
 /// Every way `graph` breaks `layers`, one message per offending edge, plus
@@ -381,7 +510,7 @@ fn the_modules_import_each_other_in_one_direction_only() {
     let lib = fs::read_to_string(src.join("lib.rs")).expect("src/lib.rs");
     let layers = declared_layers(&lib);
     assert!(layers.len() > 5, "the layering of src/lib.rs: {layers:?}");
-    let (graph, _) = read_crate(&src);
+    let Crate { graph, .. } = read_crate(&src);
     assert!(graph.len() > 20, "the import graph was read: {graph:?}");
     // Every top-level module is placed in the order.
     for entry in fs::read_dir(&src).expect("src/") {
@@ -404,7 +533,7 @@ fn the_modules_import_each_other_in_one_direction_only() {
 
 #[test]
 fn unsafe_code_is_only_in_sys() {
-    let (_, unsafe_lines) = read_crate(&src());
+    let Crate { unsafe_lines, .. } = read_crate(&src());
     let shown: Vec<String> = unsafe_lines
         .iter()
         .map(|place| format!("{}:{}", place.file, place.line))
@@ -413,6 +542,41 @@ fn unsafe_code_is_only_in_sys() {
         shown.is_empty(),
         "`unsafe` outside src/sys/:\n{}",
         shown.join("\n")
+    );
+}
+
+#[test]
+fn no_two_files_import_each_other() {
+    let Crate { module_files, .. } = read_crate(&src());
+    assert!(module_files.len() > 50, "the files were read");
+    let problems = file_cycles(&module_files);
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+#[test]
+fn two_made_up_files_that_import_each_other_are_reported() {
+    let file = |shown: &str, code: &str| (shown.to_string(), code.to_string());
+    let path = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    let mut files = BTreeMap::new();
+    files.insert(
+        path(&["worker"]),
+        file("src/worker/mod.rs", "mod a;\nuse a::X;\n"),
+    );
+    files.insert(
+        path(&["worker", "a"]),
+        file("src/worker/a.rs", "use super::b::Y;\nuse super::Z;\n"),
+    );
+    files.insert(
+        path(&["worker", "b"]),
+        file("src/worker/b.rs", "\n\nuse crate::worker::{a, c};\n"),
+    );
+    files.insert(
+        path(&["worker", "c"]),
+        file("src/worker/c.rs", "use super::super::stats;\n"),
+    );
+    assert_eq!(
+        file_cycles(&files),
+        ["src/worker/a.rs:1 and src/worker/b.rs:3 import each other"]
     );
 }
 

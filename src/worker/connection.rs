@@ -21,6 +21,7 @@ use super::respond;
 use super::timer_wheel::TimerId;
 use crate::access::Client;
 use crate::access::limits::{ClientKey, Limited};
+use crate::http::target::Target;
 use crate::http::{self, Parsed, Status};
 use crate::package::Kind;
 use crate::stats::columns::UNKNOWN_HOST;
@@ -258,6 +259,7 @@ impl Connection {
             caches: &mut env.caches,
             slot: env.slot,
             request: &request,
+            target: Target::split(&request.target),
             client: Client {
                 peer: self.peer,
                 limited: self.limited,

@@ -9,6 +9,7 @@ use crate::access::Client;
 use crate::cache::MediaCache;
 use crate::files::OpenFiles;
 use crate::http::response::{self, ALLOWED_METHODS};
+use crate::http::target::Target;
 use crate::http::{Refusal, Request, Status};
 use crate::stats::StatsSlot;
 use crate::stream::Stream;
@@ -52,6 +53,8 @@ pub struct Context<'a> {
     pub caches: &'a mut Caches,
     pub slot: &'static StatsSlot,
     pub request: &'a Request,
+    /// The request's own target, split into path and query once.
+    pub target: Target<'a>,
     pub client: Client,
     pub now: Now<'a>,
     /// Where the head (and a body made in memory) is written.

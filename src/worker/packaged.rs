@@ -69,7 +69,8 @@ pub fn serve(
     };
     // Playlists carry the request's own arguments (a signed link's token,
     // the clip) into every URI they list.
-    let carried = Target::split(&context.request.target)
+    let carried = context
+        .target
         .query
         .filter(|q| !q.is_empty())
         .map_or_else(String::new, |q| format!("?{q}"));

@@ -51,7 +51,7 @@ pub fn respond(context: &mut Context) -> Reply {
     }
     // Player hints' own URLs (reports also come by POST, from sendBeacon).
     if vhost.hints {
-        match Target::split(&request.target).path {
+        match context.target.path {
             HINT_REPORT_PATH => return hint_urls::hint_report(context, vhost),
             HINT_SCRIPT_PATH => return hint_urls::hint_script(context, vhost),
             _ => {}

@@ -8,8 +8,22 @@ use std::rc::Rc;
 use super::Mp4Index;
 use super::boxes::{FourCc, Node};
 use super::header::Piece;
-use super::seek::Cut;
 use super::tables::{Edit, Sizes, Track};
+
+/// The samples `[first, end)` a track keeps, and what follows from them.
+#[derive(Clone, Copy, Debug)]
+pub struct Cut {
+    pub first: u64,
+    pub end: u64,
+    /// Media time (track timescale) hidden by the edit list in exact mode.
+    pub skip: u64,
+}
+
+impl Cut {
+    pub fn is_empty(&self) -> bool {
+        self.first >= self.end
+    }
+}
 
 /// A box header for a payload of `payload_len` bytes (64-bit form when needed).
 pub(super) fn box_header(kind: &FourCc, payload_len: u64) -> Vec<u8> {

@@ -10,25 +10,10 @@ use std::rc::Rc;
 
 use super::Mp4Index;
 use super::header::{Header, Piece};
-use super::moov_writer::MoovWriter;
+use super::moov_writer::{Cut, MoovWriter};
 use crate::media::query::{Seek, Units};
 use crate::media::timeline::Timeline;
 use crate::media::{MediaError, Prefix, Prepared, SeekMode};
-
-/// The samples `[first, end)` a track keeps, and what follows from them.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Cut {
-    pub first: u64,
-    pub end: u64,
-    /// Media time (track timescale) hidden by the edit list in exact mode.
-    pub skip: u64,
-}
-
-impl Cut {
-    pub fn is_empty(&self) -> bool {
-        self.first >= self.end
-    }
-}
 
 /// Where a seek lands in a file: everything the output depends on, so that
 /// seeks landing alike (any `start` within one GOP) share one prepared
