@@ -296,10 +296,10 @@ impl Options {
     }
 
     /// Checks what can only be checked against the machine: folders exist,
-    /// numbers are in range, host patterns compile, addresses parse. Folders
-    /// are made absolute and canonical. (Routes, access rules, the country
-    /// database and the limits are checked by compiling them, where they are
-    /// served: `worker::Site::check`.)
+    /// numbers are in range, addresses parse. Folders are made absolute and
+    /// canonical. (Patterns, routes, access rules, the country database and
+    /// the limits are checked by compiling them, where they are served:
+    /// `worker::Site::check`.)
     pub fn validate(&mut self) -> Result<(), OptionsError> {
         if self.workers == 0 || self.workers > 512 {
             return Err(OptionsError::option(
@@ -386,9 +386,6 @@ impl Options {
         }
         for host in &mut self.hosts {
             let option = format!("hosts['{}']", host.pattern);
-            pcre2::bytes::Regex::new(&host.pattern).map_err(|e| {
-                OptionsError::option(&option, format!("pattern does not compile: {e}"))
-            })?;
             for folder in &mut host.folders {
                 let canonical = folder.canonicalize().map_err(|e| {
                     OptionsError::option(

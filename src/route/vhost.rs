@@ -28,6 +28,25 @@ pub struct VirtualHost {
     pub segment_seconds: f64,
 }
 
+/// A host's pattern (caseless, with the JIT where available); None for the
+/// empty pattern, which matches every host without running a regex.
+pub fn compile_pattern(pattern: &str) -> Result<Option<Regex>, OptionsError> {
+    if pattern.is_empty() {
+        return Ok(None);
+    }
+    RegexBuilder::new()
+        .jit_if_available(true)
+        .caseless(true)
+        .build(pattern)
+        .map(Some)
+        .map_err(|e| {
+            OptionsError::option(
+                &format!("hosts['{pattern}']"),
+                format!("pattern does not compile: {e}"),
+            )
+        })
+}
+
 /// The hosts in the order they were defined.
 pub struct VirtualHosts {
     hosts: Vec<VirtualHost>,
@@ -40,18 +59,7 @@ impl VirtualHosts {
         let mut compiled = Vec::with_capacity(hosts.len());
         for host in hosts {
             let option = format!("hosts['{}']", host.pattern);
-            let pattern = if host.pattern.is_empty() {
-                None
-            } else {
-                let regex = RegexBuilder::new()
-                    .jit_if_available(true)
-                    .caseless(true)
-                    .build(&host.pattern)
-                    .map_err(|e| {
-                        OptionsError::option(&option, format!("pattern does not compile: {e}"))
-                    })?;
-                Some(regex)
-            };
+            let pattern = compile_pattern(&host.pattern)?;
             let folders = host
                 .folders
                 .iter()

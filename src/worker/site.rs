@@ -13,6 +13,7 @@ use crate::access::limits::LimitSettings;
 use crate::options::{MimeTable, Options, OptionsError};
 use crate::route::lua::RouteLua;
 use crate::route::rewrite::Route;
+use crate::route::vhost;
 use crate::route::{VirtualHost, VirtualHosts};
 use crate::stats::StatsRegion;
 use crate::stats::columns::{self, UNKNOWN_HOST};
@@ -95,10 +96,12 @@ impl Site {
         })
     }
 
-    /// What `loomiere -t` checks beyond the options' own validation: every
-    /// route, access rule, the country database and the limits compile.
+    /// What `loomiere -t` and a reload check beyond the options' own
+    /// validation: every host pattern, route and access rule, the country
+    /// database and the limits compile.
     pub fn check(options: &Options) -> Result<(), OptionsError> {
         for host in &options.hosts {
+            vhost::compile_pattern(&host.pattern)?;
             for (i, route) in host.routes.iter().enumerate() {
                 Route::compile(&host.pattern, i + 1, route)?;
             }
