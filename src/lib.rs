@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! sys → http → media → package → stats → files → cache → lua → options
-//!     → stream → access | route → monitor | worker → master → main
+//!     → stream | tls → access | route → monitor | worker → master → main
 //! ```
 
 pub mod access;
@@ -31,4 +31,5 @@ pub mod route;
 pub mod stats;
 pub mod stream;
 pub mod sys;
+pub mod tls;
 pub mod worker;

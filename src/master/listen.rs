@@ -65,3 +65,81 @@ pub(super) fn bind_listeners(
     }
     Ok((listeners, bound))
 }
+
+/// One listening port of the current generation: a socket per worker.
+pub(super) struct Port {
+    pub sockets: Vec<TcpListener>,
+    /// The address bound (with the port the kernel picked for port 0).
+    pub address: SocketAddr,
+}
+
+impl Port {
+    pub fn bind(requested: SocketAddr, count: usize) -> std::io::Result<Port> {
+        let (sockets, address) = bind_listeners(requested, count)?;
+        Ok(Port { sockets, address })
+    }
+
+    /// Whether `requested` names the address this port is bound to (port 0
+    /// and the wildcards included).
+    fn serves(&self, requested: SocketAddr) -> bool {
+        requested == self.address
+            || (requested.port() == 0 && requested.ip() == self.address.ip())
+            || (requested.port() == self.address.port()
+                && requested.ip().is_unspecified()
+                && self.address.ip().is_unspecified())
+    }
+}
+
+/// A port made for a reload, and whether it took the running one's sockets
+/// (which must go back if the reload fails).
+pub(super) struct Reloaded {
+    pub port: Option<Port>,
+    pub took_running: bool,
+}
+
+/// The sockets of the next generation's `count` workers on `requested`
+/// (None = the port is off): the running port's own when the address is
+/// unchanged, so no queued connection is lost, else new ones. On failure
+/// the running port is left as it was.
+pub(super) fn reload_port(
+    running: &mut Option<Port>,
+    requested: Option<SocketAddr>,
+    count: usize,
+) -> Result<Reloaded, String> {
+    let Some(requested) = requested else {
+        return Ok(Reloaded {
+            port: None,
+            took_running: false,
+        });
+    };
+    let Some(mut port) = running.take_if(|port| port.serves(requested)) else {
+        let port = Port::bind(requested, count)
+            .map_err(|e| format!("cannot listen on {requested}: {e}"))?;
+        return Ok(Reloaded {
+            port: Some(port),
+            took_running: false,
+        });
+    };
+    let running_count = port.sockets.len();
+    // Sockets beyond the running count are dropped again on failure: a
+    // socket of the SO_REUSEPORT group that no worker accepts on would
+    // strand the connections the kernel hands it.
+    while port.sockets.len() < count {
+        match sys::socket::listen(port.address, true)
+            .or_else(|_| bind_listeners(port.address, 1).map(|(mut l, _)| l.remove(0)))
+        {
+            Ok(socket) => port.sockets.push(socket),
+            Err(e) => {
+                let message = format!("cannot listen on {}: {e}", port.address);
+                port.sockets.truncate(running_count);
+                *running = Some(port);
+                return Err(message);
+            }
+        }
+    }
+    port.sockets.truncate(count);
+    Ok(Reloaded {
+        port: Some(port),
+        took_running: true,
+    })
+}

@@ -23,7 +23,7 @@ use crate::stream::hints::HintTable;
 use crate::sys::signals::{self, ChildExit};
 use crate::sys::{self, Account, Forked};
 use crate::worker::{self, Site};
-use listen::{bind_listeners, when_free};
+use listen::{Port, reload_port, when_free};
 
 /// Longest pause between restarts of a worker that keeps dying at start-up.
 const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -74,9 +74,10 @@ struct Master {
     options: Options,
     options_path: Option<PathBuf>,
     overrides: Overrides,
-    /// One SO_REUSEPORT socket per worker of the current generation.
-    listeners: Vec<TcpListener>,
-    listen_address: SocketAddr,
+    /// The plain-HTTP and the HTTPS port, when on: one SO_REUSEPORT
+    /// socket per worker of the current generation.
+    plain: Option<Port>,
+    tls: Option<Port>,
     admin: Option<TcpListener>,
     admin_address: Option<SocketAddr>,
     site: Option<Site>,
@@ -171,21 +172,33 @@ pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides
         }
     };
     let requested = match options.listen_addresses() {
-        Ok(address) => address,
+        Ok(address) => options.plain_http.then_some(address),
         Err(e) => {
             log::error!("option 'bind' {e}");
             return 1;
         }
     };
-    let (listeners, listen_address) = match bind_listeners(requested, options.workers) {
-        Ok(bound) => bound,
-        Err(e) => {
-            log::error!(
-                "cannot listen on {requested}: {e} (is another server using the port? see options.port)"
-            );
-            return 1;
+    let mut ports = Vec::new();
+    for (requested, option) in [
+        (requested, "options.port"),
+        (options.tls_address(), "options.tls.port"),
+    ] {
+        let Some(requested) = requested else {
+            ports.push(None);
+            continue;
+        };
+        match Port::bind(requested, options.workers) {
+            Ok(port) => ports.push(Some(port)),
+            Err(e) => {
+                log::error!(
+                    "cannot listen on {requested}: {e} (is another server using the port? see {option})"
+                );
+                return 1;
+            }
         }
-    };
+    }
+    let tls_port = ports.pop().flatten();
+    let plain_port = ports.pop().flatten();
     let (admin, admin_address) = match options.admin_address() {
         Some(address) => match when_free(address, || sys::socket::listen(address, false))
             .and_then(|l| Ok((l.local_addr()?, l)))
@@ -219,13 +232,16 @@ pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides
             return 1;
         }
     };
-    let site = match Site::compile(&options, region, hints) {
+    let mut site = match Site::compile(&options, region, hints) {
         Ok(site) => site,
         Err(e) => {
             log::error!("{e}");
             return 1;
         }
     };
+    if let Some(port) = &tls_port {
+        site.https_port = port.address.port();
+    }
     let globals = region.globals();
     globals.started.store(sys::unix_now(), Ordering::Relaxed);
     globals
@@ -238,8 +254,8 @@ pub fn run(options: Options, options_path: Option<PathBuf>, overrides: Overrides
         options,
         options_path,
         overrides,
-        listeners,
-        listen_address,
+        plain: plain_port,
+        tls: tls_port,
         admin,
         admin_address,
         site: Some(site),
@@ -279,10 +295,17 @@ impl Master {
         let admin = self
             .admin_address
             .map_or("disabled".to_string(), |a| format!("http://{a}/monitor"));
+        let addresses: Vec<String> = [("http", &self.plain), ("https", &self.tls)]
+            .iter()
+            .filter_map(|(scheme, port)| {
+                port.as_ref()
+                    .map(|port| format!("{scheme}://{}", port.address))
+            })
+            .collect();
         log::info!(
-            "Loomiere {} listening on http://{} with {} workers (options: {source}; admin: {admin})",
+            "Loomiere {} listening on {} with {} workers (options: {source}; admin: {admin})",
             env!("CARGO_PKG_VERSION"),
-            self.listen_address,
+            addresses.join(" and "),
             self.options.workers
         );
         for host in &self.options.hosts {
@@ -297,7 +320,7 @@ impl Master {
 
     /// Forks the workers and the monitor of the current generation.
     fn start_generation(&mut self) {
-        for socket in 0..self.listeners.len() {
+        for socket in 0..self.options.workers {
             self.spawn(Role::Worker { socket });
         }
         if self.admin.is_some() {
@@ -365,7 +388,8 @@ impl Master {
 
     /// Runs in the new child: keeps only its own sockets, drops privileges, serves.
     fn become_child(&mut self, role: Role, stats_slot: Option<usize>, master: libc::pid_t) -> i32 {
-        let listeners = std::mem::take(&mut self.listeners);
+        let plain = self.plain.take();
+        let tls = self.tls.take();
         let admin = self.admin.take();
         if let Some(account) = &self.account
             && let Err(e) = sys::switch_to(account)
@@ -381,9 +405,15 @@ impl Master {
         }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match role {
             Role::Worker { socket } => {
-                let Some(listener) = listeners.into_iter().nth(socket) else {
-                    return 1;
+                let take =
+                    |port: Option<Port>| port.and_then(|p| p.sockets.into_iter().nth(socket));
+                let listeners = worker::Listeners {
+                    plain: take(plain),
+                    tls: take(tls),
                 };
+                if listeners.plain.is_none() && listeners.tls.is_none() {
+                    return 1;
+                }
                 drop(admin);
                 let Some(site) = self.site.take() else {
                     return 1;
@@ -396,7 +426,7 @@ impl Master {
                     limits: self.limits,
                     master,
                 };
-                match worker::run(listener, site, shared) {
+                match worker::run(listeners, site, shared) {
                     Ok(code) => code,
                     Err(e) => {
                         log::error!("worker {} failed: {e}", std::process::id());
@@ -405,7 +435,7 @@ impl Master {
                 }
             }
             Role::Monitor => {
-                drop(listeners);
+                drop((plain, tls));
                 let Some(admin) = admin else { return 1 };
                 crate::monitor::serve(admin, self.region, &self.options)
             }
@@ -582,7 +612,7 @@ impl Master {
         self.pending = later;
         for restart in due {
             let still_wanted = match restart.role {
-                Role::Worker { socket } => socket < self.listeners.len(),
+                Role::Worker { socket } => socket < self.options.workers,
                 Role::Monitor => self.admin.is_some(),
             };
             if still_wanted {
@@ -609,7 +639,8 @@ impl Master {
             signals::send(child.pid, libc::SIGTERM);
         }
         // Close our copies so the kernel refuses new connections once the workers close theirs.
-        self.listeners.clear();
+        self.plain = None;
+        self.tls = None;
         self.admin = None;
     }
 
@@ -639,48 +670,33 @@ impl Master {
         };
         // Keep the sockets when the address is unchanged, so no queued connection is lost.
         let requested = match options.listen_addresses() {
-            Ok(address) => address,
+            Ok(address) => options.plain_http.then_some(address),
             Err(e) => {
                 log::error!("reload failed, keeping the running configuration: option 'bind' {e}");
                 return;
             }
         };
-        let same_address = requested == self.listen_address
-            || (requested.port() == 0 && requested.ip() == self.listen_address.ip())
-            || (requested.port() == self.listen_address.port()
-                && requested.ip().is_unspecified()
-                && self.listen_address.ip().is_unspecified());
-        let base = if same_address {
-            self.listen_address
-        } else {
-            requested
-        };
-        let mut listeners = if same_address {
-            std::mem::take(&mut self.listeners)
-        } else {
-            Vec::new()
-        };
-        listeners.truncate(options.workers);
-        while listeners.len() < options.workers {
-            match sys::socket::listen(base, true)
-                .or_else(|_| bind_listeners(base, 1).map(|(mut l, _)| l.remove(0)))
-            {
-                Ok(listener) => listeners.push(listener),
-                Err(e) => {
-                    log::error!(
-                        "reload failed, keeping the running configuration: cannot listen on {base}: {e}"
-                    );
-                    if same_address {
-                        self.listeners = listeners;
-                    }
-                    return;
-                }
+        let plain = match reload_port(&mut self.plain, requested, options.workers) {
+            Ok(plain) => plain,
+            Err(e) => {
+                log::error!("reload failed, keeping the running configuration: {e}");
+                return;
             }
+        };
+        let tls = match reload_port(&mut self.tls, options.tls_address(), options.workers) {
+            Ok(tls) => tls,
+            Err(e) => {
+                if plain.took_running {
+                    self.plain = plain.port;
+                }
+                log::error!("reload failed, keeping the running configuration: {e}");
+                return;
+            }
+        };
+        let mut site = site;
+        if let Some(port) = &tls.port {
+            site.https_port = port.address.port();
         }
-        let listen_address = listeners
-            .first()
-            .and_then(|l| l.local_addr().ok())
-            .unwrap_or(base);
         if options.admin_address() != self.options.admin_address() {
             self.admin = match options.admin_address() {
                 Some(address) => match sys::socket::listen(address, false) {
@@ -698,8 +714,8 @@ impl Master {
                 None => None,
             };
         }
-        self.listeners = listeners;
-        self.listen_address = listen_address;
+        self.plain = plain.port;
+        self.tls = tls.port;
         self.options = options;
         self.site = Some(site);
         self.account = account;

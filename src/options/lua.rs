@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 
 use mlua::{Lua, Table, Value};
 
-use super::access;
 use super::size;
 use super::{
     AccessOptions, HostOptions, MimeTable, Options, OptionsError, PacingOverrides, RouteAction,
     RouteOptions, UserOption, cpu_count,
 };
+use super::{access, tls};
 use crate::lua::Sandbox;
 use crate::media::SeekMode;
 
@@ -132,7 +132,7 @@ return store, assigned
 /// Each option and the Lua types it accepts.
 const OPTION_TYPES: &[(&str, &str)] = &[
     ("bind", "string"),
-    ("port", "number"),
+    ("port", "number|boolean"),
     ("root", "number|boolean|nil"),
     ("root_bind", "string"),
     ("root_token", "string"),
@@ -158,6 +158,7 @@ const OPTION_TYPES: &[(&str, &str)] = &[
     ("lua_memory", "number|string"),
     ("geoip", "string"),
     ("limits", "table|boolean"),
+    ("tls", "table|boolean"),
     ("segment_seconds", "number"),
     ("cpus", "readonly"),
 ];
@@ -182,7 +183,11 @@ pub fn accepted_keys() -> Vec<(&'static str, &'static str)> {
     for key in ["match", "folder", "folders", "routes"] {
         keys.push(("host", key));
     }
-    for (key, _) in HOST_OPTION_TYPES.iter().chain(access::HOST_ACCESS_TYPES) {
+    for (key, _) in HOST_OPTION_TYPES
+        .iter()
+        .chain(access::HOST_ACCESS_TYPES)
+        .chain(tls::HOST_TLS_TYPES)
+    {
         keys.push(("host", key));
     }
     for key in ["match", "status", "message"]
@@ -192,6 +197,7 @@ pub fn accepted_keys() -> Vec<(&'static str, &'static str)> {
         keys.push(("route", key));
     }
     keys.extend(access::LIMITS_KEYS.iter().map(|k| ("limits", *k)));
+    keys.extend(tls::TLS_KEYS.iter().map(|k| ("tls", *k)));
     keys.extend(access::COUNTRIES_KEYS.iter().map(|k| ("countries", *k)));
     keys
 }
@@ -230,7 +236,11 @@ fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {
         types.set(*name, *kind)?;
     }
     let host_types = lua.create_table()?;
-    for (name, kind) in HOST_OPTION_TYPES.iter().chain(access::HOST_ACCESS_TYPES) {
+    for (name, kind) in HOST_OPTION_TYPES
+        .iter()
+        .chain(access::HOST_ACCESS_TYPES)
+        .chain(tls::HOST_TLS_TYPES)
+    {
         host_types.set(*name, *kind)?;
     }
     let (store, assigned): (Table, Table) = lua
@@ -291,7 +301,17 @@ impl From<OptionsError> for ReadError {
 fn read_back(store: &Table, assigned: &Table) -> Result<Options, ReadError> {
     let mut options = Options::defaults();
     options.bind = store.get("bind")?;
-    options.port = integer(store, "port", 0, 65_535)? as u16;
+    match store.get::<Value>("port")? {
+        Value::Boolean(false) => options.plain_http = false,
+        Value::Boolean(true) => {
+            return Err(OptionsError::option(
+                "port",
+                "must be a port number, or false to serve HTTPS only",
+            )
+            .into());
+        }
+        _ => options.port = integer(store, "port", 0, 65_535)? as u16,
+    }
     options.root = match store.get::<Value>("root")? {
         Value::Boolean(false) | Value::Nil => 0,
         Value::Boolean(true) => {
@@ -348,6 +368,7 @@ fn read_back(store: &Table, assigned: &Table) -> Result<Options, ReadError> {
         .filter(|path| !path.is_empty())
         .map(PathBuf::from);
     options.limits = access::read_limits(store.get::<Value>("limits")?)?;
+    options.tls = tls::read_tls(store.get::<Value>("tls")?)?;
     options.hosts = read_hosts(store)?;
     let mut mimes = MimeTable::default();
     for pair in store.get::<Table>("mimes")?.pairs::<String, String>() {
@@ -628,6 +649,7 @@ fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
         let access: AccessOptions = access::read_host(&host, &pattern)?;
         let hints = host.get::<Option<bool>>("hints")?.unwrap_or(false);
         let segment_seconds = host.get::<Option<f64>>("segment_seconds")?;
+        let tls = tls::read_host(&host, &pattern)?;
         result.push(HostOptions {
             pattern,
             folders,
@@ -636,6 +658,7 @@ fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
             access,
             hints,
             segment_seconds,
+            tls,
         });
     }
     if result.is_empty() {

@@ -12,6 +12,7 @@ pub mod access;
 pub mod lua;
 pub mod mime;
 pub mod size;
+pub mod tls;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use access::{AccessOptions, CorsOptions, CountryOptions, LimitOptions};
 pub use mime::MimeTable;
+pub use tls::{HostTlsOptions, TlsOptions};
 
 use crate::media::SeekMode;
 
@@ -47,6 +49,8 @@ pub struct HostOptions {
     pub hints: bool,
     /// The HLS/DASH segment length this host overrides.
     pub segment_seconds: Option<f64>,
+    /// Its certificate for HTTPS, the redirect to HTTPS and HSTS.
+    pub tls: HostTlsOptions,
 }
 
 /// One route: a PCRE2 pattern searched in the request target, and what to do.
@@ -88,6 +92,7 @@ impl HostOptions {
             access: AccessOptions::default(),
             hints: false,
             segment_seconds: None,
+            tls: HostTlsOptions::default(),
         }
     }
 }
@@ -150,6 +155,11 @@ pub struct Options {
     /// Listen address for the client port; `*` = every IPv4 and IPv6 address.
     pub bind: String,
     pub port: u16,
+    /// Whether the plain-HTTP port is served (`options.port = false` turns
+    /// it off, for an HTTPS-only server).
+    pub plain_http: bool,
+    /// The HTTPS listener and its default certificate; None = no HTTPS.
+    pub tls: Option<TlsOptions>,
     /// Admin port (/monitor); 0 disables it.
     pub root: u16,
     /// Listen address for the admin port.
@@ -222,6 +232,8 @@ impl Options {
             source: None,
             bind: "*".to_string(),
             port: 8080,
+            plain_http: true,
+            tls: None,
             root: 8081,
             root_bind: "127.0.0.1".to_string(),
             root_token: String::new(),
@@ -345,6 +357,14 @@ impl Options {
         }
         self.listen_addresses()
             .map_err(|e| OptionsError::option("bind", e))?;
+        if let Some(tls) = &self.tls {
+            parse_bind(&tls.bind, tls.port).map_err(|e| OptionsError::option("tls.bind", e))?;
+        } else if !self.plain_http {
+            return Err(OptionsError::option(
+                "port",
+                "is off and options.tls is not set, so nothing would be served",
+            ));
+        }
         if self.root != 0 {
             parse_bind(&self.root_bind, self.root)
                 .map_err(|e| OptionsError::option("root_bind", e))?;
@@ -376,6 +396,25 @@ impl Options {
                     &format!("hosts['{}'].segment_seconds", host.pattern),
                     seconds,
                 )?;
+            }
+            if self.tls.is_none() {
+                let https = [
+                    ("cert", host.tls.cert.is_some()),
+                    ("https", host.tls.redirect),
+                    ("hsts", host.tls.hsts.is_some()),
+                ];
+                if let Some((key, _)) = https.iter().find(|(_, set)| *set) {
+                    return Err(OptionsError::option(
+                        &format!("hosts['{}'].{key}", host.pattern),
+                        "needs options.tls, the HTTPS listener",
+                    ));
+                }
+            }
+            if host.tls.redirect && !self.plain_http {
+                return Err(OptionsError::option(
+                    &format!("hosts['{}'].https", host.pattern),
+                    "redirects plain HTTP, but options.port is off",
+                ));
             }
             if host.access.countries.is_some() && self.geoip.is_none() {
                 return Err(OptionsError::option(
@@ -428,6 +467,13 @@ impl Options {
     /// dual-stack) with an IPv4 fallback, decided when binding.
     pub fn listen_addresses(&self) -> Result<SocketAddr, String> {
         parse_bind(&self.bind, self.port)
+    }
+
+    /// The HTTPS address to bind, when HTTPS is on (see `listen_addresses`).
+    pub fn tls_address(&self) -> Option<SocketAddr> {
+        self.tls
+            .as_ref()
+            .and_then(|tls| parse_bind(&tls.bind, tls.port).ok())
     }
 
     /// The admin address, or None when the admin port is disabled.

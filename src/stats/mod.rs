@@ -85,6 +85,16 @@ pub struct StatsSlot {
     /// segments, media segments; and their body bytes sent.
     pub packaged: [AtomicU64; 3],
     pub packaged_bytes: [AtomicU64; 3],
+    /// TLS connections open now (gauge) and accepted in all.
+    pub tls_active: AtomicU64,
+    pub tls_total: AtomicU64,
+    /// Completed TLS handshakes: full, and resumed from a ticket.
+    pub tls_handshakes_full: AtomicU64,
+    pub tls_handshakes_resumed: AtomicU64,
+    /// Failed handshakes by reason (see `TLS_FAILURES`).
+    pub tls_handshake_failures: [AtomicU64; TLS_FAILURES],
+    /// TLS connections whose bodies went to kernel TLS.
+    pub tls_kernel: AtomicU64,
     /// The media cache's size and entries now (gauges).
     pub cache_bytes: AtomicU64,
     pub cache_items: AtomicU64,
@@ -96,6 +106,9 @@ pub struct StatsSlot {
     pub folder_requests: [AtomicU64; FOLDER_COLUMNS],
     pub folder_bytes: [AtomicU64; FOLDER_COLUMNS],
 }
+
+/// Columns of failed TLS handshakes by reason.
+pub const TLS_FAILURES: usize = 5;
 
 /// Seconds over which the slice lag's mean and maximum are reported.
 pub const LAG_WINDOW_SECS: usize = 10;
@@ -181,6 +194,24 @@ impl StatsSlot {
     pub fn count_request(&self, host: usize) {
         self.requests_total.fetch_add(1, Ordering::Relaxed);
         if let Some(counter) = self.host_requests.get(host) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a completed TLS handshake.
+    pub fn count_handshake(&self, resumed: bool) {
+        let counter = if resumed {
+            &self.tls_handshakes_resumed
+        } else {
+            &self.tls_handshakes_full
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed TLS handshake; `reason` indexes `TLS_FAILURES`'s
+    /// columns (the TLS layer names them).
+    pub fn count_handshake_failure(&self, reason: usize) {
+        if let Some(counter) = self.tls_handshake_failures.get(reason) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
     }

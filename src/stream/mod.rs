@@ -14,8 +14,9 @@
 pub mod hints;
 pub mod schedule;
 
+use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -187,6 +188,23 @@ pub struct Stream {
     pub send_timeout: Duration,
     /// The player's reports steer a media-paced stream that has a key.
     hint: Option<Hint>,
+}
+
+/// Where a stream's file bytes go: a plain socket takes them by
+/// `sendfile(2)` ([`SocketSink`]); a TLS connection reads and encrypts them.
+pub trait Sink {
+    /// Sends up to `count` bytes of `file` from `*offset`, advancing it by
+    /// what was taken; WouldBlock when the connection takes nothing now.
+    fn send_file(&mut self, file: &File, offset: &mut u64, count: usize) -> io::Result<usize>;
+}
+
+/// A plain TCP socket: zero-copy `sendfile(2)`.
+pub struct SocketSink(pub RawFd);
+
+impl Sink for SocketSink {
+    fn send_file(&mut self, file: &File, offset: &mut u64, count: usize) -> io::Result<usize> {
+        sys::sendfile(self.0, file.as_raw_fd(), offset, count)
+    }
 }
 
 /// What a file response sends: bytes `[first, end)` of the body of the file
@@ -419,12 +437,12 @@ impl Stream {
         }
     }
 
-    /// Sends file bytes to `socket` up to the allowance at `now`. `budget` is
+    /// Sends file bytes to `sink` up to the allowance at `now`. `budget` is
     /// what this loop turn still lets the connection send; `on_sent` is told
-    /// of every successful sendfile.
+    /// of every successful send.
     pub fn send(
         &mut self,
-        socket: &impl AsRawFd,
+        sink: &mut impl Sink,
         now: Instant,
         budget: &mut u64,
         mut on_sent: impl FnMut(u64),
@@ -454,12 +472,7 @@ impl Stream {
                 .min(*budget)
                 .min(contiguous);
             let before = file_offset;
-            match sys::sendfile(
-                socket.as_raw_fd(),
-                self.file.handle.as_raw_fd(),
-                &mut file_offset,
-                count as usize,
-            ) {
+            match sink.send_file(&self.file.handle, &mut file_offset, count as usize) {
                 Ok(0) => return Progress::FileShrank,
                 Ok(_) => {
                     let n = file_offset - before;

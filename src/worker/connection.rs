@@ -6,19 +6,17 @@
 //! Sockets are registered edge-triggered for both directions once, so each
 //! handler runs until the kernel says "would block" and then returns `Wait`.
 
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-use mio::net::TcpStream;
 
 use super::Env;
 use super::access_log::Exchange;
 use super::context::{Context, Now, Routed, error_page_reply};
 use super::respond;
 use super::timer_wheel::TimerId;
+use super::transport::Transport;
 use crate::access::Client;
 use crate::access::limits::{ClientKey, Limited};
 use crate::http::target::Target;
@@ -27,7 +25,7 @@ use crate::package::Kind;
 use crate::stats::columns::UNKNOWN_HOST;
 use crate::stats::{Failure, StatsSlot};
 use crate::stream::{Progress, Stream};
-use crate::sys;
+use crate::tls::session::{HandshakeFailure, failure_of};
 
 /// Most body bytes one connection may send per loop turn before others get theirs.
 const FAIR_SHARE_BYTES: u64 = 4 * 1024 * 1024;
@@ -68,7 +66,7 @@ enum Step {
 }
 
 pub struct Connection {
-    pub stream: TcpStream,
+    pub transport: Transport,
     peer: SocketAddr,
     phase: Phase,
     /// Bytes received and not yet parsed (may hold pipelined requests).
@@ -106,9 +104,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, peer: SocketAddr, env: &Env) -> Connection {
+    pub fn new(transport: Transport, peer: SocketAddr, env: &Env) -> Connection {
         Connection {
-            stream,
+            transport,
             peer,
             phase: Phase::ReadingHead,
             input: Vec::new(),
@@ -131,8 +129,8 @@ impl Connection {
     }
 
     /// A connection that only gets a 503 because the server is full.
-    pub fn overloaded(stream: TcpStream, peer: SocketAddr, env: &mut Env) -> Connection {
-        let mut connection = Connection::new(stream, peer, env);
+    pub fn overloaded(transport: Transport, peer: SocketAddr, env: &mut Env) -> Connection {
+        let mut connection = Connection::new(transport, peer, env);
         connection.counted = false;
         connection.exchange = Some(Box::new(Exchange::new(env.now, peer, None)));
         let reply = error_page_reply(
@@ -150,8 +148,13 @@ impl Connection {
 
     /// A connection that `options.limits` refused: its first request is
     /// answered 429 (after the host's address rules), then it closes.
-    pub fn limited(stream: TcpStream, peer: SocketAddr, limited: Limited, env: &Env) -> Connection {
-        let mut connection = Connection::new(stream, peer, env);
+    pub fn limited(
+        transport: Transport,
+        peer: SocketAddr,
+        limited: Limited,
+        env: &Env,
+    ) -> Connection {
+        let mut connection = Connection::new(transport, peer, env);
         connection.limited = Some(limited);
         connection
     }
@@ -167,6 +170,12 @@ impl Connection {
     /// Runs the state machine until it must wait for the socket or is finished.
     pub fn drive(&mut self, index: usize, env: &mut Env) -> Next {
         let mut budget = FAIR_SHARE_BYTES;
+        // Records TLS queued for a socket that was full go out first, in
+        // every phase (a sleeping stream's included).
+        if self.transport.flush().is_err() {
+            self.log_unfinished(env);
+            return Next::Close;
+        }
         loop {
             let step = match self.phase {
                 Phase::ReadingHead => self.read_head(env),
@@ -222,11 +231,14 @@ impl Connection {
                 // The last read emptied the socket; edge-triggered epoll reports new data.
                 return Step::Wait;
             }
-            match self.stream.read(&mut env.scratch[..]) {
+            let read = self.transport.read(&mut env.scratch[..]);
+            self.note_handshake(&read, env);
+            match read {
                 Ok(0) => return Step::Close,
                 Ok(n) => {
                     // A short read means the receive queue is empty now.
-                    self.may_have_input = n == env.scratch.len();
+                    self.may_have_input =
+                        n == env.scratch.len() || !self.transport.short_read_drains();
                     if self.input.is_empty() {
                         // The first byte of a request starts its header time-out.
                         self.deadline = env.now + env.timeouts.header;
@@ -246,6 +258,26 @@ impl Connection {
     /// Called on a readable event: the socket has new bytes (or news of a close).
     pub fn readable(&mut self) {
         self.may_have_input = true;
+    }
+
+    /// Counts a TLS handshake once it completes, or once it fails.
+    fn note_handshake(&mut self, read: &io::Result<usize>, env: &Env) {
+        let Some(session) = self.transport.session_mut() else {
+            return;
+        };
+        if let Some(resumed) = session.newly_established() {
+            env.slot.count_handshake(resumed);
+            return;
+        }
+        if !session.is_handshaking() {
+            return;
+        }
+        let failure = match read {
+            Ok(0) => HandshakeFailure::Abandoned,
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => failure_of(e),
+            _ => return,
+        };
+        env.slot.count_handshake_failure(failure as usize);
     }
 
     fn answer(&mut self, request: Box<http::Request>, env: &mut Env) {
@@ -346,7 +378,7 @@ impl Connection {
     /// what the state machine should do.
     fn flush_output(&mut self, more: bool, env: &mut Env) -> Option<Step> {
         while self.written < self.output.len() {
-            match sys::send(self.stream.as_raw_fd(), &self.output[self.written..], more) {
+            match self.transport.send(&self.output[self.written..], more) {
                 Ok(n) => {
                     self.written += n;
                     self.last_progress = env.now;
@@ -424,7 +456,7 @@ impl Connection {
             if stream.is_throttled() {
                 // Slices go out as full segments; the last partial one waits
                 // (at most 200 ms) for the next slice instead of its own packet.
-                let _ = sys::socket::set_cork(self.stream.as_raw_fd(), true);
+                self.transport.set_cork(true);
             }
         }
         self.phase = Phase::SendingBody;
@@ -436,7 +468,9 @@ impl Connection {
             return self.finish_exchange(env);
         };
         let mut sent = 0u64;
-        let progress = stream.send(&self.stream, env.now, budget, |n| sent += n);
+        let now = env.now;
+        let mut sink = self.transport.sink(&mut env.tls_buffer);
+        let progress = stream.send(&mut sink, now, budget, |n| sent += n);
         if sent > 0 {
             self.last_progress = env.now;
             StatsSlot::add(&env.slot.bytes_sent, sent);
@@ -452,7 +486,7 @@ impl Connection {
             Progress::Finished => {
                 if stream.is_throttled() {
                     // The body's tail goes out now, not after the cork's 200 ms.
-                    let _ = sys::socket::set_cork(self.stream.as_raw_fd(), false);
+                    self.transport.set_cork(false);
                 }
                 self.finish_exchange(env)
             }
@@ -510,7 +544,7 @@ impl Connection {
         self.written = 0;
         self.served += 1;
         if !self.keep_alive || env.draining {
-            let _ = self.stream.shutdown(Shutdown::Write);
+            self.transport.shutdown_write();
             self.phase = Phase::Lingering;
             self.input = Vec::new();
             self.deadline = env.now + LINGERING_TIMEOUT;
@@ -535,7 +569,7 @@ impl Connection {
 
     fn linger(&mut self, env: &mut Env) -> Step {
         loop {
-            match self.stream.read(&mut env.scratch[..]) {
+            match self.transport.discard(&mut env.scratch[..]) {
                 Ok(0) => return Step::Close,
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
@@ -551,6 +585,12 @@ impl Connection {
             Phase::ReadingHead => {
                 if self.input.is_empty() && self.served > 0 {
                     return Next::Close; // an idle keep-alive connection just ends
+                }
+                if self.transport.session().is_some_and(|s| s.is_handshaking()) {
+                    // No answer can be sent before the handshake ends.
+                    env.slot
+                        .count_handshake_failure(HandshakeFailure::Abandoned as usize);
+                    return Next::Close;
                 }
                 self.time_out_head(env);
                 self.drive(index, env)

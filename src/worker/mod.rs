@@ -14,6 +14,7 @@ mod representation;
 pub mod respond;
 pub mod site;
 pub mod timer_wheel;
+mod transport;
 
 use std::io;
 use std::net::TcpListener as StdTcpListener;
@@ -33,15 +34,21 @@ use crate::files::OpenFiles;
 use crate::http::date::DateCache;
 use crate::stats::{Globals, StatsSlot};
 use crate::sys::signals;
+use crate::tls::TlsSession;
 use connection::{Connection, Next};
 use context::Caches;
 pub use site::Site;
 use timer_wheel::TimerWheel;
+use transport::Transport;
 
+/// The plain-HTTP listener's token; the HTTPS one's is the next.
 const LISTENER: Token = Token(0);
-const SIGNALS: Token = Token(1);
+const TLS_LISTENER: Token = Token(1);
+const SIGNALS: Token = Token(2);
 /// Connection tokens start here; token = index + FIRST_CONNECTION.
-const FIRST_CONNECTION: usize = 2;
+const FIRST_CONNECTION: usize = 3;
+/// The worker's buffer for file bytes on their way into TLS records.
+const TLS_BUFFER_BYTES: usize = 64 * 1024;
 /// Timer key that resumes accepting after running out of file descriptors.
 const RESUME_ACCEPT: usize = usize::MAX;
 /// Timer key that cuts what is still streaming when `drain_timeout` ends.
@@ -84,6 +91,8 @@ pub struct Env {
     pub unix_now: i64,
     pub dates: DateCache,
     pub scratch: Box<[u8]>,
+    /// File bytes on their way into TLS records (empty without HTTPS).
+    pub tls_buffer: Box<[u8]>,
     pub access_log: Vec<u8>,
     pub draining: bool,
     pub caches: Caches,
@@ -107,7 +116,8 @@ impl Env {
 /// The loop and everything it owns.
 struct Worker {
     poll: Poll,
-    listener: Option<TcpListener>,
+    /// The plain-HTTP and the HTTPS listener (by token), while accepting.
+    listeners: [Option<TcpListener>; 2],
     signals: SignalFd,
     connections: Vec<Option<Connection>>,
     free: Vec<usize>,
@@ -117,15 +127,32 @@ struct Worker {
     master: libc::pid_t,
 }
 
+/// A worker's listening sockets: plain HTTP, HTTPS, or both.
+pub struct Listeners {
+    pub plain: Option<StdTcpListener>,
+    pub tls: Option<StdTcpListener>,
+}
+
 /// Runs a worker until it has drained after SIGTERM (returns 0) or is told to quit.
-pub fn run(listener: StdTcpListener, mut site: Site, shared: Shared) -> io::Result<i32> {
+pub fn run(listeners: Listeners, mut site: Site, shared: Shared) -> io::Result<i32> {
     if let Some(route_lua) = site.route_lua.as_mut() {
         route_lua.report_to(&shared.slot.heartbeat);
     }
     let poll = Poll::new()?;
-    let mut listener = TcpListener::from_std(listener);
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut watched = [None, None];
+    for (token, listener) in [(LISTENER, listeners.plain), (TLS_LISTENER, listeners.tls)] {
+        if let Some(listener) = listener {
+            let mut listener = TcpListener::from_std(listener);
+            poll.registry()
+                .register(&mut listener, token, Interest::READABLE)?;
+            watched[token.0] = Some(listener);
+        }
+    }
+    let tls_buffer_bytes = if site.tls.is_some() {
+        TLS_BUFFER_BYTES
+    } else {
+        0
+    };
     let signals = SignalFd::with_flags(
         &signals::handled_set(),
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
@@ -146,7 +173,7 @@ pub fn run(listener: StdTcpListener, mut site: Site, shared: Shared) -> io::Resu
     };
     let mut worker = Worker {
         poll,
-        listener: Some(listener),
+        listeners: watched,
         signals,
         connections: Vec::new(),
         free: Vec::new(),
@@ -162,6 +189,7 @@ pub fn run(listener: StdTcpListener, mut site: Site, shared: Shared) -> io::Resu
             unix_now: crate::sys::unix_now(),
             dates: DateCache::default(),
             scratch: vec![0u8; READ_CHUNK_BYTES].into_boxed_slice(),
+            tls_buffer: vec![0u8; tls_buffer_bytes].into_boxed_slice(),
             access_log: Vec::with_capacity(64 * 1024),
             draining: false,
             caches: Caches {
@@ -205,7 +233,7 @@ impl Worker {
             self.env.unix_now = crate::sys::unix_now();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(),
+                    LISTENER | TLS_LISTENER => self.accept_all(event.token()),
                     SIGNALS => {
                         if let Some(code) = self.take_signals() {
                             access_log::flush(&mut self.env.access_log);
@@ -240,13 +268,13 @@ impl Worker {
         }
     }
 
-    fn accept_all(&mut self) {
+    fn accept_all(&mut self, listener: Token) {
         loop {
-            let Some(listener) = &self.listener else {
+            let Some(Some(socket)) = self.listeners.get(listener.0) else {
                 return;
             };
-            match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer),
+            match socket.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer, listener == TLS_LISTENER),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
@@ -274,7 +302,7 @@ impl Worker {
 
     /// Takes a new connection in, or answers 503 when `clients` is reached,
     /// or 429 (or nothing, under a flood) past `options.limits`.
-    fn admit(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
+    fn admit(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr, tls: bool) {
         let admission = match &self.env.site.limits {
             Some(settings) => self.env.limits.admit(
                 settings,
@@ -290,13 +318,35 @@ impl Worker {
             // Dropping the socket closes it: no answer, no log line.
             return;
         }
+        let _ = stream.set_nodelay(true);
+        let transport = if tls {
+            let session = self
+                .env
+                .site
+                .tls
+                .as_ref()
+                .map(|site| TlsSession::new(&site.config));
+            match session {
+                Some(Ok(session)) => Transport::tls(stream, session),
+                failed => {
+                    if let Some(Err(e)) = failed {
+                        log::warn!("cannot start a TLS session: {e}");
+                    }
+                    if let Admission::Counted(key) = admission {
+                        self.env.limits.release(self.env.slot_index, key);
+                    }
+                    return;
+                }
+            }
+        } else {
+            Transport::plain(stream)
+        };
         let limit = self.env.site.options.clients as i64;
         let active = self
             .env
             .globals
             .clients_active
             .fetch_add(1, Ordering::AcqRel);
-        let _ = stream.set_nodelay(true);
         let connection = if active >= limit {
             self.env
                 .globals
@@ -306,21 +356,29 @@ impl Worker {
                 self.env.limits.release(self.env.slot_index, key);
             }
             StatsSlot::add(&self.env.slot.overloads, 1);
-            Connection::overloaded(stream, peer, &mut self.env)
+            if tls {
+                // A 503 cannot be sent before a handshake: the socket just closes.
+                return;
+            }
+            Connection::overloaded(transport, peer, &mut self.env)
         } else {
+            if transport.session().is_some() {
+                StatsSlot::add(&self.env.slot.tls_total, 1);
+                StatsSlot::add(&self.env.slot.tls_active, 1);
+            }
             StatsSlot::add(&self.env.slot.connections_total, 1);
             StatsSlot::add(&self.env.slot.connections_active, 1);
             match admission {
                 Admission::Refused(limited) => {
                     StatsSlot::add(&self.env.slot.limited, 1);
-                    Connection::limited(stream, peer, limited, &self.env)
+                    Connection::limited(transport, peer, limited, &self.env)
                 }
                 Admission::Counted(key) => {
-                    let mut connection = Connection::new(stream, peer, &self.env);
+                    let mut connection = Connection::new(transport, peer, &self.env);
                     connection.client_key = Some(key);
                     connection
                 }
-                Admission::Free | Admission::Flood => Connection::new(stream, peer, &self.env),
+                Admission::Free | Admission::Flood => Connection::new(transport, peer, &self.env),
             }
         };
         let index = match self.free.pop() {
@@ -333,7 +391,7 @@ impl Worker {
         let mut connection = connection;
         let token = Token(index + FIRST_CONNECTION);
         if let Err(e) = self.poll.registry().register(
-            &mut connection.stream,
+            &mut connection.transport.socket,
             token,
             Interest::READABLE | Interest::WRITABLE,
         ) {
@@ -370,7 +428,8 @@ impl Worker {
 
     fn on_timer(&mut self, key: usize) {
         if key == RESUME_ACCEPT {
-            self.accept_all();
+            self.accept_all(LISTENER);
+            self.accept_all(TLS_LISTENER);
             return;
         }
         if key == DRAIN_DEADLINE {
@@ -424,7 +483,10 @@ impl Worker {
         if let Some((id, _)) = connection.timer.take() {
             self.wheel.cancel(id);
         }
-        let _ = self.poll.registry().deregister(&mut connection.stream);
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut connection.transport.socket);
         connection.end_stream(self.env.slot);
         self.release(connection);
         self.free.push(index);
@@ -454,6 +516,9 @@ impl Worker {
 
     /// Gives back what a connection held in the shared counters.
     fn release(&mut self, connection: Connection) {
+        if connection.transport.session().is_some() {
+            self.env.slot.tls_active.fetch_sub(1, Ordering::Relaxed);
+        }
         if let Some(key) = connection.client_key {
             self.env.limits.release(self.env.slot_index, key);
         }
@@ -504,8 +569,10 @@ impl Worker {
             return;
         }
         self.env.draining = true;
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
+        for listener in &mut self.listeners {
+            if let Some(mut socket) = listener.take() {
+                let _ = self.poll.registry().deregister(&mut socket);
+            }
         }
         let idle: Vec<usize> = self
             .connections

@@ -18,6 +18,7 @@ use crate::route::{VirtualHost, VirtualHosts};
 use crate::stats::StatsRegion;
 use crate::stats::columns::{self, UNKNOWN_HOST};
 use crate::stream::hints::HintTable;
+use crate::tls::{TlsHost, TlsSite};
 
 pub struct Site {
     pub options: Options,
@@ -38,6 +39,11 @@ pub struct Site {
     pub limits: Option<LimitSettings>,
     /// Where players' reports meet their streams (shared by all workers).
     pub hint_table: &'static HintTable,
+    /// The HTTPS configuration, when `options.tls` is set.
+    pub tls: Option<TlsSite>,
+    /// The HTTPS port as bound (what `https = 'redirect'` points to); set
+    /// by the master once its sockets are bound.
+    pub https_port: u16,
 }
 
 impl Site {
@@ -82,6 +88,7 @@ impl Site {
             .transpose()?;
         let country = geoip.clone().map(|geoip| move |ip| geoip.country(ip));
         let route_lua = RouteLua::load(options, country)?;
+        let tls = compile_tls(options, false)?;
         Ok(Site {
             options: options.clone(),
             vhosts,
@@ -93,6 +100,8 @@ impl Site {
             geoip,
             limits,
             hint_table,
+            tls,
+            https_port: options.tls.as_ref().map_or(0, |tls| tls.port),
         })
     }
 
@@ -113,6 +122,7 @@ impl Site {
         if let Some(limits) = &options.limits {
             LimitSettings::compile(limits)?;
         }
+        compile_tls(options, true)?;
         Ok(())
     }
 
@@ -136,6 +146,31 @@ impl Site {
             .and_then(|columns| columns.get(folder))
             .copied()
     }
+}
+
+/// The HTTPS configuration: every certificate loaded and checked; with
+/// `announce`, one that expires within 14 days is logged as a warning (the
+/// check that precedes every start and reload announces, once).
+fn compile_tls(options: &Options, announce: bool) -> Result<Option<TlsSite>, OptionsError> {
+    let Some(tls) = &options.tls else {
+        return Ok(None);
+    };
+    let hosts = options
+        .hosts
+        .iter()
+        .map(|host| {
+            Ok(TlsHost {
+                pattern: &host.pattern,
+                regex: vhost::compile_pattern(&host.pattern)?,
+                tls: &host.tls,
+            })
+        })
+        .collect::<Result<Vec<_>, OptionsError>>()?;
+    let (site, warnings) = TlsSite::compile(tls, hosts, crate::sys::unix_now())?;
+    for warning in warnings.iter().filter(|_| announce) {
+        log::warn!("{warning}");
+    }
+    Ok(Some(site))
 }
 
 fn compile_access(options: &Options) -> Result<Vec<HostAccess>, OptionsError> {
