@@ -9,6 +9,7 @@ impl Status {
     pub const NO_CONTENT: Status = Status(204);
     pub const PARTIAL_CONTENT: Status = Status(206);
     pub const NOT_MODIFIED: Status = Status(304);
+    pub const PERMANENT_REDIRECT: Status = Status(308);
     pub const BAD_REQUEST: Status = Status(400);
     pub const UNAUTHORIZED: Status = Status(401);
     pub const FORBIDDEN: Status = Status(403);
@@ -18,6 +19,7 @@ impl Status {
     pub const URI_TOO_LONG: Status = Status(414);
     pub const GONE: Status = Status(410);
     pub const RANGE_NOT_SATISFIABLE: Status = Status(416);
+    pub const MISDIRECTED_REQUEST: Status = Status(421);
     pub const TOO_MANY_REQUESTS: Status = Status(429);
     pub const CONTENT_TOO_LARGE: Status = Status(413);
     pub const HEADERS_TOO_LARGE: Status = Status(431);
@@ -54,6 +56,7 @@ impl Status {
             415 => "Unsupported Media Type",
             414 => "URI Too Long",
             416 => "Range Not Satisfiable",
+            421 => "Misdirected Request",
             429 => "Too Many Requests",
             431 => "Request Header Fields Too Large",
             451 => "Unavailable For Legal Reasons",

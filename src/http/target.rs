@@ -6,6 +6,12 @@
 
 use std::borrow::Cow;
 
+/// Where ACME HTTP-01 challenges live (RFC 8555 §8.3): files without an
+/// extension that certbot's webroot mode writes, served as text/plain
+/// whatever the mime table says, and over plain HTTP even on a host that
+/// redirects to HTTPS.
+pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
 /// A request target's path (without the scheme and authority of an
 /// absolute-form target) and its query (after `?`, without the fragment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

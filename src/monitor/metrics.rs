@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use crate::stats::columns::{CODE_COLUMNS, FOLDER_COLUMNS, HOST_COLUMNS, code_label};
 use crate::stats::{LAG_BUCKETS, StatsRegion, Totals, lag_bucket_upper_ms};
+use crate::tls::session::HandshakeFailure;
 
 /// The content type Prometheus expects for this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -176,6 +177,34 @@ pub fn render(region: &StatsRegion, totals: &Totals) -> String {
     {
         family.sample("failures_total", &[("kind", kind)], n);
     }
+    let mut family = Family::start(
+        &mut out,
+        "tls_handshakes_total",
+        "counter",
+        "Completed TLS handshakes: full, or resumed from a session ticket.",
+    );
+    for (kind, n) in [
+        ("full", totals.tls_handshakes_full),
+        ("resumed", totals.tls_handshakes_resumed),
+    ] {
+        family.sample("tls_handshakes_total", &[("kind", kind)], n);
+    }
+    let mut family = Family::start(
+        &mut out,
+        "tls_handshake_failures_total",
+        "counter",
+        "Failed TLS handshakes, by reason.",
+    );
+    for (reason, n) in HandshakeFailure::ALL
+        .iter()
+        .zip(totals.tls_handshake_failures)
+    {
+        family.sample(
+            "tls_handshake_failures_total",
+            &[("reason", reason.label())],
+            n,
+        );
+    }
     let packaged_kinds = ["playlist", "init", "segment"];
     let mut family = Family::start(
         &mut out,
@@ -232,6 +261,24 @@ pub fn render(region: &StatsRegion, totals: &Totals) -> String {
         totals.streams_throttled,
     );
     for (name, kind, help, value) in [
+        (
+            "tls_connections",
+            "gauge",
+            "HTTPS connections open now.",
+            totals.tls_active,
+        ),
+        (
+            "tls_connections_total",
+            "counter",
+            "HTTPS connections accepted.",
+            totals.tls_total,
+        ),
+        (
+            "tls_kernel_connections_total",
+            "counter",
+            "HTTPS connections whose bodies kernel TLS encrypted.",
+            totals.tls_kernel,
+        ),
         (
             "hinted_streams",
             "gauge",

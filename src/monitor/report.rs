@@ -11,6 +11,7 @@ use crate::http::date;
 use crate::options::Options;
 use crate::stats::columns::{CODE_COLUMNS, FOLDER_COLUMNS, HOST_COLUMNS, clean_name, code_label};
 use crate::stats::{LAG_WINDOW_SECS, StatsRegion, Totals, lag_bucket_upper_ms};
+use crate::tls::session::HandshakeFailure;
 
 const MIB: f64 = 1_048_576.0;
 
@@ -169,7 +170,27 @@ fn net_lines(region: &StatsRegion, totals: &Totals) -> Vec<Line> {
         pair("net:failures:dropped", Value::Count(totals.failures[2])),
         pair("net:overload", Value::Count(totals.overloads)),
         pair("net:limited", Value::Count(totals.limited)),
+        pair("net:tls:connections", Value::Count(totals.tls_total)),
+        pair("net:tls:connections:open", Value::Count(totals.tls_active)),
+        pair("net:tls:kernel", Value::Count(totals.tls_kernel)),
+        pair(
+            "net:tls:handshakes:full",
+            Value::Count(totals.tls_handshakes_full),
+        ),
+        pair(
+            "net:tls:handshakes:resumed",
+            Value::Count(totals.tls_handshakes_resumed),
+        ),
     ];
+    for (reason, n) in HandshakeFailure::ALL
+        .iter()
+        .zip(totals.tls_handshake_failures)
+    {
+        net.push(pair(
+            format!("net:tls:handshakes:failed:{}", reason.label()),
+            Value::Count(n),
+        ));
+    }
     for host in 0..HOST_COLUMNS {
         let Some(name) = hosts.name(host) else {
             continue;

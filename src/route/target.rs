@@ -7,6 +7,7 @@ use super::VirtualHost;
 use crate::files::{OpenFile, OpenFiles, sandbox};
 use crate::http::Status;
 use crate::http::refusal::Refusal;
+use crate::http::target::ACME_CHALLENGE_PREFIX;
 use crate::options::MimeTable;
 
 /// A file a request names.
@@ -32,6 +33,10 @@ pub fn open_target<'a>(
         .map_err(|r| Refusal::new(r.status, r.detail))?;
     let content_type = mimes
         .lookup(&relative)
+        .or_else(|| {
+            path.starts_with(ACME_CHALLENGE_PREFIX)
+                .then_some("text/plain")
+        })
         .ok_or_else(|| Refusal::new(Status::NOT_FOUND, "Files of this type are not served."))?;
     Ok(TargetFile {
         relative,

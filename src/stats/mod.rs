@@ -339,6 +339,12 @@ pub struct Totals {
     pub packaged_bytes: [u64; 3],
     pub cache_bytes: u64,
     pub cache_items: u64,
+    pub tls_active: u64,
+    pub tls_total: u64,
+    pub tls_handshakes_full: u64,
+    pub tls_handshakes_resumed: u64,
+    pub tls_handshake_failures: [u64; TLS_FAILURES],
+    pub tls_kernel: u64,
     pub host_requests: Vec<u64>,
     /// By host column, then code column.
     pub host_responses: Vec<[u64; CODE_COLUMNS]>,
@@ -388,6 +394,18 @@ impl Totals {
             totals.hint_held_bytes += load(&slot.hint_held_bytes);
             totals.hint_held_total += load(&slot.hint_held_total);
             totals.hint_reports += load(&slot.hint_reports);
+            totals.tls_active += load(&slot.tls_active);
+            totals.tls_total += load(&slot.tls_total);
+            totals.tls_handshakes_full += load(&slot.tls_handshakes_full);
+            totals.tls_handshakes_resumed += load(&slot.tls_handshakes_resumed);
+            for (sum, reason) in totals
+                .tls_handshake_failures
+                .iter_mut()
+                .zip(&slot.tls_handshake_failures)
+            {
+                *sum += load(reason);
+            }
+            totals.tls_kernel += load(&slot.tls_kernel);
             totals.cache_hits += load(&slot.cache_hits);
             totals.cache_misses += load(&slot.cache_misses);
             totals.streams_active += load(&slot.streams_active);

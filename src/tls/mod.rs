@@ -32,6 +32,9 @@ use crate::options::tls::{HostTlsOptions, KernelTls, TlsOptions};
 pub use session::TlsSession;
 use sni::SniResolver;
 
+/// The largest session state a ticket carries, bytes (see `server_config`).
+const TICKET_STATE_MAX_BYTES: usize = 512;
+
 /// What the workers' TLS connections are made with.
 pub struct TlsSite {
     pub config: Arc<ServerConfig>,
@@ -121,6 +124,13 @@ fn server_config(
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     // Made once, in the master: the forked workers share the ticket keys,
     // so a client resumes its session on whichever worker it reaches.
-    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(fail)?;
+    let ticketer = rustls::crypto::ring::Ticketer::new().map_err(fail)?;
+    // rustls's ticketer refuses to decrypt tickets longer than the longest
+    // it has made itself, so a worker that has issued none yet would turn
+    // away every ticket another worker issued. One dummy ticket of the size
+    // of the largest real one (a session's state with a 255-byte SNI name is
+    // under 512 bytes), made before the fork, sets that bound in every worker.
+    let _ = ticketer.encrypt(&[0u8; TICKET_STATE_MAX_BYTES]);
+    config.ticketer = ticketer;
     Ok(Arc::new(config))
 }

@@ -1,5 +1,5 @@
 //! The access log: one Combined Log Format line per response, plus the
-//! response time, on stderr.
+//! response time, and for HTTPS the TLS version (`TLSv1.3`), on stderr.
 //!
 //! Lines are buffered and written once per loop turn, in writes of whole lines
 //! no larger than PIPE_BUF, so lines from several workers never interleave in
@@ -26,6 +26,8 @@ pub struct Exchange {
     pub body_bytes: u64,
     /// The host and folder columns it counts in.
     pub routed: super::context::Routed,
+    /// The TLS version of an HTTPS request; None over plain HTTP.
+    pub tls: Option<&'static str>,
 }
 
 impl Exchange {
@@ -41,6 +43,7 @@ impl Exchange {
             status: 0,
             body_bytes: 0,
             routed: super::context::Routed::default(),
+            tls: None,
         }
     }
 
@@ -64,7 +67,7 @@ impl Exchange {
         };
         let _ = writeln!(
             env.access_log,
-            "{ip} - - [{day:02}/{}/{year}:{hour:02}:{minute:02}:{second:02} +0000] \"{}\" {} {} \"{}\" \"{}\" {elapsed:.3}",
+            "{ip} - - [{day:02}/{}/{year}:{hour:02}:{minute:02}:{second:02} +0000] \"{}\" {} {} \"{}\" \"{}\" {elapsed:.3}{}{}",
             date::month_name(month),
             escape(if self.line.is_empty() {
                 "-"
@@ -83,6 +86,8 @@ impl Exchange {
             } else {
                 &self.user_agent
             }),
+            if self.tls.is_some() { " " } else { "" },
+            self.tls.unwrap_or(""),
         );
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::Env;
 use super::access_log::Exchange;
-use super::context::{Context, Now, Routed, error_page_reply};
+use super::context::{Context, Now, Routed, TlsInfo, error_page_reply};
 use super::respond;
 use super::timer_wheel::TimerId;
 use super::transport::Transport;
@@ -284,7 +284,9 @@ impl Connection {
         let keep_alive = request.keep_alive && !env.draining;
         // The request's strings are only copied when they will be logged.
         let logged = Some(&*request).filter(|_| env.site.options.access_log);
-        self.exchange = Some(Box::new(Exchange::new(env.now, self.peer, logged)));
+        let mut exchange = Exchange::new(env.now, self.peer, logged);
+        exchange.tls = self.transport.session().map(|session| session.version());
+        self.exchange = Some(Box::new(exchange));
         self.output.clear();
         let mut context = Context {
             site: &env.site,
@@ -296,6 +298,14 @@ impl Connection {
                 peer: self.peer,
                 limited: self.limited,
             },
+            tls: self.transport.session().map(|session| TlsInfo {
+                certificate: env
+                    .site
+                    .tls
+                    .as_ref()
+                    .map_or(0, |tls| tls.resolver.choose(session.server_name())),
+                version: session.version(),
+            }),
             now: Now {
                 unix: env.unix_now,
                 date: env.dates.get(env.unix_now),

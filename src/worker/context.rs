@@ -47,6 +47,15 @@ pub struct Reply {
     pub keep_alive: bool,
 }
 
+/// What a request's TLS connection was made with.
+#[derive(Clone, Copy, Debug)]
+pub struct TlsInfo {
+    /// The index of the certificate its SNI chose (see `tls::TlsSite`).
+    pub certificate: usize,
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: &'static str,
+}
+
 /// One request being answered.
 pub struct Context<'a> {
     pub site: &'a Site,
@@ -56,6 +65,8 @@ pub struct Context<'a> {
     /// The request's own target, split into path and query once.
     pub target: Target<'a>,
     pub client: Client,
+    /// Set when the request came over HTTPS.
+    pub tls: Option<TlsInfo>,
     pub now: Now<'a>,
     /// Where the head (and a body made in memory) is written.
     pub out: &'a mut Vec<u8>,

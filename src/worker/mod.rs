@@ -9,6 +9,7 @@ pub mod connection;
 pub mod context;
 mod file_head;
 mod hint_urls;
+mod https;
 mod packaged;
 mod representation;
 pub mod respond;

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::context::{Context, Reply};
 use super::file_head::{FileAnswer, Head, answer_head};
 use super::hint_urls::{self, HINT_ARGUMENT, HINT_REPORT_PATH, HINT_SCRIPT_PATH};
-use super::{packaged, representation};
+use super::{https, packaged, representation};
 use crate::access::Grant;
 use crate::http::response::{self, ALLOWED_METHODS};
 use crate::http::target::{self, Target};
@@ -48,6 +48,10 @@ pub fn respond(context: &mut Context) -> Reply {
     // included, so that a page on another origin can read why it failed.
     if let Some(cors) = &access.cors {
         cors.write_response_headers(request.origin.as_deref(), &mut context.extra_headers);
+    }
+    // HTTPS: a misdirected request, the redirect to HTTPS, HSTS.
+    if let Some(reply) = https::check(context, vhost) {
+        return reply;
     }
     // Player hints' own URLs (reports also come by POST, from sendBeacon).
     if vhost.hints {

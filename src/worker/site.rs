@@ -10,7 +10,7 @@ use std::rc::Rc;
 use crate::access::HostAccess;
 use crate::access::geoip::GeoIp;
 use crate::access::limits::LimitSettings;
-use crate::options::{MimeTable, Options, OptionsError};
+use crate::options::{HostTlsOptions, MimeTable, Options, OptionsError};
 use crate::route::lua::RouteLua;
 use crate::route::rewrite::Route;
 use crate::route::vhost;
@@ -129,6 +129,21 @@ impl Site {
     /// The access rules of `vhost`.
     pub fn access_of(&self, vhost: &VirtualHost) -> &HostAccess {
         &self.access[vhost.index]
+    }
+
+    /// The HTTPS settings of `vhost`.
+    pub fn host_tls(&self, vhost: &VirtualHost) -> &HostTlsOptions {
+        &self.options.hosts[vhost.index].tls
+    }
+
+    /// The certificate a request for `vhost` must have come in on: the
+    /// host's own, else the listener's (0).
+    pub fn host_certificate(&self, vhost: &VirtualHost) -> usize {
+        self.tls
+            .as_ref()
+            .and_then(|tls| tls.host_certificates.get(vhost.index))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The counters' column of `vhost`.

@@ -1,0 +1,773 @@
+//! HTTPS against the real binary with real clients: curl, `openssl
+//! s_client`, ffprobe and a rustls client, all trusting a test CA made here
+//! with rcgen. Files, ranges, seeks, keep-alive, a throttled body's pacing
+//! and HLS over TLS; certificates by SNI, 421, the redirect to HTTPS and
+//! its ACME exception, HSTS; protocol versions, ALPN, resumption on any
+//! worker; handshakes that stop or are not TLS; `-t` on bad certificates.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::curve::NeedCurve;
+use common::{
+    BINARY, Server, TempDir, admin_get, ensure_fixtures, free_port, media_folder, options_file,
+    sha256_bytes, sha256_file,
+};
+use rcgen::{CertificateParams, IsCa, Issuer, KeyPair};
+
+/// A test CA and the certificates it signs, as PEM files in `dir`.
+struct Pki {
+    dir: TempDir,
+    ca_key: KeyPair,
+    ca_params: CertificateParams,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = TempDir::new("https-pki");
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Loomiere test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+        dir.write("ca.pem", ca.pem().as_bytes());
+        Pki {
+            dir,
+            ca_key,
+            ca_params,
+        }
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A certificate for `names`, valid until `not_after` (None: years),
+    /// written as `<label>.pem` and `<label>.key`; returns both paths.
+    fn issue(
+        &self,
+        label: &str,
+        names: &[&str],
+        not_after: Option<time::OffsetDateTime>,
+    ) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, names[0]);
+        if let Some(not_after) = not_after {
+            params.not_before = not_after - time::Duration::days(30);
+            params.not_after = not_after;
+        }
+        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
+        let cert = params.signed_by(&key, &issuer).expect("signed");
+        let cert_path = self
+            .dir
+            .write(&format!("{label}.pem"), cert.pem().as_bytes());
+        let key_path = self
+            .dir
+            .write(&format!("{label}.key"), key.serialize_pem().as_bytes());
+        (cert_path, key_path)
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf8 path")
+}
+
+/// The HTTPS port from the server's start-up line.
+fn https_port(server: &Server) -> u16 {
+    let line = server
+        .log_line("https://")
+        .expect("the start-up line names the HTTPS address");
+    let address = line
+        .split("https://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("an address");
+    address
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("a port")
+}
+
+/// A server over the generated fixtures with HTTPS on the default
+/// certificate (`localhost`, `a.test`) and `extra` options.
+fn server_with(pki: &Pki, extra: &str) -> (Server, u16, TempDir) {
+    let (server, port, _, dir) = server_and_admin(pki, extra);
+    (server, port, dir)
+}
+
+/// Like `server_with`, with the admin port on; returns it too.
+fn server_and_admin(pki: &Pki, extra: &str) -> (Server, u16, u16, TempDir) {
+    ensure_fixtures();
+    let (cert, key) = pki.issue("default", &["localhost", "a.test"], None);
+    let dir = TempDir::new("https");
+    let folder = media_folder().join("generated");
+    let options = options_file(
+        &dir,
+        &format!(
+            "options.tls = {{ port = 0, cert = '{}', key = '{}' }}\n{extra}\n\
+             options.hosts[''] = {{ folder = '{}' }}\n",
+            path_str(&cert),
+            path_str(&key),
+            folder.display()
+        ),
+    );
+    let admin = free_port();
+    let admin_arg = admin.to_string();
+    let server = Server::start(&["-o", path_str(&options), "-r", &admin_arg]);
+    let port = https_port(&server);
+    (server, port, admin, dir)
+}
+
+/// curl over HTTPS, trusting the test CA, `name` resolved to 127.0.0.1.
+/// Returns (stdout, the `-w` line).
+fn curl(pki: &Pki, name: &str, port: u16, args: &[&str]) -> (Vec<u8>, String) {
+    let output = Command::new("curl")
+        .args(["-sS", "--http1.1", "--max-time", "20", "--cacert"])
+        .arg(pki.ca())
+        .args(["--resolve", &format!("{name}:{port}:127.0.0.1")])
+        .args(args)
+        .output()
+        .expect("run curl");
+    assert!(
+        output.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let info = text.lines().last().unwrap_or("").to_string();
+    (output.stdout, info)
+}
+
+/// `openssl s_client` with `args`, its stdin closed after `input`.
+fn s_client(port: u16, args: &[&str], input: &str) -> String {
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run openssl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write");
+    // Closing stdin makes s_client end the connection (after a moment for
+    // the answer, which -ign_eof waits for).
+    drop(stdin);
+    let output = child.wait_with_output().expect("openssl output");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn files_ranges_seeks_and_keep_alive_work_over_https() {
+    let pki = Pki::new();
+    let (server, port, _dir) = server_with(&pki, "options.throttle = 0");
+    let film = media_folder().join("generated/vbr60.mp4");
+    let out = TempDir::new("https-out");
+    let whole = out.path().join("whole.mp4");
+    let (_, info) = curl(
+        &pki,
+        "localhost",
+        port,
+        &[
+            "-o",
+            path_str(&whole),
+            "-w",
+            "%{http_code} %{ssl_verify_result}",
+            &format!("https://localhost:{port}/vbr60.mp4"),
+        ],
+    );
+    assert_eq!(info, "200 0");
+    assert_eq!(sha256_file(&whole), sha256_file(&film), "the body differs");
+    // HEAD: the head only, with the length.
+    let (head, _) = curl(
+        &pki,
+        "localhost",
+        port,
+        &["-I", &format!("https://localhost:{port}/vbr60.mp4")],
+    );
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let size = std::fs::metadata(&film).expect("fixture").len();
+    assert!(head.contains(&format!("content-length: {size}")), "{head}");
+    // A range: exactly those bytes.
+    let (range, _) = curl(
+        &pki,
+        "localhost",
+        port,
+        &[
+            "-r",
+            "1000-50999",
+            &format!("https://localhost:{port}/vbr60.mp4"),
+        ],
+    );
+    let original = std::fs::read(&film).expect("fixture");
+    assert_eq!(sha256_bytes(&range), sha256_bytes(&original[1000..51000]));
+    // Two requests on one connection (keep-alive), then a seek ffprobe accepts.
+    let seeked = out.path().join("seeked.mp4");
+    let (_, info) = curl(
+        &pki,
+        "localhost",
+        port,
+        &[
+            "-o",
+            "/dev/null",
+            "-o",
+            path_str(&seeked),
+            "-w",
+            "%{num_connects} ",
+            &format!("https://localhost:{port}/vbr60.mp4"),
+            &format!("https://localhost:{port}/vbr60.mp4?start=20"),
+        ],
+    );
+    assert_eq!(info.split_whitespace().collect::<Vec<_>>(), ["1", "0"]);
+    let probe = common::probe(path_str(&seeked)).expect("ffprobe reads the seek");
+    // The seek snaps back to the keyframe at or before 20 s.
+    assert!(
+        (39.0..46.0).contains(&probe.span()),
+        "a seek to 20 s of a 60 s film lasts {} s",
+        probe.span()
+    );
+    // The access log says it was HTTPS.
+    assert!(server.wait_for_log(
+        "\"GET /vbr60.mp4?start=20 HTTP/1.1\" 200",
+        Duration::from_secs(5)
+    ));
+    let line = server
+        .log_line("GET /vbr60.mp4?start=20")
+        .expect("a log line");
+    assert!(line.ends_with(" TLSv1.3"), "{line}");
+}
+
+#[test]
+fn hls_and_a_seek_are_read_by_ffprobe_over_https() {
+    let pki = Pki::new();
+    let (_server, port, _dir) = server_with(&pki, "");
+    for url in [
+        format!("https://localhost:{port}/vbr60.mp4/master.m3u8"),
+        format!("https://localhost:{port}/vbr60.mp4?start=30"),
+    ] {
+        let output = Command::new("ffprobe")
+            .args(["-v", "error", "-tls_verify", "1", "-ca_file"])
+            .arg(pki.ca())
+            .args(["-show_entries", "format=duration", "-of", "csv=p=0"])
+            .arg(&url)
+            .output()
+            .expect("run ffprobe");
+        let duration: f64 = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| {
+                panic!("ffprobe {url}: {}", String::from_utf8_lossy(&output.stderr))
+            });
+        assert!(duration > 25.0, "{url}: {duration} s");
+    }
+}
+
+/// A rustls client trusting the test CA.
+fn client_config(pki: &Pki) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(pki.ca()).expect("CA");
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.expect("CA PEM")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+use rustls::pki_types::pem::PemObject;
+
+#[test]
+fn a_throttled_body_over_https_follows_the_media_timeline() {
+    const LEAD: f64 = 3.0;
+    const PERIOD: f64 = 0.25;
+    // A socket buffer in flight, and rustls's queue of records.
+    const SLACK: u64 = 128 * 1024 + 64 * 1024;
+    let pki = Pki::new();
+    let (_server, port, _dir) = server_with(
+        &pki,
+        &format!("options.throttle = {LEAD}\noptions.period = {PERIOD}"),
+    );
+    let curve = NeedCurve::probe(&media_folder().join("generated/vbr60.mp4"));
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let connection =
+        rustls::ClientConnection::new(client_config(&pki), name).expect("client connection");
+    let socket = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut tls = rustls::StreamOwned::new(connection, socket);
+    tls.write_all(b"GET /vbr60.mp4 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tls.read_exact(&mut byte).expect("head");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
+    let started = Instant::now();
+    let held = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&held);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = tls.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            counter.fetch_add(n as u64, Ordering::Release);
+        }
+    });
+    let mut samples = Vec::new();
+    while started.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(100));
+        samples.push((
+            started.elapsed().as_secs_f64(),
+            held.load(Ordering::Acquire),
+        ));
+    }
+    let (at, first) = samples[4];
+    assert!(
+        first >= curve.needed(LEAD),
+        "{first} bytes after {at:.2} s, fewer than the lead needs"
+    );
+    for &(elapsed, bytes) in &samples {
+        let most = curve.needed(LEAD + elapsed + PERIOD) + SLACK;
+        assert!(
+            bytes <= most,
+            "{bytes} bytes after {elapsed:.2} s, more than {most}"
+        );
+        if elapsed >= 1.0 {
+            let least = curve.needed(LEAD + elapsed - 1.0).saturating_sub(SLACK);
+            assert!(
+                bytes >= least,
+                "{bytes} bytes after {elapsed:.2} s: fell behind"
+            );
+        }
+    }
+}
+
+#[test]
+fn certificates_follow_sni_and_a_misdirected_request_gets_421() {
+    let pki = Pki::new();
+    let (b_cert, b_key) = pki.issue("b", &["b.test"], None);
+    let (server, port, _dir) = server_with(
+        &pki,
+        &format!(
+            "options.hosts['^b\\\\.test$'] = {{ folder = '{}', cert = '{}', key = '{}' }}",
+            media_folder().join("generated").display(),
+            path_str(&b_cert),
+            path_str(&b_key)
+        ),
+    );
+    let subject = |name: &str| {
+        let text = s_client(
+            port,
+            &["-servername", name, "-CAfile", path_str(&pki.ca())],
+            "",
+        );
+        let subject = text
+            .lines()
+            .find(|l| l.starts_with("subject="))
+            .unwrap_or("")
+            .to_string();
+        (subject, text.contains("Verify return code: 0 (ok)"))
+    };
+    let (a, a_ok) = subject("a.test");
+    assert!(a.contains("localhost") && a_ok, "{a}");
+    let (b, b_ok) = subject("b.test");
+    assert!(b.contains("b.test") && b_ok, "{b}");
+    // No SNI: the listener's certificate.
+    let text = s_client(port, &["-noservername"], "");
+    assert!(
+        text.contains("CN = localhost") || text.contains("CN=localhost"),
+        "{text}"
+    );
+    // Each host by its own name works...
+    let (_, info) = curl(
+        &pki,
+        "b.test",
+        port,
+        &[
+            "-r",
+            "0-99",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("https://b.test:{port}/vbr60.mp4"),
+        ],
+    );
+    assert_eq!(info, "206");
+    // ...but a connection made for a.test asking for b.test is misdirected.
+    let (body, info) = curl(
+        &pki,
+        "a.test",
+        port,
+        &[
+            "-H",
+            "Host: b.test",
+            "-r",
+            "0-99",
+            "-w",
+            "\n%{http_code}",
+            &format!("https://a.test:{port}/vbr60.mp4"),
+        ],
+    );
+    assert_eq!(info, "421", "{}", String::from_utf8_lossy(&body));
+    assert!(server.wait_for_log("421", Duration::from_secs(5)));
+}
+
+#[test]
+fn plain_http_redirects_to_https_except_acme_and_hsts_is_only_on_https() {
+    let pki = Pki::new();
+    let folder = TempDir::new("https-acme");
+    folder.write(
+        ".well-known/acme-challenge/token123",
+        b"token123.thumbprint",
+    );
+    folder.write("page.txt", b"hello");
+    let (server, port, _dir) = server_with(
+        &pki,
+        &format!(
+            "options.mimes['text/plain'] = 'txt'\n\
+             options.hosts['^secure\\\\.test'] = {{ folder = '{}', https = 'redirect', hsts = 31536000 }}",
+            folder.path().display()
+        ),
+    );
+    let plain = common::Response::parse(
+        &server.raw(
+            b"GET /page.txt?x=1 HTTP/1.1\r\nHost: secure.test:8080\r\nConnection: close\r\n\r\n",
+        ),
+        false,
+    )
+    .expect("a response");
+    assert_eq!(plain.status, 308);
+    assert_eq!(
+        plain.header("location"),
+        Some(format!("https://secure.test:{port}/page.txt?x=1").as_str())
+    );
+    assert!(plain.header("strict-transport-security").is_none());
+    // The ACME challenge stays on plain HTTP, without HSTS.
+    let acme = common::Response::parse(
+        &server.raw(b"GET /.well-known/acme-challenge/token123 HTTP/1.1\r\nHost: secure.test\r\nConnection: close\r\n\r\n"),
+        false,
+    )
+    .expect("a response");
+    assert_eq!(acme.status, 200, "{:?}", acme.body);
+    assert_eq!(acme.body, b"token123.thumbprint");
+    assert!(acme.header("strict-transport-security").is_none());
+    // Over HTTPS: the page, with HSTS (also on an error).
+    let (head, _) = curl(
+        &pki,
+        "secure.test",
+        port,
+        &["-k", "-i", &format!("https://secure.test:{port}/page.txt")],
+    );
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("strict-transport-security: max-age=31536000"),
+        "{head}"
+    );
+    assert!(head.ends_with("hello"), "{head}");
+    let (missing, _) = curl(
+        &pki,
+        "secure.test",
+        port,
+        &["-k", "-i", &format!("https://secure.test:{port}/none.txt")],
+    );
+    let missing = String::from_utf8_lossy(&missing).to_ascii_lowercase();
+    assert!(missing.starts_with("http/1.1 404"), "{missing}");
+    assert!(missing.contains("strict-transport-security: max-age=31536000"));
+    // Other hosts are not redirected.
+    assert_eq!(server.get("/vbr60.mp4", &["Range: bytes=0-9"]).status, 206);
+}
+
+#[test]
+fn tls_1_3_and_1_2_negotiate_older_versions_are_refused_and_alpn_is_http_1_1() {
+    let pki = Pki::new();
+    let (_server, port, _dir) = server_with(&pki, "");
+    let ca = pki.ca();
+    let common = ["-servername", "localhost", "-CAfile", path_str(&ca)];
+    let tls13 = s_client(
+        port,
+        &[&common[..], &["-tls1_3", "-alpn", "h2,http/1.1"]].concat(),
+        "",
+    );
+    assert!(tls13.contains("TLSv1.3"), "{tls13}");
+    assert!(tls13.contains("ALPN protocol: http/1.1"), "{tls13}");
+    assert!(tls13.contains("Verify return code: 0 (ok)"), "{tls13}");
+    let tls12 = s_client(port, &[&common[..], &["-tls1_2"]].concat(), "");
+    assert!(tls12.contains("Protocol  : TLSv1.2"), "{tls12}");
+    assert!(tls12.contains("ECDHE"), "forward secrecy: {tls12}");
+    for old in ["-tls1_1", "-tls1"] {
+        let text = s_client(
+            port,
+            &[&common[..], &[old, "-cipher", "DEFAULT@SECLEVEL=0"]].concat(),
+            "",
+        );
+        assert!(
+            text.contains("Cipher is (NONE)") || text.contains("no protocols available"),
+            "{old} was accepted: {text}"
+        );
+    }
+    // A client that only speaks h2 is refused, not answered in HTTP/1.1.
+    let h2 = s_client(port, &[&common[..], &["-alpn", "h2"]].concat(), "");
+    assert!(
+        h2.contains("no application protocol") || h2.contains("Cipher is (NONE)"),
+        "{h2}"
+    );
+}
+
+#[test]
+fn a_session_resumes_on_any_worker() {
+    let pki = Pki::new();
+    let (_server, port, admin, dir) = server_and_admin(&pki, "options.workers = 2");
+    let session = dir.path().join("session.pem");
+    // The request closes the connection, so s_client reads everything the
+    // server sends (the tickets come first) before it saves the session.
+    let request = "GET /vbr60.mp4 HTTP/1.1\r\nHost: localhost\r\nRange: bytes=0-0\r\nConnection: close\r\n\r\n";
+    let first = s_client(
+        port,
+        &[
+            "-ign_eof",
+            "-tls1_3",
+            "-servername",
+            "localhost",
+            "-sess_out",
+            path_str(&session),
+        ],
+        request,
+    );
+    assert!(first.contains("HTTP/1.1 206"), "{first}");
+    // SO_REUSEPORT spreads new connections over both workers: every one
+    // resumes, including on the worker that has issued no ticket yet.
+    for attempt in 0..8 {
+        let again = s_client(
+            port,
+            &[
+                "-ign_eof",
+                "-tls1_3",
+                "-servername",
+                "localhost",
+                "-sess_in",
+                path_str(&session),
+            ],
+            request,
+        );
+        assert!(
+            again.contains("Reused, TLSv1.3"),
+            "attempt {attempt}: {again}"
+        );
+    }
+    let monitor = admin_get(admin, "/monitor?terse=true");
+    let resumed = line_value(&monitor, "net:tls:handshakes:resumed");
+    assert!(resumed >= 8, "{monitor}");
+}
+
+fn line_value(monitor: &str, name: &str) -> u64 {
+    monitor
+        .lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once('=').or_else(|| line.split_once(' '))?;
+            (key.trim() == name)
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no {name} in {monitor}"))
+}
+
+#[test]
+fn stalled_and_garbage_handshakes_are_cut_and_others_are_served() {
+    let pki = Pki::new();
+    let (_server, port, admin, _dir) = server_and_admin(&pki, "options.header_timeout = 1");
+    // Not TLS at all: closed at once, counted as malformed.
+    let mut garbage = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("write");
+    garbage
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 512];
+    let started = Instant::now();
+    while let Ok(n) = garbage.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "garbage was not closed"
+    );
+    // Half a ClientHello, then silence: cut by header_timeout.
+    let mut stalled = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .expect("write");
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let started = Instant::now();
+    let closed = matches!(stalled.read(&mut buf), Ok(0));
+    assert!(closed, "the stalled handshake was not closed");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
+        "cut after {waited:?}, not header_timeout"
+    );
+    // Many abandoned handshakes leave the others served.
+    let idle: Vec<TcpStream> = (0..200)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+            s.write_all(&[0x16, 0x03, 0x01]).ok()?;
+            Some(s)
+        })
+        .collect();
+    let (_, info) = curl(
+        &pki,
+        "localhost",
+        port,
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("https://localhost:{port}/vbr60.mp4?start=50"),
+        ],
+    );
+    assert_eq!(info, "200");
+    drop(idle);
+    let monitor = admin_get(admin, "/monitor?terse=true");
+    assert!(
+        line_value(&monitor, "net:tls:handshakes:failed:malformed") >= 1,
+        "{monitor}"
+    );
+    assert!(
+        line_value(&monitor, "net:tls:handshakes:failed:timeout_or_abandoned") >= 1,
+        "{monitor}"
+    );
+    assert!(
+        line_value(&monitor, "net:tls:handshakes:full") >= 1,
+        "{monitor}"
+    );
+    let metrics = admin_get(admin, "/metrics");
+    assert!(
+        metrics.contains("loomiere_tls_handshake_failures_total{reason=\"malformed\"}"),
+        "{metrics}"
+    );
+}
+
+/// `loomiere -t` on `options`; (success, stderr).
+fn check(options: &Path) -> (bool, String) {
+    let output = Command::new(BINARY)
+        .args(["-t", "-o", path_str(options)])
+        .output()
+        .expect("run loomiere -t");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned()
+            + &String::from_utf8_lossy(&output.stdout),
+    )
+}
+
+#[test]
+fn the_check_refuses_bad_certificates_with_the_file_and_reason() {
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("good", &["localhost"], None);
+    let (_, other_key) = pki.issue("other", &["localhost"], None);
+    let now = time::OffsetDateTime::now_utc();
+    let (expired, expired_key) = pki.issue(
+        "expired",
+        &["localhost"],
+        Some(now - time::Duration::days(1)),
+    );
+    let (soon, soon_key) = pki.issue("soon", &["localhost"], Some(now + time::Duration::days(5)));
+    let dir = TempDir::new("https-check");
+    let folder = dir.path().display().to_string();
+    let options = |cert: &Path, key: &Path, extra: &str| {
+        options_file(
+            &dir,
+            &format!(
+                "options.port = {}\noptions.tls = {{ port = {}, cert = '{}', key = '{}' }}\n\
+                 options.hosts[''] = {{ folder = '{folder}' }}\n{extra}",
+                free_port(),
+                free_port(),
+                path_str(cert),
+                path_str(key)
+            ),
+        )
+    };
+    let (ok, text) = check(&options(&cert, &key, ""));
+    assert!(ok, "{text}");
+    let (ok, text) = check(&options(&cert, &other_key, ""));
+    assert!(
+        !ok && text.contains("other.key") && text.contains("does not match"),
+        "{text}"
+    );
+    let missing = dir.path().join("missing.pem");
+    let (ok, text) = check(&options(&missing, &key, ""));
+    assert!(
+        !ok && text.contains("missing.pem") && text.contains("cannot be read"),
+        "{text}"
+    );
+    let (ok, text) = check(&options(&expired, &expired_key, ""));
+    assert!(
+        !ok && text.contains("expired.pem") && text.contains("expired on"),
+        "{text}"
+    );
+    let (ok, text) = check(&options(&soon, &soon_key, ""));
+    assert!(
+        ok && text.contains("soon.pem") && text.contains("expires on"),
+        "{text}"
+    );
+    // A host's certificate without options.tls, and half a pair.
+    let bare = options_file(
+        &dir,
+        &format!(
+            "options.hosts['x'] = {{ folder = '{folder}', cert = '{}', key = '{}' }}\n\
+             options.hosts[''] = {{ folder = '{folder}' }}",
+            path_str(&cert),
+            path_str(&key)
+        ),
+    );
+    let (ok, text) = check(&bare);
+    assert!(
+        !ok && text.contains("hosts['x'].cert") && text.contains("needs options.tls"),
+        "{text}"
+    );
+    let (ok, text) = check(&options(
+        &cert,
+        &key,
+        &format!(
+            "options.hosts['y'] = {{ folder = '{folder}', cert = '{}' }}",
+            path_str(&cert)
+        ),
+    ));
+    assert!(!ok && text.contains("hosts['y'].key"), "{text}");
+}
