@@ -6,8 +6,16 @@
 
 -- Listen address for clients: '*' = every IPv4 and IPv6 address, or an IP.
 options.bind = '*'
--- Client port.
+-- Client port for plain HTTP; false serves HTTPS only.
 options.port = 8080
+-- HTTPS, beside the plain port. The master reads the certificate chain and
+-- key (PEM; RSA, ECDSA or Ed25519) as root at start and on each reload; keep
+-- them in /etc/loomiere/tls/ (root only) or point at certbot's live folder.
+-- kernel = 'auto' will hand encryption to kernel TLS where the kernel has
+-- it; this version encrypts in user space. `loomiere -t` checks the files.
+-- options.tls = { port = 443, bind = '*',
+--   cert = '/etc/letsencrypt/live/example.com/fullchain.pem',
+--   key = '/etc/letsencrypt/live/example.com/privkey.pem', kernel = 'auto' }
 -- Admin port serving /monitor (false disables it) and its address.
 options.root = 8081
 options.root_bind = '127.0.0.1'
@@ -87,6 +95,15 @@ options.segment_seconds = 6
 -- has it serves it): folders = { '/srv/new', '/srv/archive' }.
 -- options.hosts['^video\\.example\\.com$'] = { folder = '/srv/video' }
 -- options.hosts['^radio\\.'] = { folder = '/srv/radio', throttle = 60 }
+--
+-- For HTTPS (with options.tls set) a host may have its own certificate,
+-- chosen when the client's SNI name selects the host; send plain HTTP to
+-- HTTPS with a 308 (ACME challenges under /.well-known/acme-challenge/ stay
+-- on plain HTTP for certbot --webroot); and add Strict-Transport-Security:
+-- options.hosts['^films\\.example\\.org$'] = { folder = '/srv/films',
+--   cert = '/etc/letsencrypt/live/films.example.org/fullchain.pem',
+--   key = '/etc/letsencrypt/live/films.example.org/privkey.pem',
+--   https = 'redirect', hsts = 31536000 }
 --
 -- A host may have routes: PCRE2 patterns searched in the request target
 -- (path and query), tried in order; the first that matches decides.
