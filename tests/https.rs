@@ -771,3 +771,64 @@ fn the_check_refuses_bad_certificates_with_the_file_and_reason() {
     ));
     assert!(!ok && text.contains("hosts['y'].key"), "{text}");
 }
+
+#[test]
+fn testssl_finds_no_vulnerability_no_old_protocol_and_forward_secrecy() {
+    let pki = Pki::new();
+    let (_server, port, dir) = server_with(&pki, "");
+    let json = dir.path().join("testssl.json");
+    let output = Command::new("testssl")
+        .args(["--quiet", "--color", "0", "--warnings", "off"])
+        .args(["--protocols", "--fs", "--vulnerable", "--jsonfile-pretty"])
+        .arg(&json)
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .expect("run testssl (Debian package testssl.sh)");
+    let summary = String::from_utf8_lossy(&output.stdout).into_owned();
+    // The summary stays in the build's folder, as the test's log.
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/testssl.txt");
+    let _ = std::fs::write(&kept, &summary);
+    println!("{summary}");
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{e}: {summary}"));
+    let findings = json_findings(&text);
+    assert!(findings.len() > 20, "testssl reported too little: {summary}");
+    for (id, severity, finding) in &findings {
+        assert!(
+            matches!(severity.as_str(), "OK" | "INFO"),
+            "testssl: {id} is {severity}: {finding}"
+        );
+        if ["SSLv2", "SSLv3", "TLS1", "TLS1_1"].contains(&id.as_str()) {
+            assert!(finding.starts_with("not offered"), "{id}: {finding}");
+        }
+    }
+    let offered = |id: &str| {
+        findings
+            .iter()
+            .any(|(i, _, finding)| i == id && finding.starts_with("offered"))
+    };
+    assert!(offered("TLS1_2") && offered("TLS1_3"), "{summary}");
+    assert!(
+        summary.contains("forward secrecy") || summary.contains("PFS is offered (OK)") || summary.contains("FS is offered (OK)"),
+        "{summary}"
+    );
+}
+
+/// (id, severity, finding) of every entry of testssl's pretty JSON.
+fn json_findings(text: &str) -> Vec<(String, String, String)> {
+    let field = |entry: &str, name: &str| {
+        let key = format!("\"{name}\"");
+        let at = entry.find(&key)? + key.len();
+        let rest = entry[at..].trim_start().strip_prefix(':')?.trim_start();
+        let rest = rest.strip_prefix('"')?;
+        Some(rest[..rest.find('"')?].to_string())
+    };
+    text.split('{')
+        .filter_map(|entry| {
+            Some((
+                field(entry, "id")?,
+                field(entry, "severity")?,
+                field(entry, "finding").unwrap_or_default(),
+            ))
+        })
+        .collect()
+}

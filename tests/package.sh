@@ -93,6 +93,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 admin=$(free_port)
+tls_port=$(free_port)
 url="http://127.0.0.1:$port/clip.mp4"
 status_pid() { sv status "$service" 2>/dev/null | sed -n 's/^run: [^(]*(pid \([0-9]*\)).*/\1/p'; }
 serves() { curl -sf -o "$work/got" "$url" && cmp -s "$work/got" "$media/clip.mp4"; }
@@ -178,11 +179,29 @@ check "loomiere -t accepts the shipped options.lua" loomiere -t -o /etc/loomiere
 # --- Under runit --------------------------------------------------------------
 edit_options
 check "loomiere -t accepts the edited options.lua" loomiere -t -o /etc/loomiere/options.lua
+# HTTPS as an administrator sets it up: a key only root reads, in the
+# folder the package made for it.
+check "the package makes /etc/loomiere/tls for root alone" \
+    bash -c "[ \"\$(stat -c '%U:%G %a' /etc/loomiere/tls)\" = 'root:root 700' ]"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+    -keyout /etc/loomiere/tls/privkey.pem -out /etc/loomiere/tls/fullchain.pem 2>/dev/null
+chmod 600 /etc/loomiere/tls/privkey.pem
+echo "options.tls = { port = $tls_port, cert = '/etc/loomiere/tls/fullchain.pem', key = '/etc/loomiere/tls/privkey.pem' }" \
+    >> /etc/loomiere/options.lua
+check "loomiere -t accepts the HTTPS options" loomiere -t -o /etc/loomiere/options.lua
+check "the loomiere account cannot read the key" \
+    bash -c "! runuser -u loomiere -- cat /etc/loomiere/tls/privkey.pem >/dev/null 2>&1"
+serves_https() {
+    curl -sf --cacert /etc/loomiere/tls/fullchain.pem -o "$work/got-https" "https://localhost:$tls_port/clip.mp4" \
+        && cmp -s "$work/got-https" "$media/clip.mp4"
+}
 ln -s "$service" "$svdir/loomiere"
 setsid runsvdir -P "$svdir" </dev/null >/dev/null 2>&1 &
 runsvdir_pid=$!
 check "runsv starts the service and it serves the file" wait_until 20 serves
 check "/monitor answers on the admin port" wait_until 10 answers_monitor
+check "it serves HTTPS with the key the master read (workers cannot)" wait_until 10 serves_https
 master=$(status_pid)
 check "the master runs as root" bash -c "[ \"\$(ps -o user= -p '$master' | tr -d ' ')\" = root ]"
 children=$(ps -o user= --ppid "$master" | sort | uniq -c | tr -s ' ')
