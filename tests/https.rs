@@ -681,6 +681,13 @@ fn stalled_and_garbage_handshakes_are_cut_and_others_are_served() {
         metrics.contains("loomiere_tls_handshake_failures_total{reason=\"malformed\"}"),
         "{metrics}"
     );
+    assert!(metrics.contains("loomiere_worker_tls_handshakes_total{worker="), "{metrics}");
+    // The dashboard shows the HTTPS share: every connection here was HTTPS.
+    let page = admin_get(admin, "/");
+    assert!(
+        page.contains("id=\"https\"><span>HTTPS share, open · all</span><b>") && page.contains("· 100 %</b>"),
+        "{page}"
+    );
 }
 
 /// `loomiere -t` on `options`; (success, stderr).

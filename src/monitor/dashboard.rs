@@ -88,6 +88,24 @@ pub fn render(region: &StatsRegion, totals: &Totals, history: &History, now: &Sa
         &per_class.join(" · "),
     );
     tile(&mut page, "cache", "Cache hit rate", &hit_rate);
+    // The HTTPS share: of the connections open now, and of all accepted.
+    let share = |part: u64, whole: u64| {
+        if whole == 0 {
+            "–".to_string()
+        } else {
+            format!("{:.0} %", part as f64 * 100.0 / whole as f64)
+        }
+    };
+    tile(
+        &mut page,
+        "https",
+        "HTTPS share, open · all",
+        &format!(
+            "{} · {}",
+            share(totals.tls_active, totals.connections_active),
+            share(totals.tls_total, totals.connections_total)
+        ),
+    );
     tile(
         &mut page,
         "delay",

@@ -399,7 +399,7 @@ pub fn render(region: &StatsRegion, totals: &Totals) -> String {
         })
         .collect();
     type SlotCounter = fn(&crate::stats::StatsSlot) -> u64;
-    let per_worker: [(&str, &str, &str, SlotCounter); 3] = [
+    let per_worker: [(&str, &str, &str, SlotCounter); 6] = [
         (
             "worker_requests_total",
             "counter",
@@ -417,6 +417,32 @@ pub fn render(region: &StatsRegion, totals: &Totals) -> String {
             "gauge",
             "Client connections open now, by worker slot.",
             |slot| slot.connections_active.load(Ordering::Relaxed),
+        ),
+        (
+            "worker_tls_connections",
+            "gauge",
+            "HTTPS connections open now, by worker slot.",
+            |slot| slot.tls_active.load(Ordering::Relaxed),
+        ),
+        (
+            "worker_tls_handshakes_total",
+            "counter",
+            "Completed TLS handshakes (full and resumed), by worker slot.",
+            |slot| {
+                slot.tls_handshakes_full.load(Ordering::Relaxed)
+                    + slot.tls_handshakes_resumed.load(Ordering::Relaxed)
+            },
+        ),
+        (
+            "worker_tls_handshake_failures_total",
+            "counter",
+            "Failed TLS handshakes, by worker slot.",
+            |slot| {
+                slot.tls_handshake_failures
+                    .iter()
+                    .map(|n| n.load(Ordering::Relaxed))
+                    .sum()
+            },
         ),
     ];
     for (name, kind, help, counter) in per_worker {
