@@ -641,8 +641,8 @@ fn stalled_and_garbage_handshakes_are_cut_and_others_are_served() {
         waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
         "cut after {waited:?}, not header_timeout"
     );
-    // Many abandoned handshakes leave the others served.
-    let idle: Vec<TcpStream> = (0..200)
+    // Two thousand abandoned handshakes leave the others served.
+    let idle: Vec<TcpStream> = (0..2000)
         .filter_map(|_| {
             let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
             s.write_all(&[0x16, 0x03, 0x01]).ok()?;
@@ -681,11 +681,15 @@ fn stalled_and_garbage_handshakes_are_cut_and_others_are_served() {
         metrics.contains("loomiere_tls_handshake_failures_total{reason=\"malformed\"}"),
         "{metrics}"
     );
-    assert!(metrics.contains("loomiere_worker_tls_handshakes_total{worker="), "{metrics}");
+    assert!(
+        metrics.contains("loomiere_worker_tls_handshakes_total{worker="),
+        "{metrics}"
+    );
     // The dashboard shows the HTTPS share: every connection here was HTTPS.
     let page = admin_get(admin, "/");
     assert!(
-        page.contains("id=\"https\"><span>HTTPS share, open · all</span><b>") && page.contains("· 100 %</b>"),
+        page.contains("id=\"https\"><span>HTTPS share, open · all</span><b>")
+            && page.contains("· 100 %</b>"),
         "{page}"
     );
 }
@@ -798,7 +802,10 @@ fn testssl_finds_no_vulnerability_no_old_protocol_and_forward_secrecy() {
     println!("{summary}");
     let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{e}: {summary}"));
     let findings = json_findings(&text);
-    assert!(findings.len() > 20, "testssl reported too little: {summary}");
+    assert!(
+        findings.len() > 20,
+        "testssl reported too little: {summary}"
+    );
     for (id, severity, finding) in &findings {
         assert!(
             matches!(severity.as_str(), "OK" | "INFO"),
@@ -815,7 +822,9 @@ fn testssl_finds_no_vulnerability_no_old_protocol_and_forward_secrecy() {
     };
     assert!(offered("TLS1_2") && offered("TLS1_3"), "{summary}");
     assert!(
-        summary.contains("forward secrecy") || summary.contains("PFS is offered (OK)") || summary.contains("FS is offered (OK)"),
+        summary.contains("forward secrecy")
+            || summary.contains("PFS is offered (OK)")
+            || summary.contains("FS is offered (OK)"),
         "{summary}"
     );
 }
@@ -838,4 +847,129 @@ fn json_findings(text: &str) -> Vec<(String, String, String)> {
             ))
         })
         .collect()
+}
+
+/// Opens a throttled HTTPS stream of `target` and counts what arrives, on
+/// a thread of its own; the counter ends at u64::MAX if the stream fails
+/// before its end.
+fn tls_stream(config: &Arc<rustls::ClientConfig>, port: u16, target: &str) -> Arc<AtomicU64> {
+    let held = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&held);
+    let config = Arc::clone(config);
+    let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    std::thread::spawn(move || {
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let Ok(connection) = rustls::ClientConnection::new(config, name) else {
+            counter.store(u64::MAX, Ordering::Release);
+            return;
+        };
+        let Ok(socket) = TcpStream::connect(("127.0.0.1", port)) else {
+            counter.store(u64::MAX, Ordering::Release);
+            return;
+        };
+        let _ = socket.set_read_timeout(Some(Duration::from_secs(30)));
+        let mut tls = rustls::StreamOwned::new(connection, socket);
+        if tls.write_all(request.as_bytes()).is_err() {
+            counter.store(u64::MAX, Ordering::Release);
+            return;
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match tls.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    counter.fetch_add(n as u64, Ordering::AcqRel);
+                }
+                Err(_) => {
+                    counter.store(u64::MAX, Ordering::Release);
+                    return;
+                }
+            }
+        }
+    });
+    held
+}
+
+#[test]
+fn a_certificate_renewed_by_sighup_reaches_new_connections_and_cuts_no_stream() {
+    let pki = Pki::new();
+    ensure_fixtures();
+    let dir = TempDir::new("https-rotate");
+    let (old_cert, old_key) = pki.issue("old", &["localhost"], None);
+    let live_cert = dir.path().join("fullchain.pem");
+    let live_key = dir.path().join("privkey.pem");
+    std::fs::copy(&old_cert, &live_cert).expect("copy");
+    std::fs::copy(&old_key, &live_key).expect("copy");
+    let options = options_file(
+        &dir,
+        &format!(
+            "options.throttle = 3\noptions.tls = {{ port = 0, cert = '{}', key = '{}' }}\n\
+             options.hosts[''] = {{ folder = '{}' }}\n",
+            path_str(&live_cert),
+            path_str(&live_key),
+            media_folder().join("generated").display()
+        ),
+    );
+    let server = Server::start(&["-o", path_str(&options)]);
+    let port = https_port(&server);
+    let config = client_config(&pki);
+    let streams: Vec<Arc<AtomicU64>> = (0..500)
+        .map(|_| tls_stream(&config, port, "/vbr60.mp4"))
+        .collect();
+    // Every stream has its lead before the renewal.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while streams
+        .iter()
+        .any(|s| s.load(Ordering::Acquire) < 256 * 1024)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before: Vec<u64> = streams.iter().map(|s| s.load(Ordering::Acquire)).collect();
+    assert!(
+        before.iter().all(|&n| n != u64::MAX && n >= 256 * 1024),
+        "streams did not start: {:?}",
+        &before[..10]
+    );
+    // certbot's way: new files renamed over the old ones, then a reload.
+    let (new_cert, new_key) = pki.issue("new", &["localhost", "renewed.test"], None);
+    std::fs::copy(&new_cert, dir.path().join("next.pem")).expect("copy");
+    std::fs::copy(&new_key, dir.path().join("next.key")).expect("copy");
+    std::fs::rename(dir.path().join("next.pem"), &live_cert).expect("rename");
+    std::fs::rename(dir.path().join("next.key"), &live_key).expect("rename");
+    server.signal(libc::SIGHUP);
+    assert!(server.wait_for_log("reloading", Duration::from_secs(5)));
+    // A new connection gets the renewed certificate (its extra name shows
+    // it) once the new workers take new connections.
+    let names_served = || {
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo | openssl s_client -connect 127.0.0.1:{port} -servername localhost 2>/dev/null \
+                 | openssl x509 -noout -ext subjectAltName"
+            ))
+            .output()
+            .expect("openssl x509");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut names = names_served();
+    while !names.contains("renewed.test") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        names = names_served();
+    }
+    assert!(
+        names.contains("renewed.test"),
+        "new connections still get the old certificate: {names}"
+    );
+    // Every stream goes on: none failed, each received more after the renewal.
+    std::thread::sleep(Duration::from_secs(3));
+    for (i, stream) in streams.iter().enumerate() {
+        let now = stream.load(Ordering::Acquire);
+        assert!(now != u64::MAX, "stream {i} was cut by the reload");
+        assert!(
+            now > before[i],
+            "stream {i} stalled after the reload: {now} bytes"
+        );
+    }
 }
