@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,67 +20,10 @@ use common::{
     BINARY, Server, TempDir, admin_get, ensure_fixtures, free_port, media_folder, options_file,
     sha256_bytes, sha256_file,
 };
-use rcgen::{CertificateParams, IsCa, Issuer, KeyPair};
+#[path = "common/pki.rs"]
+mod pki;
 
-/// A test CA and the certificates it signs, as PEM files in `dir`.
-struct Pki {
-    dir: TempDir,
-    ca_key: KeyPair,
-    ca_params: CertificateParams,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = TempDir::new("https-pki");
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca_params = CertificateParams::new(Vec::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "Loomiere test CA");
-        let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-        dir.write("ca.pem", ca.pem().as_bytes());
-        Pki {
-            dir,
-            ca_key,
-            ca_params,
-        }
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-
-    /// A certificate for `names`, valid until `not_after` (None: years),
-    /// written as `<label>.pem` and `<label>.key`; returns both paths.
-    fn issue(
-        &self,
-        label: &str,
-        names: &[&str],
-        not_after: Option<time::OffsetDateTime>,
-    ) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().expect("key");
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .expect("params");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, names[0]);
-        if let Some(not_after) = not_after {
-            params.not_before = not_after - time::Duration::days(30);
-            params.not_after = not_after;
-        }
-        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
-        let cert = params.signed_by(&key, &issuer).expect("signed");
-        let cert_path = self
-            .dir
-            .write(&format!("{label}.pem"), cert.pem().as_bytes());
-        let key_path = self
-            .dir
-            .write(&format!("{label}.key"), key.serialize_pem().as_bytes());
-        (cert_path, key_path)
-    }
-}
+use pki::Pki;
 
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf8 path")

@@ -116,7 +116,10 @@ options = setmetatable({}, {
     if want == 'readonly' then
       error("option '" .. name .. "' is read-only", 2)
     end
-    if not string.find(want, type(value), 1, true) then
+    -- `options.port = false` turns the plain port off; the port's type
+    -- stays "number" in messages.
+    local off = name == 'port' and value == false
+    if not off and not string.find(want, type(value), 1, true) then
       error("option '" .. name .. "' must be a " .. want .. ", not a " .. type(value), 2)
     end
     if name == 'hosts' then value = copy_hosts(value) end
@@ -132,7 +135,7 @@ return store, assigned
 /// Each option and the Lua types it accepts.
 const OPTION_TYPES: &[(&str, &str)] = &[
     ("bind", "string"),
-    ("port", "number|boolean"),
+    ("port", "number"),
     ("root", "number|boolean|nil"),
     ("root_bind", "string"),
     ("root_token", "string"),
