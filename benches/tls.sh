@@ -10,16 +10,21 @@
 #     (wrk's OpenSSL resumes the session it got first)
 #   10 KB keep-alive: wrk -t2 -c100
 #   100 MB: wrk -t2 -c4
+#   STREAMS throttled streams of a 10-minute film held at once for 30 s
+#   (benches/tls_streams.py, asyncio, STREAMS/2500 processes; nginx with
+#   limit_rate at 1.1x the film's mean rate): server memory (PSS) per
+#   stream and server CPU, % of one core
 #
 # Each alternates the servers for ROUNDS rounds and prints requests/s (or
 # MB/s) and the server's CPU per request, with the ratios.
 #
-#   benches/tls.sh [DURATION_SECONDS] [ROUNDS]
+#   benches/tls.sh [DURATION_SECONDS] [ROUNDS] [STREAMS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/common.sh
 duration=${1:-10}
 rounds=${2:-2}
+streams=${3:-5000}
 workers=${WORKERS:-$(nproc)}
 
 for tool in nginx wrk curl openssl; do
@@ -70,11 +75,13 @@ measure() {
 handshakes() {
     local pid=$1 port=$2 before after count=0 n
     before=$(tree_ticks "$pid")
+    local clients=()
     for client in 1 2; do
         openssl s_time -connect 127.0.0.1:$port -new -time "$duration" -www /small.mp4 \
             > "$work/s_time.$client" 2>&1 &
+        clients+=($!)
     done
-    wait
+    wait "${clients[@]}"
     after=$(tree_ticks "$pid")
     for client in 1 2; do
         n=$(awk '/connections in [0-9]+ real seconds/ {print $1}' "$work/s_time.$client")
@@ -132,3 +139,59 @@ read -r nr nm nc <<<"${total[nginx_big]}"
 read -r lr lm lc <<<"${total[loomiere_big]}"
 result "$section" "100 MB, wrk -c4: MB/s" "$(avg %.0f "$nm")" "$(avg %.0f "$lm")" "$(ratio "$lm" "$nm")"
 result "$section" "100 MB: server CPU per request" "$(avg '%.1f ms' "$(echo "$nc/1000" | bc -l)")" "$(avg '%.1f ms' "$(echo "$lc/1000" | bc -l)")" "$(ratio "$lc" "$nc")"
+
+# --- Throttled streams over TLS ----------------------------------------------
+make_films
+cp "$media/low600.mp4" "$work/www/film.mp4"
+size=$(stat -c %s "$work/www/film.mp4")
+rate=$((size * 11 / 10 / 600))
+stop_servers() { kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; kill -QUIT "$lpid" 2>/dev/null || true; wait "$lpid" 2>/dev/null || true; }
+stop_servers
+sleep 1
+nginx_connections=$((streams + 1000))
+nginx_http="limit_rate $rate; keepalive_timeout 120s;"
+start_nginx "listen 127.0.0.1:$nginx_tls ssl reuseport;
+        ssl_certificate $work/cert.pem;
+        ssl_certificate_key $work/key.pem;
+        ssl_protocols TLSv1.3;"
+start_loomiere "options.tls = { port = $loomiere_tls, bind = '127.0.0.1', cert = '$work/cert.pem', key = '$work/key.pem' }
+options.clients = $((streams + 1000))"
+nginx_pid=$(cat "$work/nginx.pid")
+# pss PID: PSS in KiB of a process and its children.
+pss() {
+    local total=0 pid
+    for pid in $1 $(cat "/proc/$1/task/$1/children" 2>/dev/null); do
+        total=$((total + $(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+hold=30
+processes=$(( (streams + 2499) / 2500 ))
+declare -A held
+for server in nginx loomiere; do
+    port=$nginx_tls pid=$nginx_pid
+    [ $server = loomiere ] && port=$loomiere_tls pid=$lpid
+    before=$(pss "$pid")
+    clients=()
+    for p in $(seq "$processes"); do
+        python3 benches/tls_streams.py "$port" /film.mp4 $((streams / processes)) $hold > "$work/streams.$p" &
+        clients+=($!)
+    done
+    sleep $((hold / 2))
+    ticks0=$(tree_ticks "$pid")
+    sleep 10
+    ticks1=$(tree_ticks "$pid")
+    after=$(pss "$pid")
+    wait "${clients[@]}"
+    alive=$(awk '{s += $2} END {print s}' "$work"/streams.*)
+    kib=$(echo "($after - $before) / $streams" | bc -l)
+    core=$(echo "($ticks1 - $ticks0) * 100 / $(getconf CLK_TCK) / 10" | bc -l)
+    printf '%-9s %d streams over TLS: %.2f KiB each, %.1f %% of a core, %s alive to the end\n' $server "$streams" "$kib" "$core" "$alive"
+    held[$server]="$kib $core $alive"
+    rm -f "$work"/streams.*
+done
+read -r nk nc na <<<"${held[nginx]}"
+read -r lk lc la <<<"${held[loomiere]}"
+result "$section" "$streams throttled TLS streams: server memory (PSS) per stream" "$(printf '%.2f KB' "$nk")" "$(printf '%.2f KB' "$lk")" "$(ratio "$lk" "$nk")"
+result "$section" "$streams throttled TLS streams: server CPU, % of one core" "$(printf '%.1f %%' "$nc")" "$(printf '%.1f %%' "$lc")" "$(ratio "$lc" "$nc")"
+result "$section" "$streams throttled TLS streams: alive to the end" "$na" "$la" ""
