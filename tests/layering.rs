@@ -1,6 +1,7 @@
 //! The architecture test: the top-level modules of `src/` import each other
 //! in one direction only, in the order declared at the top of `src/lib.rs`,
-//! and `unsafe` appears nowhere outside `src/sys/`.
+//! and `unsafe` appears nowhere outside `src/sys/`; no two files import each
+//! other, and no file is over 800 lines.
 //!
 //! It reads the source as text: every `crate::name` path (including the
 //! members of `use crate::{a::…, b::…}` groups) and every `super::` path
@@ -647,4 +648,21 @@ fn f() -> &'static str {
     assert_eq!(names, ["after_char", "cache", "http", "media", "stats"]);
     // `super::` that stays inside the top-level module is no edge.
     assert!(imports("use super::packaged;", &module).is_empty());
+}
+
+#[test]
+fn no_source_file_is_over_800_lines() {
+    let Crate { module_files, .. } = read_crate(&src());
+    let long: Vec<String> = module_files
+        .values()
+        .filter_map(|(shown, code)| {
+            let lines = code.lines().count();
+            (lines > 800).then(|| format!("{shown}: {lines} lines"))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "split these along a seam a reader would name:\n{}",
+        long.join("\n")
+    );
 }

@@ -9,8 +9,10 @@
 //! that an operator knows what to change.
 
 pub mod access;
+mod hosts;
 pub mod lua;
 pub mod mime;
+mod read;
 pub mod size;
 pub mod tls;
 
