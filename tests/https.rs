@@ -31,6 +31,8 @@ fn path_str(path: &Path) -> &str {
 
 /// The HTTPS port from the server's start-up line.
 fn https_port(server: &Server) -> u16 {
+    // The start-up line is stored a moment after the port it names is read.
+    assert!(server.wait_for_log("https://", Duration::from_secs(10)));
     let line = server
         .log_line("https://")
         .expect("the start-up line names the HTTPS address");

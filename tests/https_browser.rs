@@ -127,6 +127,8 @@ fn an_https_page_plays_loomiere_films_over_https_and_not_over_plain_http() {
     );
     let admin_arg = admin.to_string();
     let server = Server::start(&["-o", options.to_str().expect("utf8"), "-r", &admin_arg]);
+    // The start-up line is stored a moment after the port it names is read.
+    assert!(server.wait_for_log("https://", Duration::from_secs(10)));
     let line = server.log_line("https://").expect("the HTTPS address");
     let port: u16 = line
         .split("https://")
