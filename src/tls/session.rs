@@ -60,6 +60,9 @@ pub struct TlsSession {
     connection: ServerConnection,
     /// Set once the handshake completed (counted once).
     established: bool,
+    /// The certificate its SNI chose (see `TlsSite`), noted once the
+    /// handshake completes rather than matched again for every request.
+    certificate: usize,
 }
 
 impl TlsSession {
@@ -69,6 +72,7 @@ impl TlsSession {
         Ok(TlsSession {
             connection,
             established: false,
+            certificate: 0,
         })
     }
 
@@ -183,6 +187,15 @@ impl TlsSession {
         }
         self.established = true;
         Some(self.connection.handshake_kind() == Some(HandshakeKind::Resumed))
+    }
+
+    /// The index of the certificate the handshake was made with.
+    pub fn certificate(&self) -> usize {
+        self.certificate
+    }
+
+    pub fn set_certificate(&mut self, certificate: usize) {
+        self.certificate = certificate;
     }
 
     /// The SNI name the client sent.

@@ -267,6 +267,12 @@ impl Connection {
         };
         if let Some(resumed) = session.newly_established() {
             env.slot.count_handshake(resumed);
+            let chosen = env
+                .site
+                .tls
+                .as_ref()
+                .map_or(0, |tls| tls.resolver.choose(session.server_name()));
+            session.set_certificate(chosen);
             return;
         }
         if !session.is_handshaking() {
@@ -299,11 +305,7 @@ impl Connection {
                 limited: self.limited,
             },
             tls: self.transport.session().map(|session| TlsInfo {
-                certificate: env
-                    .site
-                    .tls
-                    .as_ref()
-                    .map_or(0, |tls| tls.resolver.choose(session.server_name())),
+                certificate: session.certificate(),
                 version: session.version(),
             }),
             now: Now {
