@@ -11,7 +11,7 @@ mod common;
 mod pki;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
@@ -146,29 +146,14 @@ fn an_https_page_plays_loomiere_films_over_https_and_not_over_plain_http() {
         .as_bytes(),
     );
     let profile = TempDir::new("https-browser-chromium");
-    let mut browser = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--autoplay-policy=no-user-gesture-required",
-            "--remote-debugging-port=0",
-            "--host-resolver-rules=MAP page.test 127.0.0.1, MAP media.test 127.0.0.1",
-        ])
-        .arg(format!(
-            "--ignore-certificate-errors-spki-list={}",
-            spki_hash(&cert)
-        ))
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("https://page.test:{port}/page.html"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromium (Debian package chromium)");
+    let mut browser = common::headless_chromium_with(
+        &format!("https://page.test:{port}/page.html"),
+        &profile,
+        &[
+            "--host-resolver-rules=MAP page.test 127.0.0.1, MAP media.test 127.0.0.1".to_string(),
+            format!("--ignore-certificate-errors-spki-list={}", spki_hash(&cert)),
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let done = loop {
         if let Some(line) = server.log_line("GET /done?") {

@@ -693,6 +693,12 @@ pub fn worker_metric(admin: u16, family: &str) -> std::collections::BTreeMap<Str
 /// the page loads (until killed), with autoplay allowed and its profile in
 /// `profile`.
 pub fn headless_chromium(url: &str, profile: &TempDir) -> Child {
+    headless_chromium_with(url, profile, &[])
+}
+
+/// Like `headless_chromium`, with `extra` flags (host mappings, a trusted
+/// certificate's key hash).
+pub fn headless_chromium_with(url: &str, profile: &TempDir, extra: &[String]) -> Child {
     Command::new("chromium")
         .args([
             "--headless",
@@ -706,6 +712,7 @@ pub fn headless_chromium(url: &str, profile: &TempDir) -> Child {
             // Keeps the browser running after the page loads.
             "--remote-debugging-port=0",
         ])
+        .args(extra)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(url)
         .stdout(Stdio::null())
