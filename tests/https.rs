@@ -20,106 +20,13 @@ use common::{
     BINARY, Server, TempDir, admin_get, ensure_fixtures, free_port, media_folder, options_file,
     sha256_bytes, sha256_file,
 };
+#[path = "common/https.rs"]
+mod https;
 #[path = "common/pki.rs"]
 mod pki;
 
+use https::{curl, https_port, line_value, path_str, s_client, server_and_admin, server_with};
 use pki::Pki;
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("utf8 path")
-}
-
-/// The HTTPS port from the server's start-up line.
-fn https_port(server: &Server) -> u16 {
-    // The start-up line is stored a moment after the port it names is read.
-    assert!(server.wait_for_log("https://", Duration::from_secs(10)));
-    let line = server
-        .log_line("https://")
-        .expect("the start-up line names the HTTPS address");
-    let address = line
-        .split("https://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("an address");
-    address
-        .rsplit(':')
-        .next()
-        .and_then(|port| port.parse().ok())
-        .expect("a port")
-}
-
-/// A server over the generated fixtures with HTTPS on the default
-/// certificate (`localhost`, `a.test`) and `extra` options.
-fn server_with(pki: &Pki, extra: &str) -> (Server, u16, TempDir) {
-    let (server, port, _, dir) = server_and_admin(pki, extra);
-    (server, port, dir)
-}
-
-/// Like `server_with`, with the admin port on; returns it too.
-fn server_and_admin(pki: &Pki, extra: &str) -> (Server, u16, u16, TempDir) {
-    ensure_fixtures();
-    let (cert, key) = pki.issue("default", &["localhost", "a.test"], None);
-    let dir = TempDir::new("https");
-    let folder = media_folder().join("generated");
-    let options = options_file(
-        &dir,
-        &format!(
-            "options.tls = {{ port = 0, cert = '{}', key = '{}' }}\n{extra}\n\
-             options.hosts[''] = {{ folder = '{}' }}\n",
-            path_str(&cert),
-            path_str(&key),
-            folder.display()
-        ),
-    );
-    let admin = free_port();
-    let admin_arg = admin.to_string();
-    let server = Server::start(&["-o", path_str(&options), "-r", &admin_arg]);
-    let port = https_port(&server);
-    (server, port, admin, dir)
-}
-
-/// curl over HTTPS, trusting the test CA, `name` resolved to 127.0.0.1.
-/// Returns (stdout, the `-w` line).
-fn curl(pki: &Pki, name: &str, port: u16, args: &[&str]) -> (Vec<u8>, String) {
-    let output = Command::new("curl")
-        .args(["-sS", "--http1.1", "--max-time", "20", "--cacert"])
-        .arg(pki.ca())
-        .args(["--resolve", &format!("{name}:{port}:127.0.0.1")])
-        .args(args)
-        .output()
-        .expect("run curl");
-    assert!(
-        output.status.success(),
-        "curl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let info = text.lines().last().unwrap_or("").to_string();
-    (output.stdout, info)
-}
-
-/// `openssl s_client` with `args`, its stdin closed after `input`.
-fn s_client(port: u16, args: &[&str], input: &str) -> String {
-    let mut child = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run openssl");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input.as_bytes()).expect("write");
-    // Closing stdin makes s_client end the connection (after a moment for
-    // the answer, which -ign_eof waits for).
-    drop(stdin);
-    let output = child.wait_with_output().expect("openssl output");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 #[test]
 fn files_ranges_seeks_and_keep_alive_work_over_https() {
@@ -490,64 +397,6 @@ fn tls_1_3_and_1_2_negotiate_older_versions_are_refused_and_alpn_is_http_1_1() {
 }
 
 #[test]
-fn a_session_resumes_on_any_worker() {
-    let pki = Pki::new();
-    let (_server, port, admin, dir) = server_and_admin(&pki, "options.workers = 2");
-    let session = dir.path().join("session.pem");
-    // The request closes the connection, so s_client reads everything the
-    // server sends (the tickets come first) before it saves the session.
-    let request = "GET /vbr60.mp4 HTTP/1.1\r\nHost: localhost\r\nRange: bytes=0-0\r\nConnection: close\r\n\r\n";
-    let first = s_client(
-        port,
-        &[
-            "-ign_eof",
-            "-tls1_3",
-            "-servername",
-            "localhost",
-            "-sess_out",
-            path_str(&session),
-        ],
-        request,
-    );
-    assert!(first.contains("HTTP/1.1 206"), "{first}");
-    // SO_REUSEPORT spreads new connections over both workers: every one
-    // resumes, including on the worker that has issued no ticket yet.
-    for attempt in 0..8 {
-        let again = s_client(
-            port,
-            &[
-                "-ign_eof",
-                "-tls1_3",
-                "-servername",
-                "localhost",
-                "-sess_in",
-                path_str(&session),
-            ],
-            request,
-        );
-        assert!(
-            again.contains("Reused, TLSv1.3"),
-            "attempt {attempt}: {again}"
-        );
-    }
-    let monitor = admin_get(admin, "/monitor?terse=true");
-    let resumed = line_value(&monitor, "net:tls:handshakes:resumed");
-    assert!(resumed >= 8, "{monitor}");
-}
-
-fn line_value(monitor: &str, name: &str) -> u64 {
-    monitor
-        .lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once('=').or_else(|| line.split_once(' '))?;
-            (key.trim() == name)
-                .then(|| value.trim().parse().ok())
-                .flatten()
-        })
-        .unwrap_or_else(|| panic!("no {name} in {monitor}"))
-}
-
-#[test]
 fn stalled_and_garbage_handshakes_are_cut_and_others_are_served() {
     let pki = Pki::new();
     let (_server, port, admin, _dir) = server_and_admin(&pki, "options.header_timeout = 1");
@@ -726,6 +575,33 @@ fn the_check_refuses_bad_certificates_with_the_file_and_reason() {
         ),
     ));
     assert!(!ok && text.contains("hosts['y'].key"), "{text}");
+    // session_timeout and kernel take what the manual says, and nothing else.
+    for (value, accepted) in [
+        ("1", true),
+        ("604800", true),
+        ("0", false),
+        ("604801", false),
+        ("1.5", false),
+        ("'6h'", false),
+    ] {
+        let (ok, text) = check(&options(
+            &cert,
+            &key,
+            &format!("options.tls.session_timeout = {value}"),
+        ));
+        assert_eq!(ok, accepted, "session_timeout = {value}: {text}");
+        if !accepted {
+            assert!(
+                text.contains("tls.session_timeout") && text.contains("from 1 to 604800"),
+                "{text}"
+            );
+        }
+    }
+    let (ok, text) = check(&options(&cert, &key, "options.tls.kernel = 'on'"));
+    assert!(
+        !ok && text.contains("tls.kernel") && text.contains("'auto' or 'off'"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -11,11 +11,16 @@ options.port = 8080
 -- HTTPS, beside the plain port. The master reads the certificate chain and
 -- key (PEM; RSA, ECDSA or Ed25519) as root at start and on each reload; keep
 -- them in /etc/loomiere/tls/ (root only) or point at certbot's live folder.
--- kernel = 'auto' will hand encryption to kernel TLS where the kernel has
--- it; this version encrypts in user space. `loomiere -t` checks the files.
+-- kernel = 'auto' hands each connection to kernel TLS after its handshake
+-- where the kernel has the tls module (modprobe tls), so bodies stay
+-- sendfile'd; elsewhere, or with 'off', rustls encrypts in user space.
+-- `loomiere -t` checks the files.
+-- session_timeout: seconds a client may resume its session (on any worker,
+-- across reloads); the ticket key is replaced this often.
 -- options.tls = { port = 443, bind = '*',
 --   cert = '/etc/letsencrypt/live/example.com/fullchain.pem',
---   key = '/etc/letsencrypt/live/example.com/privkey.pem', kernel = 'auto' }
+--   key = '/etc/letsencrypt/live/example.com/privkey.pem', kernel = 'auto',
+--   session_timeout = 21600 }
 -- Admin port serving /monitor (false disables it) and its address.
 options.root = 8081
 options.root_bind = '127.0.0.1'

@@ -17,11 +17,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::access::limits::LimitsRegion;
-use crate::options::{Options, OptionsError, Overrides};
+use crate::options::{KernelTls, Options, OptionsError, Overrides};
 use crate::stats::{self, StatsRegion};
 use crate::stream::hints::HintTable;
 use crate::sys::signals::{self, ChildExit};
 use crate::sys::{self, Account, Forked};
+use crate::tls::tickets::TicketKeys;
 use crate::worker::{self, Site};
 use listen::{Port, reload_port, when_free};
 
@@ -316,6 +317,18 @@ impl Master {
                 .collect();
             log::info!("host '{}' serves {}", host.pattern, folders.join(", "));
         }
+        if let Some(tls) = &self.options.tls {
+            let kernel = match tls.kernel {
+                KernelTls::Off => "off (options.tls.kernel): rustls encrypts in user space",
+                KernelTls::Auto if sys::ktls::available() => {
+                    "on: after each handshake the kernel encrypts, bodies go by sendfile"
+                }
+                KernelTls::Auto => {
+                    "unavailable (/proc/sys/net/ipv4/tcp_available_ulp does not list tls; modprobe tls): rustls encrypts in user space"
+                }
+            };
+            log::info!("kernel TLS {kernel}");
+        }
     }
 
     /// Forks the workers and the monitor of the current generation.
@@ -464,6 +477,9 @@ impl Master {
             }
             self.reap();
             self.watch_for_stalls();
+            if let Some(tls) = &self.options.tls {
+                TicketKeys::rotate_when_due(tls.session_timeout);
+            }
             if let Some(until) = self.draining_until {
                 if self.children.is_empty() {
                     log::info!("all workers finished; exiting");

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use access::{AccessOptions, CorsOptions, CountryOptions, LimitOptions};
 pub use mime::MimeTable;
-pub use tls::{HostTlsOptions, TlsOptions};
+pub use tls::{HostTlsOptions, KernelTls, TlsOptions};
 
 use crate::media::SeekMode;
 

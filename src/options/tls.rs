@@ -8,7 +8,8 @@ use mlua::{Table, Value};
 
 use super::OptionsError;
 
-/// `options.tls = { port = 8443, bind = '*', cert = '…', key = '…', kernel = 'auto' }`.
+/// `options.tls = { port = 8443, bind = '*', cert = '…', key = '…', kernel = 'auto',
+/// session_timeout = 21600 }`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TlsOptions {
     /// Listen address of the HTTPS port; `*` = every IPv4 and IPv6 address.
@@ -22,6 +23,9 @@ pub struct TlsOptions {
     /// Whether bodies may be handed to kernel TLS (`'auto'`) or are always
     /// encrypted in user space (`'off'`).
     pub kernel: KernelTls,
+    /// Seconds a session may be resumed: the ticket key is replaced this
+    /// often, and a ticket opens under the current key and the previous one.
+    pub session_timeout: u64,
 }
 
 /// `options.tls.kernel`.
@@ -50,7 +54,13 @@ pub struct HostTlsOptions {
 pub const DEFAULT_TLS_PORT: u16 = 8443;
 
 /// The keys of `options.tls`.
-pub const TLS_KEYS: &[&str] = &["port", "bind", "cert", "key", "kernel"];
+pub const TLS_KEYS: &[&str] = &["port", "bind", "cert", "key", "kernel", "session_timeout"];
+
+/// The default `session_timeout`: six hours, as rustls's own ticketer.
+pub const DEFAULT_SESSION_TIMEOUT_SECS: u64 = 6 * 3600;
+
+/// Longest `session_timeout`: seven days, the most TLS 1.3 lets a ticket live.
+const SESSION_TIMEOUT_MAX_SECS: u64 = 7 * 24 * 3600;
 
 /// The keys a host may set for HTTPS, and their Lua types.
 pub const HOST_TLS_TYPES: &[(&str, &str)] = &[
@@ -81,6 +91,7 @@ pub fn read_tls(value: Value) -> Result<Option<TlsOptions>, OptionsError> {
         cert: PathBuf::new(),
         key: PathBuf::new(),
         kernel: KernelTls::Auto,
+        session_timeout: DEFAULT_SESSION_TIMEOUT_SECS,
     };
     for pair in table.pairs::<Value, Value>() {
         let (key, value) = pair.map_err(|e| OptionsError::option("tls", e))?;
@@ -128,6 +139,28 @@ pub fn read_tls(value: Value) -> Result<Option<TlsOptions>, OptionsError> {
                         return Err(OptionsError::option(
                             &name,
                             format!("must be 'auto' or 'off', not '{other}'"),
+                        ));
+                    }
+                }
+            }
+            "session_timeout" => {
+                tls.session_timeout = match value {
+                    Value::Integer(n) if (1..=SESSION_TIMEOUT_MAX_SECS as i64).contains(&n) => {
+                        n as u64
+                    }
+                    Value::Number(n)
+                        if n.fract() == 0.0
+                            && (1.0..=SESSION_TIMEOUT_MAX_SECS as f64).contains(&n) =>
+                    {
+                        n as u64
+                    }
+                    other => {
+                        return Err(OptionsError::option(
+                            &name,
+                            format!(
+                                "must be a whole number of seconds from 1 to {SESSION_TIMEOUT_MAX_SECS}, not {}",
+                                describe(&other)
+                            ),
                         ));
                     }
                 }

@@ -208,6 +208,11 @@ impl StatsSlot {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a TLS connection handed to kernel TLS.
+    pub fn count_kernel_tls(&self) {
+        self.tls_kernel.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a failed TLS handshake; `reason` indexes `TLS_FAILURES`'s
     /// columns (the TLS layer names them).
     pub fn count_handshake_failure(&self, reason: usize) {

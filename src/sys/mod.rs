@@ -5,6 +5,7 @@
 //!
 //! This is the only module with `unsafe` code. Each block says why it holds.
 
+pub mod ktls;
 mod shared;
 pub mod signals;
 pub mod socket;

@@ -1,4 +1,5 @@
-//! Listening sockets with the options the server needs (SO_REUSEPORT, dual-stack IPv6, backlog).
+//! Listening sockets with the options the server needs (SO_REUSEPORT,
+//! dual-stack IPv6, backlog), TCP_CORK, and reads that may peek.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -33,6 +34,17 @@ fn set_int_option(
 /// sends it at once).
 pub fn set_cork(fd: RawFd, on: bool) -> io::Result<()> {
     set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_CORK, libc::c_int::from(on))
+}
+
+/// Reads into `buf` from a connected socket; with `peek`, leaves the bytes
+/// in the socket (MSG_PEEK).
+pub fn receive(fd: RawFd, buf: &mut [u8], peek: bool) -> io::Result<usize> {
+    let flags = if peek { libc::MSG_PEEK } else { 0 };
+    // SAFETY: `buf` is a valid, exclusively borrowed slice for the whole call.
+    let n = check(
+        unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) } as libc::c_long,
+    )?;
+    Ok(n as usize)
 }
 
 /// Creates a non-blocking listening socket on `addr`. With `reuse_port`, several

@@ -1,11 +1,11 @@
 //! HTTPS: the rustls server configuration every worker's TLS connections
 //! share — TLS 1.3 and 1.2 only, rustls's safe default suites (AES-GCM
 //! first, then ChaCha20-Poly1305), ALPN `http/1.1`, no renegotiation, no
-//! compression, session tickets whose keys the master makes before it
-//! forks (so a session resumes on any worker) — with certificates chosen by
-//! SNI ([`sni`]), loaded by the master (as root) at start and on each
-//! reload ([`certs`]); and one connection's encryption over a non-blocking
-//! socket ([`session`]).
+//! compression, session tickets sealed with one key the master makes and
+//! rotates (so a session resumes on any worker, [`tickets`]) — with
+//! certificates chosen by SNI ([`sni`]), loaded by the master (as root) at
+//! start and on each reload ([`certs`]); and one connection's encryption
+//! over a non-blocking socket ([`session`]).
 //!
 //! Layer: beside `stream`, above `options`; imports neither `access`,
 //! `route` nor `worker` (host patterns come in compiled).
@@ -16,8 +16,11 @@
 //! P-256 code is BoringSSL's assembly, as fast as OpenSSL's on x86-64.
 
 pub mod certs;
+mod client_hello;
+pub mod kernel;
 pub mod session;
 pub mod sni;
+pub mod tickets;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,9 +34,7 @@ use crate::options::OptionsError;
 use crate::options::tls::{HostTlsOptions, KernelTls, TlsOptions};
 pub use session::TlsSession;
 use sni::SniResolver;
-
-/// The largest session state a ticket carries, bytes (see `server_config`).
-const TICKET_STATE_MAX_BYTES: usize = 512;
+use tickets::{SharedTicketer, TicketKeys};
 
 /// What the workers' TLS connections are made with.
 pub struct TlsSite {
@@ -98,7 +99,7 @@ impl TlsSite {
             patterns.push((host.regex, index));
         }
         let resolver = Arc::new(SniResolver::new(certificates, patterns));
-        let config = server_config(provider, Arc::clone(&resolver))?;
+        let config = server_config(provider, Arc::clone(&resolver), options.session_timeout)?;
         Ok((
             TlsSite {
                 config,
@@ -114,6 +115,7 @@ impl TlsSite {
 fn server_config(
     provider: Arc<CryptoProvider>,
     resolver: Arc<SniResolver>,
+    session_timeout: u64,
 ) -> Result<Arc<ServerConfig>, OptionsError> {
     let fail = |e: rustls::Error| OptionsError::option("tls", e);
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -122,15 +124,12 @@ fn server_config(
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    // Made once, in the master: the forked workers share the ticket keys,
-    // so a client resumes its session on whichever worker it reaches.
-    let ticketer = rustls::crypto::ring::Ticketer::new().map_err(fail)?;
-    // rustls's ticketer refuses to decrypt tickets longer than the longest
-    // it has made itself, so a worker that has issued none yet would turn
-    // away every ticket another worker issued. One dummy ticket of the size
-    // of the largest real one (a session's state with a 255-byte SNI name is
-    // under 512 bytes), made before the fork, sets that bound in every worker.
-    let _ = ticketer.encrypt(&[0u8; TICKET_STATE_MAX_BYTES]);
-    config.ticketer = ticketer;
+    // One key for every worker, made and rotated by the master (see
+    // `tickets`): a client resumes its session on whichever worker it
+    // reaches, and across reloads.
+    let keys = TicketKeys::shared().map_err(|e| {
+        OptionsError::option("tls", format!("cannot map the session ticket keys: {e}"))
+    })?;
+    config.ticketer = Arc::new(SharedTicketer::new(keys, session_timeout));
     Ok(Arc::new(config))
 }

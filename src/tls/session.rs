@@ -7,13 +7,21 @@
 //! caps the records waiting for the socket, so a writer that outruns its
 //! client is told "would block" rather than buffering; between throttled
 //! slices the queue is empty and its chunks freed.
+//!
+//! With kernel TLS ([`kernel`](super::kernel)) the same session runs the
+//! handshake on rustls's unbuffered connection, then hands the keys to the
+//! socket: reads, writes and `sendfile` then go to the kernel, which
+//! encrypts and decrypts.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use rustls::{HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection};
+
+use super::kernel::{self, Facts};
 
 /// Most encrypted bytes a connection queues for a socket that does not take
 /// them: four full records.
@@ -57,67 +65,161 @@ impl HandshakeFailure {
 }
 
 pub struct TlsSession {
-    connection: ServerConnection,
+    engine: Engine,
     /// Set once the handshake completed (counted once).
     established: bool,
     /// The certificate its SNI chose (see `TlsSite`), noted once the
     /// handshake completes rather than matched again for every request.
     certificate: usize,
+    /// What a kernel-TLS handshake saw (rustls's buffered connection keeps
+    /// it itself).
+    facts: Option<Facts>,
+    /// Why the kernel refused this connection's keys, until the worker asks.
+    kernel_refusal: Option<String>,
+}
+
+/// Who encrypts. (The session is boxed by its transport, so the size of
+/// the common, user-space variant costs no space in plain connections.)
+#[allow(clippy::large_enum_variant)]
+enum Engine {
+    /// rustls, in user space.
+    User(ServerConnection),
+    /// rustls's unbuffered handshake, before the keys go to the kernel.
+    KernelHandshake(Box<kernel::Handshake>),
+    /// The kernel.
+    Kernel(kernel::Established),
+    /// A switch to the kernel that failed: the connection ends.
+    Broken,
+}
+
+fn broken() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the TLS session ended")
 }
 
 impl TlsSession {
+    /// A session encrypted by rustls in user space.
     pub fn new(config: &Arc<ServerConfig>) -> Result<TlsSession, rustls::Error> {
         let mut connection = ServerConnection::new(Arc::clone(config))?;
         connection.set_buffer_limit(Some(PENDING_LIMIT_BYTES));
-        Ok(TlsSession {
-            connection,
+        Ok(Self::with(Engine::User(connection)))
+    }
+
+    /// A session whose records go to kernel TLS after the handshake.
+    pub fn new_kernel(config: &Arc<ServerConfig>) -> Result<TlsSession, rustls::Error> {
+        let handshake = kernel::Handshake::new(config)?;
+        Ok(Self::with(Engine::KernelHandshake(Box::new(handshake))))
+    }
+
+    fn with(engine: Engine) -> TlsSession {
+        TlsSession {
+            engine,
             established: false,
             certificate: 0,
-        })
+            facts: None,
+            kernel_refusal: None,
+        }
+    }
+
+    /// Whether the kernel encrypts this connection.
+    pub fn is_kernel(&self) -> bool {
+        matches!(self.engine, Engine::Kernel(_))
+    }
+
+    /// Why the kernel refused this connection's keys (once).
+    pub fn take_kernel_refusal(&mut self) -> Option<String> {
+        self.kernel_refusal.take()
+    }
+
+    /// Runs a kernel-TLS handshake on, and switches to the kernel when it
+    /// completes. Ok(()) once the kernel has the connection.
+    fn advance_kernel(&mut self, socket: &impl AsRawFd) -> io::Result<()> {
+        let Engine::KernelHandshake(handshake) = &mut self.engine else {
+            return Ok(());
+        };
+        handshake.advance(socket.as_raw_fd())?;
+        let Engine::KernelHandshake(handshake) =
+            std::mem::replace(&mut self.engine, Engine::Broken)
+        else {
+            return Err(broken());
+        };
+        match handshake.into_kernel(socket.as_raw_fd()) {
+            Ok((established, facts)) => {
+                self.engine = Engine::Kernel(established);
+                self.facts = Some(facts);
+                Ok(())
+            }
+            Err(e) => {
+                self.kernel_refusal = Some(e.to_string());
+                Err(e)
+            }
+        }
     }
 
     /// Reads plaintext into `buf`. Ok(0) is the end (close_notify or the
     /// socket's end); WouldBlock means no plaintext yet (mid-handshake, or
     /// a partial record). Handshake replies are written as they arise.
-    pub fn read(&mut self, socket: &mut (impl Read + Write), buf: &mut [u8]) -> io::Result<usize> {
+    pub fn read<S: Read + Write + AsRawFd>(
+        &mut self,
+        socket: &mut S,
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
+        self.advance_kernel(socket)?;
+        let connection = match &mut self.engine {
+            Engine::User(connection) => connection,
+            Engine::Kernel(kernel) => return kernel.read(socket.as_raw_fd(), buf),
+            Engine::KernelHandshake(_) | Engine::Broken => return Err(broken()),
+        };
         loop {
-            match self.connection.reader().read(buf) {
+            match connection.reader().read(buf) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // The peer closed without close_notify: the same as an end.
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
             }
-            match self.connection.read_tls(socket) {
+            match connection.read_tls(socket) {
                 Ok(0) => return Ok(0),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // What the handshake still has to say goes out now.
-                    self.flush(socket)?;
+                    flush_user(connection, socket)?;
                     return Err(e);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            if let Err(error) = self.connection.process_new_packets() {
+            if let Err(error) = connection.process_new_packets() {
                 // rustls queued the alert that says why; send it, then fail.
-                let _ = self.flush(socket);
+                let _ = flush_user(connection, socket);
                 return Err(io::Error::new(io::ErrorKind::InvalidData, error));
             }
-            self.flush(socket)?;
+            flush_user(connection, socket)?;
         }
     }
 
     /// Encrypts as much of `plaintext` as the queue takes and writes what
-    /// the socket accepts. Returns the plaintext bytes taken; WouldBlock
-    /// when none could be (the queue is full and the socket is too).
-    pub fn write(&mut self, socket: &mut impl Write, plaintext: &[u8]) -> io::Result<usize> {
+    /// the socket accepts (with kernel TLS: writes it, `more` as MSG_MORE).
+    /// Returns the plaintext bytes taken; WouldBlock when none could be
+    /// (the queue is full and the socket is too).
+    pub fn write<S: Write + AsRawFd>(
+        &mut self,
+        socket: &mut S,
+        plaintext: &[u8],
+        more: bool,
+    ) -> io::Result<usize> {
+        let connection = match &mut self.engine {
+            Engine::User(connection) => connection,
+            Engine::Kernel(kernel) => return kernel.send(socket.as_raw_fd(), plaintext, more),
+            // Nothing is written before the handshake ends.
+            Engine::KernelHandshake(_) => return Err(io::ErrorKind::WouldBlock.into()),
+            Engine::Broken => return Err(broken()),
+        };
         let mut taken = 0;
         loop {
             if taken < plaintext.len() {
-                taken += self.connection.writer().write(&plaintext[taken..])?;
+                taken += connection.writer().write(&plaintext[taken..])?;
             }
-            match self.flush(socket) {
+            match flush_user(connection, socket) {
                 Ok(true) if taken < plaintext.len() => continue,
                 Ok(_) => return Ok(taken),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && taken > 0 => return Ok(taken),
@@ -129,14 +231,18 @@ impl TlsSession {
     /// Sends up to `count` bytes of `file` from `*offset` (advanced by what
     /// was taken), through `buffer` (the worker's, shared by every
     /// connection: nothing of the file stays here after the call).
-    pub fn write_file(
+    pub fn write_file<S: Write + AsRawFd>(
         &mut self,
-        socket: &mut impl Write,
+        socket: &mut S,
         file: &File,
         offset: &mut u64,
         count: usize,
         buffer: &mut [u8],
     ) -> io::Result<usize> {
+        if let Engine::Kernel(kernel) = &mut self.engine {
+            // Zero-copy: the kernel encrypts what sendfile hands it.
+            return kernel.send_file(socket.as_raw_fd(), file, offset, count);
+        }
         // Queued records first: no more plaintext until the socket takes them.
         if !self.flush(socket)? {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -146,47 +252,53 @@ impl TlsSession {
         if read == 0 {
             return Ok(0);
         }
-        let taken = self.write(socket, &buffer[..read])?;
+        let taken = self.write(socket, &buffer[..read], false)?;
         *offset += taken as u64;
         Ok(taken)
     }
 
     /// Writes queued records; Ok(true) once none is left.
-    pub fn flush(&mut self, socket: &mut impl Write) -> io::Result<bool> {
-        while self.connection.wants_write() {
-            match self.connection.write_tls(socket) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            }
+    pub fn flush<S: Write + AsRawFd>(&mut self, socket: &mut S) -> io::Result<bool> {
+        match &mut self.engine {
+            Engine::User(connection) => flush_user(connection, socket),
+            Engine::KernelHandshake(handshake) => handshake.flush(socket.as_raw_fd()),
+            Engine::Kernel(kernel) => kernel.flush(socket.as_raw_fd()),
+            Engine::Broken => Err(broken()),
         }
-        Ok(true)
-    }
-
-    /// Whether encrypted bytes wait for the socket.
-    pub fn has_pending(&self) -> bool {
-        self.connection.wants_write()
     }
 
     /// Queues the close_notify alert (written by the next flush).
     pub fn close(&mut self) {
-        self.connection.send_close_notify();
+        match &mut self.engine {
+            Engine::User(connection) => connection.send_close_notify(),
+            Engine::Kernel(kernel) => kernel.close(),
+            Engine::KernelHandshake(_) | Engine::Broken => {}
+        }
     }
 
     /// Whether the handshake is still running.
     pub fn is_handshaking(&self) -> bool {
-        self.connection.is_handshaking()
+        match &self.engine {
+            Engine::User(connection) => connection.is_handshaking(),
+            Engine::KernelHandshake(_) => true,
+            Engine::Kernel(_) | Engine::Broken => false,
+        }
     }
 
     /// The first time the handshake is seen complete: whether it resumed a
     /// session. None before, and after the first call.
     pub fn newly_established(&mut self) -> Option<bool> {
-        if self.established || self.connection.is_handshaking() {
+        if self.established || self.is_handshaking() || matches!(self.engine, Engine::Broken) {
             return None;
         }
         self.established = true;
-        Some(self.connection.handshake_kind() == Some(HandshakeKind::Resumed))
+        Some(match (&self.engine, &self.facts) {
+            (Engine::User(connection), _) => {
+                connection.handshake_kind() == Some(HandshakeKind::Resumed)
+            }
+            (_, Some(facts)) => facts.resumed,
+            _ => false,
+        })
     }
 
     /// The index of the certificate the handshake was made with.
@@ -200,17 +312,39 @@ impl TlsSession {
 
     /// The SNI name the client sent.
     pub fn server_name(&self) -> Option<&str> {
-        self.connection.server_name()
+        match (&self.engine, &self.facts) {
+            (Engine::User(connection), _) => connection.server_name(),
+            (_, Some(facts)) => facts.server_name.as_deref(),
+            _ => None,
+        }
     }
 
     /// `TLSv1.3` or `TLSv1.2`, for the access log.
     pub fn version(&self) -> &'static str {
-        match self.connection.protocol_version() {
+        let version = match (&self.engine, &self.facts) {
+            (Engine::User(connection), _) => connection.protocol_version(),
+            (_, Some(facts)) => Some(facts.version),
+            _ => None,
+        };
+        match version {
             Some(ProtocolVersion::TLSv1_3) => "TLSv1.3",
             Some(ProtocolVersion::TLSv1_2) => "TLSv1.2",
             _ => "TLS",
         }
     }
+}
+
+/// Writes rustls's queued records; Ok(true) once none is left.
+fn flush_user(connection: &mut ServerConnection, socket: &mut impl Write) -> io::Result<bool> {
+    while connection.wants_write() {
+        match connection.write_tls(socket) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// What a failed handshake's error says about why.

@@ -265,8 +265,17 @@ impl Connection {
         let Some(session) = self.transport.session_mut() else {
             return;
         };
+        if let Some(reason) = session.take_kernel_refusal() {
+            log::warn!(
+                "kernel TLS refused a connection's keys ({reason}); new HTTPS connections of this worker are encrypted in user space"
+            );
+            env.kernel_tls.set(false);
+        }
         if let Some(resumed) = session.newly_established() {
             env.slot.count_handshake(resumed);
+            if session.is_kernel() {
+                env.slot.count_kernel_tls();
+            }
             let chosen = env
                 .site
                 .tls

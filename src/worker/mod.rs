@@ -17,6 +17,7 @@ pub mod site;
 pub mod timer_wheel;
 mod transport;
 
+use std::cell::Cell;
 use std::io;
 use std::net::TcpListener as StdTcpListener;
 use std::os::fd::AsRawFd;
@@ -33,6 +34,7 @@ use crate::access::limits::{Admission, LimitsRegion};
 use crate::cache::MediaCache;
 use crate::files::OpenFiles;
 use crate::http::date::DateCache;
+use crate::options::KernelTls;
 use crate::stats::{Globals, StatsSlot};
 use crate::sys::signals;
 use crate::tls::TlsSession;
@@ -94,6 +96,10 @@ pub struct Env {
     pub scratch: Box<[u8]>,
     /// File bytes on their way into TLS records (empty without HTTPS).
     pub tls_buffer: Box<[u8]>,
+    /// Whether new HTTPS connections go to kernel TLS after their handshake
+    /// (`options.tls.kernel = 'auto'` and the kernel has the `tls` module;
+    /// off for good once the kernel refuses a connection's keys).
+    pub kernel_tls: Cell<bool>,
     pub access_log: Vec<u8>,
     pub draining: bool,
     pub caches: Caches,
@@ -154,6 +160,11 @@ pub fn run(listeners: Listeners, mut site: Site, shared: Shared) -> io::Result<i
     } else {
         0
     };
+    let kernel_tls = site
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.kernel == KernelTls::Auto)
+        && crate::sys::ktls::available();
     let signals = SignalFd::with_flags(
         &signals::handled_set(),
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
@@ -191,6 +202,7 @@ pub fn run(listeners: Listeners, mut site: Site, shared: Shared) -> io::Result<i
             dates: DateCache::default(),
             scratch: vec![0u8; READ_CHUNK_BYTES].into_boxed_slice(),
             tls_buffer: vec![0u8; tls_buffer_bytes].into_boxed_slice(),
+            kernel_tls: Cell::new(kernel_tls),
             access_log: Vec::with_capacity(64 * 1024),
             draining: false,
             caches: Caches {
@@ -321,12 +333,13 @@ impl Worker {
         }
         let _ = stream.set_nodelay(true);
         let transport = if tls {
-            let session = self
-                .env
-                .site
-                .tls
-                .as_ref()
-                .map(|site| TlsSession::new(&site.config));
+            let session = self.env.site.tls.as_ref().map(|site| {
+                if self.env.kernel_tls.get() {
+                    TlsSession::new_kernel(&site.config)
+                } else {
+                    TlsSession::new(&site.config)
+                }
+            });
             match session {
                 Some(Ok(session)) => Transport::tls(stream, session),
                 failed => {

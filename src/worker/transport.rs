@@ -1,8 +1,8 @@
 //! A connection's transport: the plain TCP socket, or TLS over it. The
 //! connection's state machine reads plaintext, writes plaintext and hands
 //! file ranges to a [`Sink`] without knowing which it has: over plain TCP
-//! bodies go by `sendfile(2)`, over TLS they are read into the worker's
-//! one buffer and encrypted.
+//! and kernel TLS bodies go by `sendfile(2)`, over user-space TLS they are
+//! read into the worker's one buffer and encrypted.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -61,7 +61,7 @@ impl Transport {
     pub fn send(&mut self, buf: &[u8], more: bool) -> io::Result<usize> {
         match &mut self.tls {
             None => sys::send(self.socket.as_raw_fd(), buf, more),
-            Some(session) => session.write(&mut self.socket, buf),
+            Some(session) => session.write(&mut self.socket, buf, more),
         }
     }
 
