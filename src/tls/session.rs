@@ -76,6 +76,8 @@ pub struct TlsSession {
     facts: Option<Facts>,
     /// Why the kernel refused this connection's keys, until the worker asks.
     kernel_refusal: Option<String>,
+    /// Records written with `more` wait in the queue for the body's first.
+    held: bool,
 }
 
 /// Who encrypts. (The session is boxed by its transport, so the size of
@@ -117,6 +119,7 @@ impl TlsSession {
             certificate: 0,
             facts: None,
             kernel_refusal: None,
+            held: false,
         }
     }
 
@@ -214,6 +217,16 @@ impl TlsSession {
             Engine::KernelHandshake(_) => return Err(io::ErrorKind::WouldBlock.into()),
             Engine::Broken => return Err(broken()),
         };
+        if more {
+            // The body follows at once: these records wait in the queue and
+            // leave with its first ones in one write (the connection flushes
+            // before it waits for anything).
+            let taken = connection.writer().write(plaintext)?;
+            if taken > 0 {
+                self.held = true;
+                return Ok(taken);
+            }
+        }
         let mut taken = 0;
         loop {
             if taken < plaintext.len() {
@@ -243,8 +256,9 @@ impl TlsSession {
             // Zero-copy: the kernel encrypts what sendfile hands it.
             return kernel.send_file(socket.as_raw_fd(), file, offset, count);
         }
-        // Queued records first: no more plaintext until the socket takes them.
-        if !self.flush(socket)? {
+        // Queued records first: no more plaintext until the socket takes
+        // them — unless they are a head held back to share this write.
+        if !std::mem::take(&mut self.held) && !self.flush(socket)? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let want = count.min(buffer.len());
@@ -260,7 +274,11 @@ impl TlsSession {
     /// Writes queued records; Ok(true) once none is left.
     pub fn flush<S: Write + AsRawFd>(&mut self, socket: &mut S) -> io::Result<bool> {
         match &mut self.engine {
-            Engine::User(connection) => flush_user(connection, socket),
+            Engine::User(connection) => {
+                let done = flush_user(connection, socket)?;
+                self.held &= !done;
+                Ok(done)
+            }
             Engine::KernelHandshake(handshake) => handshake.flush(socket.as_raw_fd()),
             Engine::Kernel(kernel) => kernel.flush(socket.as_raw_fd()),
             Engine::Broken => Err(broken()),

@@ -187,7 +187,15 @@ impl Connection {
             };
             match step {
                 Step::Continue => continue,
-                Step::Wait => return Next::Wait,
+                Step::Wait => {
+                    // Records TLS held back to share a write with the next
+                    // ones (a head before its body) leave before any wait.
+                    if self.transport.flush().is_err() {
+                        self.log_unfinished(env);
+                        return Next::Close;
+                    }
+                    return Next::Wait;
+                }
                 Step::Close => {
                     self.log_unfinished(env);
                     return Next::Close;
