@@ -13,7 +13,8 @@
 #   STREAMS throttled streams of a 10-minute film held at once for 30 s
 #   (benches/tls_streams.py, asyncio, STREAMS/2500 processes; nginx with
 #   limit_rate at 1.1x the film's mean rate): server memory (PSS) per
-#   stream and server CPU, % of one core
+#   stream and server CPU, % of one core; then STREAMS idle keep-alive TLS
+#   connections (one 10 KB response each, then nothing) held the same way
 #
 # Each alternates the servers for ROUNDS rounds and prints requests/s (or
 # MB/s) and the server's CPU per request, with the ratios.
@@ -146,17 +147,22 @@ cp "$media/low600.mp4" "$work/www/film.mp4"
 size=$(stat -c %s "$work/www/film.mp4")
 rate=$((size * 11 / 10 / 600))
 stop_servers() { kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; kill -QUIT "$lpid" 2>/dev/null || true; wait "$lpid" 2>/dev/null || true; }
-stop_servers
-sleep 1
 nginx_connections=$((streams + 1000))
 nginx_http="limit_rate $rate; keepalive_timeout 120s;"
-start_nginx "listen 127.0.0.1:$nginx_tls ssl reuseport;
+# Fresh servers for each kind of connection: memory freed by the one
+# before would otherwise be reused and hide what these cost.
+restart_servers() {
+    stop_servers
+    sleep 1
+    start_nginx "listen 127.0.0.1:$nginx_tls ssl reuseport;
         ssl_certificate $work/cert.pem;
         ssl_certificate_key $work/key.pem;
         ssl_protocols TLSv1.3;"
-start_loomiere "options.tls = { port = $loomiere_tls, bind = '127.0.0.1', cert = '$work/cert.pem', key = '$work/key.pem' }
-options.clients = $((streams + 1000))"
-nginx_pid=$(cat "$work/nginx.pid")
+    start_loomiere "options.tls = { port = $loomiere_tls, bind = '127.0.0.1', cert = '$work/cert.pem', key = '$work/key.pem' }
+options.clients = $((streams + 1000))
+options.keepalive_timeout = 120"
+    nginx_pid=$(cat "$work/nginx.pid")
+}
 # pss PID: PSS in KiB of a process and its children.
 pss() {
     local total=0 pid
@@ -167,31 +173,39 @@ pss() {
 }
 hold=30
 processes=$(( (streams + 2499) / 2500 ))
-declare -A held
-for server in nginx loomiere; do
-    port=$nginx_tls pid=$nginx_pid
-    [ $server = loomiere ] && port=$loomiere_tls pid=$lpid
-    before=$(pss "$pid")
-    clients=()
-    for p in $(seq "$processes"); do
-        python3 benches/tls_streams.py "$port" /film.mp4 $((streams / processes)) $hold > "$work/streams.$p" &
-        clients+=($!)
+# held MODE PATH [idle]: STREAMS connections to PATH held for $hold s on
+# each server: memory per connection, CPU, how many lived to the end.
+held() {
+    local label=$1 path=$2 mode=${3:-} server port pid before after alive kib core p
+    local -A figures
+    restart_servers
+    for server in nginx loomiere; do
+        port=$nginx_tls pid=$nginx_pid
+        [ $server = loomiere ] && port=$loomiere_tls pid=$lpid
+        before=$(pss "$pid")
+        clients=()
+        for p in $(seq "$processes"); do
+            python3 benches/tls_streams.py "$port" "$path" $((streams / processes)) $hold $mode > "$work/streams.$p" &
+            clients+=($!)
+        done
+        sleep $((hold / 2))
+        ticks0=$(tree_ticks "$pid")
+        sleep 10
+        ticks1=$(tree_ticks "$pid")
+        after=$(pss "$pid")
+        wait "${clients[@]}"
+        alive=$(awk '{s += $2} END {print s}' "$work"/streams.*)
+        kib=$(echo "($after - $before) / $streams" | bc -l)
+        core=$(echo "($ticks1 - $ticks0) * 100 / $(getconf CLK_TCK) / 10" | bc -l)
+        printf '%-9s %d %s: %.2f KiB each, %.1f %% of a core, %s alive to the end\n' $server "$streams" "$label" "$kib" "$core" "$alive"
+        figures[$server]="$kib $core $alive"
+        rm -f "$work"/streams.*
     done
-    sleep $((hold / 2))
-    ticks0=$(tree_ticks "$pid")
-    sleep 10
-    ticks1=$(tree_ticks "$pid")
-    after=$(pss "$pid")
-    wait "${clients[@]}"
-    alive=$(awk '{s += $2} END {print s}' "$work"/streams.*)
-    kib=$(echo "($after - $before) / $streams" | bc -l)
-    core=$(echo "($ticks1 - $ticks0) * 100 / $(getconf CLK_TCK) / 10" | bc -l)
-    printf '%-9s %d streams over TLS: %.2f KiB each, %.1f %% of a core, %s alive to the end\n' $server "$streams" "$kib" "$core" "$alive"
-    held[$server]="$kib $core $alive"
-    rm -f "$work"/streams.*
-done
-read -r nk nc na <<<"${held[nginx]}"
-read -r lk lc la <<<"${held[loomiere]}"
-result "$section" "$streams throttled TLS streams: server memory (PSS) per stream" "$(printf '%.2f KB' "$nk")" "$(printf '%.2f KB' "$lk")" "$(ratio "$lk" "$nk")"
-result "$section" "$streams throttled TLS streams: server CPU, % of one core" "$(printf '%.1f %%' "$nc")" "$(printf '%.1f %%' "$lc")" "$(ratio "$lc" "$nc")"
-result "$section" "$streams throttled TLS streams: alive to the end" "$na" "$la" ""
+    read -r nk nc na <<<"${figures[nginx]}"
+    read -r lk lc la <<<"${figures[loomiere]}"
+    result "$section" "$streams $label: server memory (PSS) per connection" "$(printf '%.2f KB' "$nk")" "$(printf '%.2f KB' "$lk")" "$(ratio "$lk" "$nk")"
+    result "$section" "$streams $label: server CPU, % of one core" "$(printf '%.1f %%' "$nc")" "$(printf '%.1f %%' "$lc")" "$(ratio "$lc" "$nc")"
+    result "$section" "$streams $label: alive to the end" "$na" "$la" ""
+}
+held "throttled TLS streams" /film.mp4
+held "idle keep-alive TLS connections" /small.mp4 idle

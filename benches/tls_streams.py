@@ -2,15 +2,17 @@
 """Holds COUNT throttled HTTPS streams of PATH on 127.0.0.1:PORT for SECONDS,
 reading each as it arrives (like players that play), with asyncio and the
 ssl module; prints how many streams lived to the end and the bytes read.
+With `idle`, each connection reads one whole response to PATH and then
+stays open with nothing to do (an idle keep-alive connection).
 
-    tls_streams.py PORT PATH COUNT SECONDS
+    tls_streams.py PORT PATH COUNT SECONDS [idle]
 """
 import asyncio
 import ssl
 import sys
 
 
-async def stream(port, path, until, context, totals):
+async def stream(port, path, until, context, totals, idle):
     try:
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=context, server_hostname="localhost")
@@ -19,6 +21,11 @@ async def stream(port, path, until, context, totals):
     writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
     loop = asyncio.get_running_loop()
     try:
+        if idle:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            totals["bytes"] += len(head) + len(await reader.readexactly(length))
         while loop.time() < until:
             try:
                 data = await asyncio.wait_for(reader.read(65536), until - loop.time())
@@ -30,12 +37,15 @@ async def stream(port, path, until, context, totals):
         totals["alive"] += 1
     except (OSError, ssl.SSLError):
         return
+    except (asyncio.IncompleteReadError, StopIteration, ValueError):
+        return
     finally:
         writer.close()
 
 
 async def main():
     port, path, count, seconds = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    idle = sys.argv[5:] == ["idle"]
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -43,7 +53,7 @@ async def main():
     until = asyncio.get_running_loop().time() + seconds
     tasks = []
     for _ in range(count):
-        tasks.append(asyncio.create_task(stream(port, path, until, context, totals)))
+        tasks.append(asyncio.create_task(stream(port, path, until, context, totals, idle)))
         await asyncio.sleep(0.001)
     await asyncio.gather(*tasks)
     print(f"alive {totals['alive']} bytes {totals['bytes']}", flush=True)
