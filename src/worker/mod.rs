@@ -331,7 +331,7 @@ impl Worker {
             // Dropping the socket closes it: no answer, no log line.
             return;
         }
-        let _ = stream.set_nodelay(true);
+        // TCP_NODELAY comes from the listening socket (see sys::socket::listen).
         let transport = if tls {
             let session = self.env.site.tls.as_ref().map(|site| {
                 if self.env.kernel_tls.get() {
@@ -497,10 +497,8 @@ impl Worker {
         if let Some((id, _)) = connection.timer.take() {
             self.wheel.cancel(id);
         }
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut connection.transport.socket);
+        // No epoll_ctl(DEL): closing the socket (dropped with the
+        // connection below, never duplicated) takes it out of the epoll set.
         connection.end_stream(self.env.slot);
         self.release(connection);
         self.free.push(index);
