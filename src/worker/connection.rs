@@ -78,6 +78,9 @@ pub struct Connection {
     /// pointers rather than both structures (about 420 bytes) inline.
     body: Option<Box<Stream>>,
     keep_alive: bool,
+    /// The request being answered asked to close (`Connection: close`, or
+    /// HTTP/1.0 without keep-alive): nothing more is to come from the client.
+    client_closes: bool,
     exchange: Option<Box<Exchange>>,
     /// Requests answered on this connection.
     served: u64,
@@ -114,6 +117,7 @@ impl Connection {
             written: 0,
             body: None,
             keep_alive: true,
+            client_closes: false,
             exchange: None,
             served: 0,
             counted: true,
@@ -349,6 +353,7 @@ impl Connection {
             exchange.routed = routed;
         }
         self.start_writing(reply.status, reply.body, reply.keep_alive, env);
+        self.client_closes = !request.keep_alive;
     }
 
     fn answer_invalid(&mut self, status: Status, detail: &str, env: &mut Env) {
@@ -381,6 +386,7 @@ impl Connection {
     }
 
     fn start_writing(&mut self, status: Status, body: Option<Stream>, keep_alive: bool, env: &Env) {
+        self.client_closes = false;
         if let Some(exchange) = &mut self.exchange {
             exchange.status = status.code();
         }
@@ -573,6 +579,18 @@ impl Connection {
         self.written = 0;
         self.served += 1;
         if !self.keep_alive || env.draining {
+            // The client asked to close, sent its whole request and nothing
+            // after it: close now, as nginx does, rather than a lingering
+            // close (shutdown, then reads until its FIN) that guards against
+            // a reset destroying an answer the client is still receiving
+            // while it sends more. Over TLS close_notify goes first, so it lingers.
+            if self.client_closes
+                && self.input.is_empty()
+                && self.body_to_discard == 0
+                && self.transport.session().is_none()
+            {
+                return Step::Close;
+            }
             self.transport.shutdown_write();
             self.phase = Phase::Lingering;
             self.input = Vec::new();
