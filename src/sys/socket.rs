@@ -55,7 +55,12 @@ pub fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let listener = bind(addr, reuse_port)?;
     // Accepted sockets inherit TCP_NODELAY from their listener (Linux
     // copies it): one setsockopt per port, not one per connection.
-    set_int_option(listener.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    set_int_option(
+        listener.as_raw_fd(),
+        libc::IPPROTO_TCP,
+        libc::TCP_NODELAY,
+        1,
+    )?;
     // SAFETY: plain call on our descriptor.
     check(unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } as libc::c_long)?;
     Ok(listener)
