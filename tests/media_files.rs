@@ -54,9 +54,10 @@ fn whole_media_files_probe_and_decode_cleanly() {
         );
     }
     assert!(
-        server
-            .log_text()
-            .contains("\"GET /sample.mp4 HTTP/1.1\" 206"),
+        server.wait_for_log(
+            "\"GET /sample.mp4 HTTP/1.1\" 206",
+            std::time::Duration::from_secs(2)
+        ),
         "ffmpeg used a Range request"
     );
 }

@@ -33,9 +33,7 @@ fn sighup_with_a_broken_file_keeps_serving_and_a_good_one_takes_over() {
         Duration::from_secs(5)
     ));
     assert!(
-        server
-            .log_text()
-            .contains(&format!("{}:2:", path.display())),
+        server.wait_for_log(&format!("{}:2:", path.display()), Duration::from_secs(2)),
         "the error names file and line"
     );
     for _ in 0..20 {
