@@ -135,6 +135,63 @@ fn a_constant_rate_paces_any_body_after_its_free_bytes() {
     );
 }
 
+/// Slices sent so far (the slice-lag histogram's count on /metrics).
+fn slices_sent(admin: u16) -> u64 {
+    admin_get(admin, "/metrics")
+        .lines()
+        .find_map(|line| line.strip_prefix("loomiere_slice_lag_seconds_count "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("loomiere_slice_lag_seconds_count on /metrics")
+}
+
+#[test]
+fn a_slow_stream_goes_in_slices_of_min_slice_at_the_same_mean_rate() {
+    // 2 KiB a period at 8k/s and period 0.25: 24 KiB take 3 s either way, in
+    // a dozen slices without a minimum and in about three of 8 KiB with one.
+    let files = TempDir::new("min-slice-files");
+    let data = pattern_bytes(24 << 10, 5);
+    files.write("slow.txt", &data);
+    let serve = |min_slice: &str| {
+        let dir = TempDir::new("min-slice");
+        let (server, admin) = start(
+            &format!(
+                "options.rate = '8k'\noptions.period = 0.25\noptions.min_slice = {min_slice}\n\
+                 options.hosts['^files'] = {{ folder = '{}' }}",
+                files.path().display()
+            ),
+            &dir,
+        );
+        let before = slices_sent(admin);
+        let started = Instant::now();
+        let body = Reader::get(server.port, "/slow.txt", &["Host: files"]).finish();
+        let took = started.elapsed().as_secs_f64();
+        assert_eq!(sha256_bytes(&body), sha256_bytes(&data), "byte-identical");
+        // The histogram is written right after each slice: give it a moment.
+        std::thread::sleep(Duration::from_millis(100));
+        (slices_sent(admin) - before, took)
+    };
+    // Both at once: the test takes one stream's time.
+    let ((unstretched, took_unstretched), (stretched, took)) = std::thread::scope(|scope| {
+        let every_period = scope.spawn(|| serve("0"));
+        let stretched = serve("'8k'");
+        (every_period.join().expect("thread"), stretched)
+    });
+    assert!(
+        (9..=14).contains(&unstretched),
+        "{unstretched} slices without a minimum (one per 2 KiB period expected)"
+    );
+    assert!(
+        (2..=5).contains(&stretched),
+        "{stretched} slices with min_slice = 8k (about three expected)"
+    );
+    for (took, what) in [(took, "stretched"), (took_unstretched, "every period")] {
+        assert!(
+            (2.0..5.0).contains(&took),
+            "{what}: 24 KiB at 8 KiB/s took {took:.1} s"
+        );
+    }
+}
+
 #[test]
 fn a_client_that_stops_reading_is_dropped_after_send_timeout_even_when_throttled() {
     let dir = TempDir::new("stalled");

@@ -51,6 +51,10 @@ options.throttle_from = '1m'
 -- `rate_after` bytes, like nginx's limit_rate / limit_rate_after. 0 = none.
 options.rate = 0
 options.rate_after = 0
+-- The smallest throttled slice worth a wake-up: a stream whose period
+-- releases less (a low-bitrate film) waits more periods, at most a quarter
+-- of the throttle or 5 s. 0 sends a slice every period.
+options.min_slice = '32k'
 -- Index cache size per worker, in MB.
 options.cache = 64
 
@@ -94,7 +98,7 @@ options.segment_seconds = 6
 -- Virtual hosts, tried in the order written; the first whose pattern (PCRE2,
 -- case-insensitive, unanchored) matches the Host header serves the request.
 -- The empty pattern matches every host, so put it last. A host may set its
--- own throttle, period, throttle_from, rate, rate_after, send_timeout and
+-- own throttle, period, throttle_from, rate, rate_after, min_slice, send_timeout and
 -- segment_seconds,
 -- and list several folders, tried in order for each file (the first that
 -- has it serves it): folders = { '/srv/new', '/srv/archive' }.

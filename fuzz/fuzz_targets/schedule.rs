@@ -1,6 +1,6 @@
 //! The throttle schedule on any timeline and settings: allowances never
 //! shrink as time passes, never pass the body's end, and the next wake-up
-//! is always ahead.
+//! is always ahead; a stretched wake-up stays within its bound.
 #![no_main]
 
 use std::time::Duration;
@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 use loomiere::media::Timeline;
 use loomiere::media::timeline::{TimePoint, monotonic};
 use loomiere::stream::hints::Report;
-use loomiere::stream::schedule::{hinted_allowance, media_allowance, rate_allowance};
+use loomiere::stream::schedule::{
+    hinted_allowance, media_allowance, next_boundary, rate_allowance, stretched_wake,
+};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 16 {
@@ -49,5 +51,18 @@ fuzz_target!(|data: &[u8]| {
             assert!(hinted.until >= last.2.min(hinted.until));
         }
         last = (media.until, rate.until, hinted.until);
+        if let Some(next) = media.next {
+            let bound = Duration::from_millis(u64::from(data[12]) * 40);
+            let wanted = media.until.saturating_add(u64::from(data[13]) * 500).min(end);
+            let enough = |at: Duration| {
+                media_allowance(&timeline, start, lead, (period, phase), at, end).until >= wanted
+            };
+            let wake = stretched_wake(next, bound, (period, phase), enough);
+            assert!(wake >= next && wake <= next + bound, "{wake:?} outside {next:?} + {bound:?}");
+            // It stopped at the first boundary that was enough, or at the bound.
+            if !enough(wake) {
+                assert!(next_boundary(wake, period, phase) > next + bound);
+            }
+        }
     }
 });

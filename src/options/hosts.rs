@@ -27,6 +27,7 @@ fn read_pacing(host: &Table, pattern: &str) -> Result<PacingOverrides, ReadError
         throttle_from: sized("throttle_from")?,
         rate: sized("rate")?,
         rate_after: sized("rate_after")?,
+        min_slice: sized("min_slice")?,
         send_timeout: host.get("send_timeout")?,
     })
 }

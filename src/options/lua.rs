@@ -144,6 +144,7 @@ const OPTION_TYPES: &[(&str, &str)] = &[
     ("throttle_from", "number|string"),
     ("rate", "number|string"),
     ("rate_after", "number|string"),
+    ("min_slice", "number|string"),
     ("cache", "number"),
     ("user", "string"),
     ("hosts", "table"),
@@ -171,6 +172,7 @@ const HOST_OPTION_TYPES: &[(&str, &str)] = &[
     ("throttle_from", "number|string"),
     ("rate", "number|string"),
     ("rate_after", "number|string"),
+    ("min_slice", "number|string"),
     ("send_timeout", "number"),
     ("hints", "boolean"),
     ("segment_seconds", "number"),
@@ -261,6 +263,7 @@ fn prepare(lua: &Lua) -> mlua::Result<(Table, Table)> {
     store.set("throttle_from", defaults.throttle_from)?;
     store.set("rate", defaults.rate)?;
     store.set("rate_after", defaults.rate_after)?;
+    store.set("min_slice", defaults.min_slice)?;
     store.set("cache", defaults.cache)?;
     store.set("user", defaults.user.name)?;
     store.set("header_timeout", defaults.header_timeout)?;
@@ -316,6 +319,7 @@ fn read_back(store: &Table, assigned: &Table) -> Result<Options, ReadError> {
     options.throttle_from = size(store.get("throttle_from")?, "throttle_from")?;
     options.rate = size(store.get("rate")?, "rate")?;
     options.rate_after = size(store.get("rate_after")?, "rate_after")?;
+    options.min_slice = size(store.get("min_slice")?, "min_slice")?;
     options.cache = integer(store, "cache", 0, 1 << 20)? as u64;
     options.user = UserOption {
         name: store.get("user")?,

@@ -101,6 +101,9 @@ impl HostOptions {
 
 /// The shortest `period` accepted: slices closer together would only cost CPU.
 pub const MIN_PERIOD_SECS: f64 = 0.05;
+/// The largest `min_slice` accepted: past a few megabytes a slice is the
+/// whole stretch of a quarter lead anyway.
+pub const MAX_MIN_SLICE: u64 = 4 << 20;
 /// The pacing settings of one virtual host (the global options, overridden
 /// per host), as `stream` applies them.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -115,6 +118,9 @@ pub struct Pacing {
     pub rate: u64,
     /// Bytes sent at full speed before `rate` applies.
     pub rate_after: u64,
+    /// The smallest slice worth a wake-up: a stream whose period's worth is
+    /// less waits more periods (within a quarter of its lead); 0 = every period.
+    pub min_slice: u64,
     /// Seconds a response may make no progress before the connection is closed.
     pub send_timeout: f64,
 }
@@ -126,6 +132,7 @@ impl Pacing {
         throttle_from: 1 << 20,
         rate: 0,
         rate_after: 0,
+        min_slice: 32 << 10,
         send_timeout: 60.0,
     };
 }
@@ -138,6 +145,7 @@ pub struct PacingOverrides {
     pub throttle_from: Option<u64>,
     pub rate: Option<u64>,
     pub rate_after: Option<u64>,
+    pub min_slice: Option<u64>,
     pub send_timeout: Option<f64>,
 }
 
@@ -181,6 +189,8 @@ pub struct Options {
     pub rate: u64,
     /// Bytes sent at full speed before `rate` applies.
     pub rate_after: u64,
+    /// The smallest throttled slice worth a wake-up, bytes (0 = one every period).
+    pub min_slice: u64,
     /// Cache size in MiB, per worker.
     pub cache: u64,
     pub user: UserOption,
@@ -246,6 +256,7 @@ impl Options {
             throttle_from: Pacing::DEFAULT.throttle_from,
             rate: Pacing::DEFAULT.rate,
             rate_after: Pacing::DEFAULT.rate_after,
+            min_slice: Pacing::DEFAULT.min_slice,
             cache: 64,
             user: UserOption {
                 name: DEFAULT_USER.to_string(),
@@ -461,6 +472,7 @@ impl Options {
             throttle_from: own.throttle_from.unwrap_or(self.throttle_from),
             rate: own.rate.unwrap_or(self.rate),
             rate_after: own.rate_after.unwrap_or(self.rate_after),
+            min_slice: own.min_slice.unwrap_or(self.min_slice),
             send_timeout: own.send_timeout.unwrap_or(self.send_timeout),
         }
     }
@@ -537,6 +549,15 @@ fn validate_pacing(prefix: &str, pacing: &Pacing) -> Result<(), OptionsError> {
             format!(
                 "must be 0 (off) or at least 1k bytes per second, not {}",
                 pacing.rate
+            ),
+        ));
+    }
+    if pacing.min_slice > MAX_MIN_SLICE {
+        return Err(OptionsError::option(
+            &name("min_slice"),
+            format!(
+                "must be a size from 0 (a slice every period) to 4m, not {}",
+                pacing.min_slice
             ),
         ));
     }

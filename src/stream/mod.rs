@@ -35,6 +35,8 @@ const SENDFILE_CHUNK_BYTES: u64 = 512 * 1024;
 /// Most prefix bytes generated into memory at once: a one-hour film's
 /// rewritten header is about a megabyte, and a slow client should not hold it all.
 pub const PREFIX_CHUNK_BYTES: u64 = 64 * 1024;
+/// The longest a slice is put off to reach the minimum slice size.
+const MAX_STRETCH: Duration = Duration::from_secs(5);
 
 /// How a body's bytes are released over time.
 #[derive(Clone, Debug)]
@@ -188,6 +190,8 @@ pub struct Stream {
     pub send_timeout: Duration,
     /// The player's reports steer a media-paced stream that has a key.
     hint: Option<Hint>,
+    /// The smallest slice worth a wake-up (see [`Stream::stretch`]).
+    min_slice: u64,
 }
 
 /// Where a stream's file bytes go: a plain socket takes them by
@@ -316,6 +320,7 @@ impl Stream {
             phase: 0.0,
             send_timeout: Duration::from_secs_f64(pacing.send_timeout),
             hint: None,
+            min_slice: pacing.min_slice,
         }
     }
 
@@ -437,6 +442,64 @@ impl Stream {
         }
     }
 
+    /// The boundary to wake at, from `next` (time since the start) on: later
+    /// boundaries while the allowance there would still be smaller than
+    /// `min_slice` bytes, so a low-bitrate stream is sent in fewer, larger
+    /// slices (one sendfile's fixed cost dominates a few kilobytes). The
+    /// stretch is bounded: at most a quarter of the lead for a media pace
+    /// (the player keeps three quarters of its lead), `MAX_STRETCH` at a
+    /// constant rate. A stream steered by its player's reports is not
+    /// stretched: a report may change its allowance at any boundary.
+    fn stretch(&self, next: Duration) -> Duration {
+        let (period, bound) = match &self.pace {
+            Pace::Media { lead, period, .. } if self.hint.is_none() => (
+                *period,
+                MAX_STRETCH.min(Duration::from_secs_f64(lead / 4.0)),
+            ),
+            Pace::Rate { period, .. } => (*period, MAX_STRETCH),
+            _ => return next,
+        };
+        let wanted = self.position.saturating_add(self.min_slice).min(self.end);
+        schedule::stretched_wake(next, bound, (period, self.phase * period), |elapsed| {
+            self.allowance_at(elapsed).until >= wanted
+        })
+    }
+
+    /// The allowance `elapsed` after the start, without a player's report.
+    fn allowance_at(&self, elapsed: Duration) -> Allowance {
+        match &self.pace {
+            Pace::Full => Allowance {
+                until: self.end,
+                next: None,
+            },
+            Pace::Media {
+                timeline,
+                start_seconds,
+                lead,
+                period,
+            } => schedule::media_allowance(
+                timeline,
+                *start_seconds,
+                *lead,
+                (*period, self.phase * period),
+                elapsed,
+                self.end,
+            ),
+            Pace::Rate {
+                bytes_per_second,
+                after,
+                period,
+            } => schedule::rate_allowance(
+                *bytes_per_second,
+                *after,
+                (*period, self.phase * period),
+                elapsed,
+                self.first,
+                self.end,
+            ),
+        }
+    }
+
     /// Sends file bytes to `sink` up to the allowance at `now`. `budget` is
     /// what this loop turn still lets the connection send; `on_sent` is told
     /// of every successful send.
@@ -454,7 +517,7 @@ impl Stream {
             let allowance = self.allowance(now);
             if allowance.until <= self.position {
                 return match (allowance.next, self.started) {
-                    (Some(next), Some(t0)) => Progress::Sleep(t0 + next),
+                    (Some(next), Some(t0)) => Progress::Sleep(t0 + self.stretch(next)),
                     // Cannot happen (an allowance short of the end always has
                     // a next step); sending on is the safe answer.
                     _ => Progress::Sleep(now),

@@ -86,6 +86,31 @@ pub fn rate_allowance(
     Allowance { until, next }
 }
 
+/// The boundary a stream wakes at when a slice is worth sending only once
+/// `enough(boundary)` holds: the first such boundary from `next` on, but no
+/// later than the last boundary within `bound` of `next` (`next` itself
+/// when none falls within it). Sending fewer, larger slices saves a wake-up
+/// and a system call each time, while the bound keeps the player's lead.
+pub fn stretched_wake(
+    next: Duration,
+    bound: Duration,
+    (period, phase): (f64, f64),
+    enough: impl Fn(Duration) -> bool,
+) -> Duration {
+    let last = next + bound;
+    let mut wake = next;
+    loop {
+        if enough(wake) {
+            return wake;
+        }
+        let later = next_boundary(wake, period, phase);
+        if later > last {
+            return wake;
+        }
+        wake = later;
+    }
+}
+
 /// The first boundary `phase + k × period` strictly after `elapsed`
 /// (`phase` in seconds, below `period`).
 pub fn next_boundary(elapsed: Duration, period: f64, phase: f64) -> Duration {
@@ -222,6 +247,30 @@ mod tests {
         assert_eq!(next_boundary(ms(0), 1.0, 0.3), ms(300));
         assert_eq!(next_boundary(ms(300), 1.0, 0.3), ms(1_300));
         assert_eq!(next_boundary(ms(2_999), 1.0, 0.3), ms(3_300));
+    }
+
+    #[test]
+    fn a_small_slice_waits_for_more_boundaries_within_the_bound() {
+        let timeline = vbr();
+        let end = timeline.body_offset_at(99.0);
+        let boundaries = (1.0, 0.0);
+        let wake = |sent: u64, next: u64, wanted: u64, bound: u64| {
+            stretched_wake(ms(next), ms(bound), boundaries, |elapsed| {
+                media_allowance(&timeline, 0.0, 3.0, boundaries, elapsed, end).until
+                    >= (sent + wanted).min(end)
+            })
+        };
+        // The still scene grows 1 000 bytes a second: 3 000 wanted is 3 s on.
+        assert_eq!(wake(3_000, 1_000, 3_000, 5_000), ms(3_000));
+        // Bounded: at most 2 s past the first boundary.
+        assert_eq!(wake(3_000, 1_000, 50_000, 2_000), ms(3_000));
+        // Nothing wanted, or a busy scene: the next boundary itself.
+        assert_eq!(wake(3_000, 1_000, 0, 5_000), ms(1_000));
+        assert_eq!(wake(12_000, 8_000, 5_000, 5_000), ms(8_000));
+        // A bound shorter than a period keeps the next boundary.
+        assert_eq!(wake(3_000, 1_000, 50_000, 500), ms(1_000));
+        // The body's end is enough, however small the last slice.
+        assert_eq!(wake(end - 10, 19_000, 50_000, 5_000), ms(19_000));
     }
 
     #[test]
