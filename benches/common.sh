@@ -159,3 +159,53 @@ stop_servers() {
         lpid=
     fi
 }
+
+# Prints the server's process ids (the master and its children).
+server_pids() {
+    local root=$1
+    echo "$root"
+    cat "/proc/$root/task/$root/children" 2>/dev/null | tr ' ' '\n' | grep -v '^$' || true
+}
+# CPU ticks (user + system) and PSS in KiB of a list of processes.
+measure() {
+    python3 - "$@" <<'PY'
+import sys
+ticks = pss = 0
+for pid in sys.argv[1:]:
+    try:
+        stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        ticks += int(stat[11]) + int(stat[12])
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    except OSError:
+        pass
+print(ticks, pss)
+PY
+}
+
+# lag_percentiles JSON_BEFORE JSON_AFTER: the slice lag's p50 and p99 (as
+# "<=N" ms, the histogram bucket's upper bound) over the slices sent between
+# two /monitor?format=json snapshots.
+lag_percentiles() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+def hist(text):
+    return {h["le_ms"]: h["count"] for h in json.loads(text)["data:delay:histogram"]}
+h0, h1 = hist(sys.argv[1]), hist(sys.argv[2])
+keys = sorted(h1, key=lambda k: float("inf") if k is None else k)
+delta = [(k, h1[k] - h0.get(k, 0)) for k in keys]
+total = sum(c for _, c in delta)
+found = []
+for share in (0.50, 0.99):
+    seen = 0
+    for k, c in delta:
+        seen += c
+        if total and seen >= share * total:
+            found.append("<=%s" % ("inf" if k is None else k))
+            break
+    else:
+        found.append("-")
+print(*found)
+PY
+}

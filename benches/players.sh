@@ -47,29 +47,6 @@ for film in scenes600 low600; do
 done
 chmod -R a+rX "$work"
 
-# Prints the server's process ids (the master and its children).
-server_pids() {
-    local root=$1
-    echo "$root"
-    cat "/proc/$root/task/$root/children" 2>/dev/null | tr ' ' '\n' | grep -v '^$' || true
-}
-# CPU ticks (user + system) and PSS in KiB of a list of processes.
-measure() {
-    python3 - "$@" <<'PY'
-import sys
-ticks = pss = 0
-for pid in sys.argv[1:]:
-    try:
-        stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        ticks += int(stat[11]) + int(stat[12])
-        for line in open(f"/proc/{pid}/smaps_rollup"):
-            if line.startswith("Pss:"):
-                pss += int(line.split()[1])
-    except OSError:
-        pass
-print(ticks, pss)
-PY
-}
 bitrate() { # mean bytes per second of a film
     python3 -c "import sys; size=int(sys.argv[1]); t=float(open(sys.argv[2]).read().split()[-2]); print(int(size/t))" \
         "$(stat -c %s "$media/$1.mp4")" "$media/$1.need"
@@ -175,30 +152,18 @@ many_streams() {
     end=$(measure $(server_pids "$root"))
     [ -n "$admin" ] && hist1=$(curl -s "http://127.0.0.1:$admin/monitor?format=json")
     wait "$runner"
-    python3 - "$name" "$idle" "$start" "$end" "$window" "$(getconf CLK_TCK)" "$streams" "$hist0" "$hist1" "$work/many.out" "$work/streams.$5" <<'PY'
-import json, sys
+    local p99=-
+    [ -n "$admin" ] && p99=$(lag_percentiles "$hist0" "$hist1" | awk '{ print $2 }')
+    python3 - "$name" "$idle" "$start" "$end" "$window" "$(getconf CLK_TCK)" "$streams" "$p99" "$work/many.out" "$work/streams.$5" <<'PY'
+import sys
 name, idle, start, end = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
-window, hz, streams = float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
-r = {k: float(v) for k, v in (l.split() for l in open(sys.argv[10]))}
+window, hz, streams, p99 = float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), sys.argv[8]
+r = {k: float(v) for k, v in (l.split() for l in open(sys.argv[9]))}
 held = streams - r["never_started"] - r["refused"]
 pss_per = (int(end[1]) - int(idle[1])) / max(held, 1)
 cpu = (int(end[0]) - int(start[0])) / hz / window * 100
-p99 = "-"
-if sys.argv[8] and sys.argv[9]:
-    def hist(text):
-        return {h["le_ms"]: h["count"] for h in json.loads(text)["data:delay:histogram"]}
-    h0, h1 = hist(sys.argv[8]), hist(sys.argv[9])
-    keys = sorted(h1, key=lambda k: float("inf") if k is None else k)
-    delta = [(k, h1[k] - h0.get(k, 0)) for k in keys]
-    total = sum(c for _, c in delta)
-    seen = 0
-    for k, c in delta:
-        seen += c
-        if total and seen >= 0.99 * total:
-            p99 = "<= %s" % k
-            break
 print("%-34s %9d %12.2f %14.1f %12s %10d" % (name, held, pss_per * 1.024, cpu, p99, r["stalls"]))
-open(sys.argv[11], "w").write("%d %.2f %.1f %d %s\n" % (held, pss_per * 1.024, cpu, r["stalls"], p99.replace(" ", "")))
+open(sys.argv[10], "w").write("%d %.2f %.1f %d %s\n" % (held, pss_per * 1.024, cpu, r["stalls"], p99))
 PY
 }
 start_loomiere "options.clients = 40000"

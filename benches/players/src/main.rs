@@ -17,6 +17,15 @@
 //!   players --port P --path /film.mp4 --curve need.txt --count N
 //!           [--quit-after 60 --quitters N] [--run-for 90] [--startup 2]
 //!           [--pausers N --pause-at 20 --pause-for 60] [--hints 1]
+//!           [--source 127.0.0.N] [--connect-rate N]
+//!
+//! `--source` binds every player's socket to that local address first: one
+//! address has one ephemeral-port range (about 28 000 ports), so the scale
+//! benchmark gives each process its own address in 127.0.0.0/8.
+//! `--connect-rate` opens at most that many connections a second (default:
+//! a few hundred per loop turn): each new player takes a lead's burst, and
+//! 100 000 of them at once overflow the listen queues and the kernel's TCP
+//! memory, which is not what a server meets when viewers arrive.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -47,6 +56,10 @@ struct Settings {
     pause_at: f64,
     pause_for: f64,
     hints: bool,
+    /// The local address players connect from; None lets the kernel choose.
+    source: Option<std::net::IpAddr>,
+    /// Most new connections a second; 0 = `CONNECTS_PER_TURN` each turn.
+    connect_rate: f64,
 }
 
 /// Reports while playing and while paused, as hint.js sends them.
@@ -243,6 +256,10 @@ fn parse_args() -> Result<Settings, String> {
         pause_at: number("pause-at", 20.0)?,
         pause_for: number("pause-for", 60.0)?,
         hints: number("hints", 0.0)? != 0.0,
+        connect_rate: number("connect-rate", 0.0)?,
+        source: get("source")
+            .map(|v| v.parse().map_err(|_| format!("--source: not an IP address: {v}")))
+            .transpose()?,
     })
 }
 
@@ -263,11 +280,16 @@ fn run(settings: &Settings) -> io::Result<()> {
             break;
         }
         // Ramp up a few hundred connections per turn.
+        let due = if settings.connect_rate > 0.0 {
+            ((now - began).as_secs_f64() * settings.connect_rate) as usize + 1
+        } else {
+            usize::MAX
+        };
         for _ in 0..CONNECTS_PER_TURN {
-            if players.len() >= settings.count {
+            if players.len() >= settings.count.min(due) {
                 break;
             }
-            let mut stream = TcpStream::connect(address)?;
+            let mut stream = connect(address, settings.source)?;
             let index = players.len();
             let token = Token(index);
             poll.registry().register(
@@ -300,7 +322,10 @@ fn run(settings: &Settings) -> io::Result<()> {
                 reported_at: None,
             });
         }
-        let wait = next_tick.saturating_duration_since(now).min(end - now);
+        let mut wait = next_tick.saturating_duration_since(now).min(end - now);
+        if settings.connect_rate > 0.0 && players.len() < settings.count {
+            wait = wait.min(Duration::from_millis(10)); // ramp smoothly
+        }
         poll.poll(&mut events, Some(wait))?;
         let now = Instant::now();
         for event in events.iter() {
@@ -393,6 +418,27 @@ fn send_report(player: &mut Player, now: Instant, reports: &mpsc::Sender<String>
         player.position,
         u8::from(paused)
     ));
+}
+
+/// A non-blocking connection to `address`, from `source` when given.
+fn connect(address: SocketAddr, source: Option<std::net::IpAddr>) -> io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(address);
+    };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    match socket.connect(&address.into()) {
+        Ok(()) => {}
+        // EINPROGRESS (115 on Linux): the handshake goes on; poll says when it is done.
+        Err(e) if e.raw_os_error() == Some(115) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
 }
 
 /// A thread that sends the reports over one keep-alive connection, as fast
@@ -488,6 +534,9 @@ fn read_all(player: &mut Player, scratch: &mut [u8], now: Instant, settings: &Se
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => {
                 player.close_stall(now);
+                if !player.all_in() {
+                    player.stalls += 1; // reset before the end of the body
+                }
                 player.state = State::Done;
                 return;
             }
@@ -519,6 +568,13 @@ fn report(players: &mut [Player], settings: &Settings, now: Instant, refused: u6
         players
             .iter()
             .filter(|p| matches!(p.state, State::Connecting | State::Head | State::Starting))
+            .count()
+    );
+    println!(
+        "held {}",
+        players
+            .iter()
+            .filter(|p| matches!(p.state, State::Playing | State::Stalled))
             .count()
     );
     println!("stalls {}", players.iter().map(|p| p.stalls).sum::<u64>());
