@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# A soak: MINUTES (default 30) of mixed load on one Loomiere, 2 workers:
+#
+#   - 20 000 throttled streams of low600.mp4 with churn: ten cohorts of 2 000
+#     players, each living ten minutes; every minute the oldest cohort leaves
+#     and a new one joins (the first ten start at once with lifetimes of 1 to
+#     10 minutes). Odd cohorts seek (?start=60); even ones report their
+#     position to /.hint as hint.js does.
+#   - background traffic (a Python client): 10 KB files on keep-alive
+#     connections, random HLS segments of scenes600.mp4, the monitor.
+#   - a SIGHUP reload every 5 minutes, and one `kill -9` of a worker halfway.
+#
+# Every minute it records each server process's RSS and PSS and open
+# descriptors, the streams and the counters; at the end it checks that
+# memory is flat (every minute of the last ten within 5 % of minute 10),
+# that descriptors did not grow, that no answer was a 5xx and that the log
+# has nothing above warn that the faults do not explain. Writes the figures
+# and an SVG plot to benches/soak.md and benches/soak.svg (benches/run puts
+# them into benches/RESULTS.md).
+#
+#   benches/soak.sh [MINUTES]          not part of the test command
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. benches/common.sh
+minutes=${1:-30}
+[ "$minutes" -ge 12 ] || { echo "soak: at least 12 minutes (minute 10 is the reference)" >&2; exit 2; }
+cohort=2000
+cohorts=10
+workers=2
+
+for tool in ffmpeg ffprobe curl python3; do
+    command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg curl python3 >/dev/null; }
+done
+build_release
+CARGO_TARGET_DIR=target cargo build --release --quiet --manifest-path benches/players/Cargo.toml
+player_bin=target/release/loomiere-players
+make_films
+
+work=$(mktemp -d /tmp/loomiere-soak.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; stop_servers; rm -rf "$work"' EXIT
+mkdir -p "$work/www"
+for film in scenes600 low600; do
+    ln "$media/$film.mp4" "$work/www/$film.mp4" 2>/dev/null || cp "$media/$film.mp4" "$work/www/$film.mp4"
+done
+for i in $(seq 0 9); do head -c 10240 /dev/urandom > "$work/www/small$i.bin"; done
+chmod -R a+rX "$work"
+
+loomiere_port=18500
+loomiere_admin=18501
+start_loomiere "options.clients = 40000
+options.access_log = true
+options.hosts[''].hints = true"
+
+# cohort N LIFETIME_SECONDS: one process of $cohort players.
+cohort() {
+    local n=$1 lifetime=$2 path=/low600.mp4 extra=()
+    if [ $((n % 2)) = 1 ]; then path="/low600.mp4?start=60"; else extra=(--hints 1); fi
+    nice -n 10 "$player_bin" --port "$loomiere_port" --path "$path" --curve "$media/low600.need" \
+        --count "$cohort" --run-for "$lifetime" --connect-rate 500 \
+        --source "127.0.$((n / 200 + 1)).$((n % 200 + 10))" "${extra[@]}" \
+        > "$work/cohort.$n" 2>> "$work/players.err" &
+}
+
+# The background traffic, until killed; it counts answers by status class.
+python3 - "$loomiere_port" "$loomiere_admin" "$work/traffic.counts" <<'PY' &
+import http.client, random, sys, time, json
+port, admin, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+counts = {}
+conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(4)]
+segments = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+monitor = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
+def get(conn, target):
+    try:
+        conn.request("GET", target)
+        r = conn.getresponse()
+        r.read()
+        key = "%dxx" % (r.status // 100)
+    except Exception as e:
+        key = "error:" + type(e).__name__
+        conn.close()
+    counts[key] = counts.get(key, 0) + 1
+last = time.time()
+tick = 0
+while True:
+    # About 200 small files, 10 segments and one monitor page a second.
+    for conn in conns:
+        for _ in range(5):
+            get(conn, "/small%d.bin" % random.randrange(10))
+    if tick % 4 == 0:
+        get(segments, "/scenes600.mp4/seg-%d.m4s" % random.randrange(100))
+    if tick % 40 == 0:
+        get(monitor, "/monitor?format=json")
+    tick += 1
+    time.sleep(0.1)
+    if time.time() - last >= 5:
+        last = time.time()
+        open(out, "w").write(json.dumps(counts))
+PY
+traffic=$!
+
+# One line per minute: minute, streams, server RSS/PSS (KiB), descriptors,
+# then per-process "pid:rss:fds" fields.
+sample() {
+    python3 - "$1" "$lpid" "$loomiere_admin" <<'PY'
+import json, os, sys, urllib.request
+minute, root, admin = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+pids = [root] + [int(p) for p in open(f"/proc/{root}/task/{root}/children").read().split()]
+rss = pss = fds = 0
+per = []
+for pid in pids:
+    try:
+        r = int(next(l for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:")).split()[1])
+        p = int(next(l for l in open(f"/proc/{pid}/smaps_rollup") if l.startswith("Pss:")).split()[1])
+        f = len(os.listdir(f"/proc/{pid}/fd"))
+    except (OSError, StopIteration):
+        continue
+    rss, pss, fds = rss + r, pss + p, fds + f
+    per.append(f"{pid}:{r}:{f}")
+streams = "-"
+try:
+    data = json.load(urllib.request.urlopen(f"http://127.0.0.1:{admin}/monitor?format=json", timeout=5))
+    streams = int(data.get("streams:active", 0))
+except Exception:
+    pass
+print(minute, streams, rss, pss, fds, " ".join(per))
+PY
+}
+
+echo "soak: $minutes minutes, $((cohort * cohorts)) streams with churn, 2 workers (log: $work/loomiere.log)"
+for n in $(seq 1 $cohorts); do cohort "$n" $((n * 60)); done
+next=$((cohorts + 1))
+killed=
+: > "$work/minutes"
+for minute in $(seq 1 "$minutes"); do
+    sleep 60
+    sample "$minute" | tee -a "$work/minutes" | cut -d' ' -f1-5
+    cohort "$next" $((cohorts * 60))
+    next=$((next + 1))
+    if [ $((minute % 5)) = 0 ]; then kill -HUP "$lpid"; echo "minute $minute: SIGHUP"; fi
+    if [ "$minute" = $((minutes / 2)) ] && [ -z "$killed" ]; then
+        # A worker: any child but the monitor, which holds the admin port.
+        holders=$(ss -Hltnp "sport = :$loomiere_admin" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)
+        killed=$(tr ' ' '\n' < "/proc/$lpid/task/$lpid/children" | grep . | grep -vxF "${holders:-x}" | head -1)
+        kill -9 "$killed"
+        echo "minute $minute: kill -9 $killed"
+    fi
+done
+kill "$traffic" 2>/dev/null || true
+sleep 1
+cp "$work/loomiere.log" "$work/loomiere.log.end"
+
+python3 - "$work/minutes" "$work/traffic.counts" "$work/loomiere.log.end" "$minutes" "$(git rev-parse --short HEAD)" <<'PY'
+import json, re, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+counts = json.loads(open(sys.argv[2]).read() or "{}")
+log = open(sys.argv[3], errors="replace").read().splitlines()
+minutes, commit = int(sys.argv[4]), sys.argv[5]
+minute = [int(r[0]) for r in rows]
+streams = [int(r[1]) if r[1] != "-" else 0 for r in rows]
+rss = [int(r[2]) for r in rows]
+pss = [int(r[3]) for r in rows]
+fds = [int(r[4]) for r in rows]
+ref = minute.index(10)
+last10 = range(max(len(rows) - 10, ref), len(rows))
+drift = max(abs(pss[i] - pss[ref]) / pss[ref] for i in last10)
+fd_growth = (max(fds[i] for i in last10) - fds[ref]) / fds[ref]
+# Access log: status is the field after the quoted request line.
+statuses = {}
+for line in log:
+    m = re.search(r'" (\d{3}) ', line)
+    if m:
+        statuses[m.group(1)[0] + "xx"] = statuses.get(m.group(1)[0] + "xx", 0) + 1
+fives = statuses.get("5xx", 0) + counts.get("5xx", 0)
+# Lines above warn, and those the faults explain (the killed worker and its replacement).
+explained = re.compile(r"was killed by SIGKILL|starting a new one|is stuck")
+serious = [l for l in log if re.match(r"^\S+ \S+ ERROR ", l)]
+unexplained = [l for l in serious if not explained.search(l)]
+ok = drift <= 0.05 and fd_growth <= 0.05 and fives == 0 and not unexplained
+lines = []
+lines.append(f"Soak of commit {commit}: {minutes} minutes, 20 000 throttled streams with churn "
+             "(2 000 leave and 2 000 join every minute, half of them seeking, half reporting hints), "
+             "10 KB keep-alive requests, random HLS segments and the monitor beside them, "
+             "SIGHUP every 5 minutes, one worker killed with SIGKILL at half time.")
+lines.append("")
+lines.append("| | figure |")
+lines.append("|---|---|")
+lines.append(f"| streams held (minute 10 / last) | {streams[ref]} / {streams[-1]} |")
+lines.append(f"| server PSS, all processes (minute 10 / last / largest drift in the last 10 minutes) | {pss[ref] / 1024:.1f} MB / {pss[-1] / 1024:.1f} MB / {drift * 100:.1f} % |")
+lines.append(f"| server RSS, all processes (minute 10 / last) | {rss[ref] / 1024:.1f} MB / {rss[-1] / 1024:.1f} MB |")
+lines.append(f"| open descriptors (minute 10 / largest in the last 10 minutes) | {fds[ref]} / {max(fds[i] for i in last10)} ({fd_growth * 100:+.1f} %) |")
+lines.append(f"| answers by class (access log, streams and background traffic) | {', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))} |")
+lines.append(f"| background client's answers | {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))} |")
+lines.append(f"| log lines above warn / not explained by the kill | {len(serious)} / {len(unexplained)} |")
+lines.append(f"| verdict | {'flat memory, no descriptor growth, no 5xx, no unexplained errors' if ok else 'FAILED'} |")
+for l in unexplained[:10]:
+    lines.append(f"\n    {l}")
+lines.append("")
+lines.append("![server memory and descriptors per minute](soak.svg)")
+open("benches/soak.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+# The plot: PSS (MB) and descriptors (thousands) per minute.
+W, H, L, B = 640, 300, 50, 30
+def path(values, top):
+    pts = []
+    for m, v in zip(minute, values):
+        x = L + (m - 1) / max(minutes - 1, 1) * (W - L - 20)
+        y = H - B - v / top * (H - B - 20)
+        pts.append(f"{x:.1f},{y:.1f}")
+    return " ".join(pts)
+top_mb = max(p / 1024 for p in pss) * 1.25
+top_fd = max(fds) / 1000 * 1.25
+svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
+       f'<rect width="{W}" height="{H}" fill="white"/>',
+       f'<line x1="{L}" y1="{H - B}" x2="{W - 20}" y2="{H - B}" stroke="black"/>',
+       f'<line x1="{L}" y1="20" x2="{L}" y2="{H - B}" stroke="black"/>',
+       f'<text x="{W / 2}" y="{H - 8}" text-anchor="middle">minute</text>',
+       f'<text x="{L - 5}" y="{H - B}" text-anchor="end">0</text>',
+       f'<text x="{L - 5}" y="24" text-anchor="end">{top_mb:.0f} MB</text>',
+       f'<text x="{W - 20}" y="{H - B + 14}" text-anchor="end">{minutes}</text>',
+       f'<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{path([p / 1024 for p in pss], top_mb)}"/>',
+       f'<polyline fill="none" stroke="#d62728" stroke-width="2" points="{path([f / 1000 for f in fds], top_fd)}"/>',
+       f'<text x="{L + 10}" y="16" fill="#1f77b4">server PSS (MB, scale 0–{top_mb:.0f})</text>',
+       f'<text x="{L + 260}" y="16" fill="#d62728">open descriptors (thousands, scale 0–{top_fd:.0f})</text>',
+       '</svg>']
+open("benches/soak.svg", "w").write("\n".join(svg) + "\n")
+sys.exit(0 if ok else 1)
+PY
