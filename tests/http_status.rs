@@ -224,6 +224,45 @@ fn request_timeout_408_when_the_head_is_slow() {
 }
 
 #[test]
+fn a_silent_connection_is_closed_after_the_deferred_accept_and_header_timeout() {
+    let dir = TempDir::new("silent");
+    dir.write("a.txt", b"a");
+    let options = options_file(
+        &dir,
+        &format!(
+            "options.header_timeout = 1\noptions.hosts[''] = {{ folder = '{}' }}\n",
+            dir.path().display()
+        ),
+    );
+    let server = Server::start(&["-o", options.to_str().expect("utf8"), "-w", "1"]);
+    // The client port defers accept() until the first bytes (TCP_DEFER_ACCEPT,
+    // 1 s): a client that says nothing is taken in at the handshake's first
+    // retransmission, and then has its header_timeout like any other.
+    let mut silent = server.connect();
+    let started = Instant::now();
+    assert_eq!(
+        server.get("/a.txt", &[]).body,
+        b"a",
+        "others are served meanwhile"
+    );
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut bytes = Vec::new();
+    let _ = silent.read_to_end(&mut bytes);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(6),
+        "closed after {waited:?}"
+    );
+    assert!(
+        bytes.is_empty() || bytes.starts_with(b"HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+}
+
+#[test]
 fn uri_too_long_414() {
     let (_dir, server) = site();
     let request = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(5000));
