@@ -12,6 +12,21 @@ fn main() {
     let path = std::env::args().nth(1).expect("usage: seek_cost FILE.mp4");
     let file = std::fs::File::open(&path).expect("open");
     let size = file.metadata().expect("stat").len();
+    // INDEX_ROUNDS=N: index the file N times and print the mean only (to profile it).
+    if let Some(rounds) = std::env::var("INDEX_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        let started = Instant::now();
+        for _ in 0..rounds {
+            mp4::index(&FileSource { file: &file, size }).expect("index");
+        }
+        println!(
+            "index: {:?} (mean of {rounds})",
+            started.elapsed() / rounds.max(1)
+        );
+        return;
+    }
     let started = Instant::now();
     let index = Rc::new(mp4::index(&FileSource { file: &file, size }).expect("index"));
     println!(

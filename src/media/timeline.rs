@@ -44,7 +44,10 @@ pub const TIMELINE_STEP_SECS: f64 = 0.1;
 /// are interleaved and whatever the bitrate; it errs by at most one step on
 /// the generous side. `duration` (seconds) ends the timeline.
 pub fn from_sample_ends(mut ends: Vec<(u64, u64)>, duration: f64) -> Rc<[TimePoint]> {
-    ends.sort_unstable();
+    // Each track (or an FLV's tags) gives its entries in time order: the
+    // stable sort finds those runs and merges them in linear time, where an
+    // unstable sort would start over (a tenth of indexing a one-hour film).
+    ends.sort();
     let mut points = Vec::new();
     let mut reached = 0u64;
     let mut at = 0;

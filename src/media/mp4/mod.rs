@@ -199,8 +199,15 @@ fn needed_bytes(tracks: &[Track], file_size: u64) -> Rc<[TimePoint]> {
     for track in tracks.iter().filter(|t| t.timescale > 0) {
         let step = timeline::TIMELINE_STEP_SECS * f64::from(track.timescale);
         let mut current: Option<(u64, u64)> = None;
+        // Decode times only grow within a track: divide once per step of
+        // the timeline, not once per sample.
+        let (mut step_index, mut step_ends_at) = (0u64, 0u64);
         track.for_each_sample_end(|time, end| {
-            let index = (time as f64 / step) as u64;
+            if time >= step_ends_at || time < step_ends_at.saturating_sub(step as u64 + 1) {
+                step_index = (time as f64 / step) as u64;
+                step_ends_at = ((step_index + 1) as f64 * step).ceil() as u64;
+            }
+            let index = step_index;
             let end = end.min(file_size);
             match &mut current {
                 Some((at, reached)) if *at == index => *reached = (*reached).max(end),

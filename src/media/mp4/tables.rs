@@ -78,6 +78,25 @@ impl<'a> Fields<'a> {
         }
         Ok(count)
     }
+
+    /// A table's entry count and its entries of `entry_len` bytes, checked
+    /// once for the whole table rather than once per field.
+    pub fn entries(
+        &mut self,
+        entry_len: usize,
+    ) -> Result<std::slice::ChunksExact<'a, u8>, MediaError> {
+        let count = self.count(entry_len)?;
+        Ok(self.take(count * entry_len)?.chunks_exact(entry_len.max(1)))
+    }
+}
+
+/// The big-endian u32 at `at` of a table entry (whose length the caller chose).
+fn be32(entry: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([entry[at], entry[at + 1], entry[at + 2], entry[at + 3]])
+}
+
+fn be64(entry: &[u8]) -> u64 {
+    (u64::from(be32(entry, 0)) << 32) | u64::from(be32(entry, 4))
 }
 
 /// Movie/media header times: (timescale, duration, offset of the duration field, its width in bytes).
@@ -390,17 +409,24 @@ impl Track {
     /// Calls `visit(decode_time, end_offset)` for every sample, walking the
     /// chunks in table order: O(samples), for building timelines.
     pub fn for_each_sample_end(&self, mut visit: impl FnMut(u64, u64)) {
+        let (table, constant) = match &self.sizes {
+            Sizes::Constant(size) => (&[][..], u64::from(*size)),
+            Sizes::Table { sizes, .. } => (sizes.as_slice(), 0),
+        };
         let mut sample = 0u64;
         let mut time = 0u64;
         let mut run = 0usize;
         let mut used_in_run = 0u64;
-        for (chunk, &chunk_offset) in self.chunk_offsets.iter().enumerate() {
-            let mut offset = chunk_offset;
-            for _ in 0..self.samples_in_chunk(chunk as u64) {
+        for (chunk, samples) in self.chunk_sample_counts() {
+            let mut offset = self.chunk_offsets[chunk];
+            for _ in 0..samples {
                 if sample >= self.sample_count {
                     return;
                 }
-                offset = offset.saturating_add(self.size_of(sample));
+                let size = table
+                    .get(sample as usize)
+                    .map_or(constant, |&n| u64::from(n));
+                offset = offset.saturating_add(size);
                 visit(time, offset);
                 while let Some(entry) = self.stts.get(run) {
                     if used_in_run < u64::from(entry.count) {
@@ -414,6 +440,22 @@ impl Track {
                 sample += 1;
             }
         }
+    }
+
+    /// Every chunk (0-based) in table order with its number of samples,
+    /// walking the stsc runs (checked by `index_and_check`) instead of
+    /// looking each chunk's run up.
+    fn chunk_sample_counts(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        let chunks = self.chunk_offsets.len();
+        self.stsc.iter().enumerate().flat_map(move |(i, run)| {
+            let first = (run.first_chunk as usize).saturating_sub(1).min(chunks);
+            let next = self
+                .stsc
+                .get(i + 1)
+                .map_or(chunks, |r| (r.first_chunk as usize).saturating_sub(1))
+                .clamp(first, chunks);
+            (first..next).map(move |chunk| (chunk, u64::from(run.samples_per_chunk)))
+        })
     }
 
     /// Memory held, for the cache's budget.
@@ -436,15 +478,12 @@ impl Track {
 }
 
 fn runs(f: &mut Fields) -> Result<Vec<Run>, MediaError> {
-    let count = f.count(8)?;
-    let mut runs = Vec::with_capacity(count);
-    for _ in 0..count {
-        runs.push(Run {
-            count: f.u32()?,
-            value: f.u32()?,
-        });
-    }
-    Ok(runs)
+    Ok(f.entries(8)?
+        .map(|e| Run {
+            count: be32(e, 0),
+            value: be32(e, 4),
+        })
+        .collect())
 }
 
 fn full_box<'a>(node: &Node, moov: &'a [u8]) -> Result<(Fields<'a>, u8), MediaError> {
@@ -513,25 +552,19 @@ pub fn parse_track(trak: &Node, moov: &[u8], file_size: u64) -> Result<Track, Me
     let sync = match stbl.child(b"stss") {
         Some(node) => {
             let (mut f, _) = full_box(node, moov)?;
-            let count = f.count(4)?;
-            let mut sync = Vec::with_capacity(count);
-            for _ in 0..count {
-                sync.push(f.u32()?);
-            }
-            Some(sync)
+            Some(f.entries(4)?.map(|e| be32(e, 0)).collect())
         }
         None => None,
     };
     let (mut f, _) = full_box(table(b"stsc")?, moov)?;
-    let count = f.count(12)?;
-    let mut stsc = Vec::with_capacity(count);
-    for _ in 0..count {
-        stsc.push(ChunkRun {
-            first_chunk: f.u32()?,
-            samples_per_chunk: f.u32()?,
-            description: f.u32()?,
-        });
-    }
+    let stsc: Vec<ChunkRun> = f
+        .entries(12)?
+        .map(|e| ChunkRun {
+            first_chunk: be32(e, 0),
+            samples_per_chunk: be32(e, 4),
+            description: be32(e, 8),
+        })
+        .collect();
     let (sizes, sample_count) = if let Some(stsz) = stbl.child(b"stsz") {
         let (mut f, _) = full_box(stsz, moov)?;
         let constant = f.u32()?;
@@ -539,11 +572,8 @@ pub fn parse_track(trak: &Node, moov: &[u8], file_size: u64) -> Result<Track, Me
         if constant != 0 {
             (Sizes::Constant(constant), u64::from(f.u32()?))
         } else {
-            let count = f.count(4)?;
-            let mut sizes = Vec::with_capacity(count);
-            for _ in 0..count {
-                sizes.push(f.u32()?);
-            }
+            let sizes: Vec<u32> = f.entries(4)?.map(|e| be32(e, 0)).collect();
+            let count = sizes.len();
             (
                 Sizes::Table {
                     sizes,
@@ -591,14 +621,10 @@ pub fn parse_track(trak: &Node, moov: &[u8], file_size: u64) -> Result<Track, Me
     };
     let chunk_offsets = if let Some(stco) = stbl.child(b"stco") {
         let (mut f, _) = full_box(stco, moov)?;
-        let count = f.count(4)?;
-        (0..count)
-            .map(|_| f.u32().map(u64::from))
-            .collect::<Result<Vec<_>, _>>()?
+        f.entries(4)?.map(|e| u64::from(be32(e, 0))).collect()
     } else if let Some(co64) = stbl.child(b"co64") {
         let (mut f, _) = full_box(co64, moov)?;
-        let count = f.count(8)?;
-        (0..count).map(|_| f.u64()).collect::<Result<Vec<_>, _>>()?
+        f.entries(8)?.map(be64).collect()
     } else {
         return Err(broken(format!("track {id}: no stco or co64 box")));
     };
@@ -710,12 +736,12 @@ fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> 
     }
     // Every sample must lie inside the file.
     let mut s = 0u64;
-    for chunk in 0..chunks {
+    for (chunk, samples) in track.chunk_sample_counts() {
         if s >= track.sample_count {
             break;
         }
-        let in_chunk = track.samples_in_chunk(chunk).min(track.sample_count - s);
-        let offset = track.chunk_offsets[chunk as usize];
+        let in_chunk = samples.min(track.sample_count - s);
+        let offset = track.chunk_offsets[chunk];
         let bytes: u64 = match &track.sizes {
             Sizes::Constant(size) => in_chunk * u64::from(*size),
             Sizes::Table { sizes, .. } => sizes[s as usize..(s + in_chunk) as usize]
