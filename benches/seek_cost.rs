@@ -27,6 +27,27 @@ fn main() {
         );
         return;
     }
+    // SEGMENT_ROUNDS=N: package every segment N times and print the mean only (to profile it).
+    if let Some(rounds) = std::env::var("SEGMENT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        let index = mp4::index(&FileSource { file: &file, size }).expect("index");
+        let plan = plan::Plan::build(&index, plan::Clip::default(), 6.0).expect("plan");
+        let segments = plan.segment_count() as u32;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            for n in 0..segments {
+                package::build(&index, &plan, Name::Segment(n), "").expect("segment");
+            }
+        }
+        println!(
+            "a segment's head: {:?} (mean of {})",
+            started.elapsed() / (rounds * segments).max(1),
+            rounds * segments
+        );
+        return;
+    }
     let started = Instant::now();
     let index = Rc::new(mp4::index(&FileSource { file: &file, size }).expect("index"));
     println!(

@@ -186,22 +186,19 @@ struct Piece {
 /// decode order.
 fn pieces_of(track: &Track, track_position: usize, range: &Range<u64>, out: &mut Vec<Piece>) {
     let mut id = out.len();
-    let mut s = range.start;
-    while s < range.end {
-        let (chunk, chunk_first) = track.chunk_of(s);
-        let chunk_end = (chunk_first + track.samples_in_chunk(chunk).max(1)).min(range.end);
-        let chunk_end = chunk_end.max(s + 1);
-        let len = (s..chunk_end).map(|n| track.size_of(n)).sum();
+    for (first_sample, count, offset) in track.chunk_pieces(range.clone()) {
+        let len = (first_sample..first_sample + count)
+            .map(|n| track.size_of(n))
+            .sum();
         out.push(Piece {
             track: track_position,
-            first_sample: s,
-            count: chunk_end - s,
-            offset: track.offset_of(s),
+            first_sample,
+            count,
+            offset,
             len,
             id,
         });
         id += 1;
-        s = chunk_end;
     }
 }
 
@@ -278,23 +275,21 @@ pub fn media_segment(
     head.extend_from_slice(b"msix");
     close(&mut head, styp);
     let moof_at = head.len();
-    // The moof's size decides every data offset: lay it out once to learn it.
-    let moof_len = write_moof(index, tracks, ranges, &runs, sequence, 0, &mut Vec::new());
     let mdat_header_len = if mdat_payload + 8 > u64::from(u32::MAX) {
         16
     } else {
         8
     };
-    write_moof(
-        index,
-        tracks,
-        ranges,
-        &runs,
-        sequence,
-        moof_len + mdat_header_len,
-        &mut head,
-    );
-    debug_assert_eq!(head.len() - moof_at, moof_len as usize);
+    // Data offsets count from the moof's first byte to the mdat payload, so
+    // they depend on the moof's own length: written as offsets into the
+    // payload, then moved on by the moof and mdat headers once its length is known.
+    let data_offsets = write_moof(index, tracks, ranges, &runs, sequence, &mut head);
+    let payload_at = (head.len() - moof_at) as u64 + mdat_header_len;
+    for at in data_offsets {
+        let field: [u8; 4] = head[at..at + 4].try_into().unwrap_or([0; 4]);
+        let moved = (u64::from(u32::from_be_bytes(field)) + payload_at) as u32;
+        head[at..at + 4].copy_from_slice(&moved.to_be_bytes());
+    }
     if mdat_header_len == 16 {
         put32(&mut head, 1);
         head.extend_from_slice(b"mdat");
@@ -309,18 +304,18 @@ pub fn media_segment(
     }
 }
 
-/// Writes the moof into `out` (data offsets counted from its first byte,
-/// the mdat payload starting `payload_at` bytes after it); returns its length.
+/// Writes the moof into `out`, each trun's data offset as the run's offset
+/// in the mdat payload; returns where in `out` those offsets are, for the
+/// caller to move them on by the moof's and the mdat header's length.
 fn write_moof(
     index: &Mp4Index,
     tracks: &[usize],
     ranges: &[Range<u64>],
     runs: &[Vec<Run>],
     sequence: u32,
-    payload_at: u64,
     out: &mut Vec<u8>,
-) -> u64 {
-    let start = out.len();
+) -> Vec<usize> {
+    let mut data_offsets = Vec::new();
     let moof = open(out, b"moof");
     let mfhd = open_full(out, b"mfhd", 0, 0);
     put32(out, sequence);
@@ -345,23 +340,34 @@ fn write_moof(
             } else {
                 0
             };
+        // The runs cover the track's samples in decode order from the
+        // range's start: one walk of each table for them all, not a search
+        // per sample (nor per run: an interleaved file has a run per chunk).
+        let first = ranges[position].start;
+        let mut durations = track.durations_from(first);
+        let mut syncs = track.sync_flags_from(first);
+        let mut offsets = track.composition_offsets_from(first);
         for run in &runs[position] {
+            debug_assert!(run.first >= first);
             let trun = open_full(out, b"trun", version, flags);
             put32(out, run.count as u32);
-            put32(out, (payload_at + run.mdat_at) as u32);
+            data_offsets.push(out.len());
+            put32(out, run.mdat_at as u32);
+            out.reserve(run.count as usize * if composition { 16 } else { 12 });
             for s in run.first..run.first + run.count {
-                put32(out, (track.time_of(s + 1) - track.time_of(s)) as u32);
+                put32(out, durations.next().unwrap_or(0));
                 put32(out, track.size_of(s) as u32);
+                let sync = syncs.next().unwrap_or(false);
                 put32(
                     out,
-                    if is_sync(track, s) {
+                    if sync {
                         SYNC_SAMPLE_FLAGS
                     } else {
                         OTHER_SAMPLE_FLAGS
                     },
                 );
                 if composition {
-                    put32(out, composition_offset(track, s));
+                    put32(out, offsets.next().unwrap_or(0));
                 }
             }
             close(out, trun);
@@ -369,22 +375,5 @@ fn write_moof(
         close(out, traf);
     }
     close(out, moof);
-    (out.len() - start) as u64
-}
-
-fn is_sync(track: &Track, s: u64) -> bool {
-    track
-        .sync
-        .as_ref()
-        .is_none_or(|sync| sync.binary_search(&((s + 1) as u32)).is_ok())
-}
-
-/// The composition offset of sample `s`, as stored (unsigned in version 0,
-/// signed in version 1; the bits are the same).
-fn composition_offset(track: &Track, s: u64) -> u32 {
-    let Some((_, runs)) = &track.ctts else {
-        return 0;
-    };
-    let (run, _) = track.ctts_run(s);
-    runs.get(run).map_or(0, |r| r.value)
+    data_offsets
 }

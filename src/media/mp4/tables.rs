@@ -264,6 +264,40 @@ impl Track {
         self.time_of(self.sample_count)
     }
 
+    /// The duration of each sample from `s` on (what `time_of(n + 1) -
+    /// time_of(n)` gives), walking the stts runs instead of searching them
+    /// for every sample.
+    pub fn durations_from(&self, s: u64) -> impl Iterator<Item = u32> + '_ {
+        run_values(&self.stts, &self.stts_first_sample, s)
+    }
+
+    /// The stored composition offset of each sample from `s` on (none
+    /// without a ctts).
+    pub fn composition_offsets_from(&self, s: u64) -> impl Iterator<Item = u32> + '_ {
+        let runs = self
+            .ctts
+            .as_ref()
+            .map_or(&[][..], |(_, runs)| runs.as_slice());
+        run_values(runs, &self.ctts_first_sample, s)
+    }
+
+    /// Whether each sample from `s` on is a sync sample (all are without an stss).
+    pub fn sync_flags_from(&self, s: u64) -> impl Iterator<Item = bool> + '_ {
+        let sync = self.sync.as_deref();
+        // stss numbers samples from 1: the first entry at or after sample `s`.
+        let mut next = sync.map_or(0, |list| list.partition_point(|&n| u64::from(n) < s + 1));
+        (s..).map(move |sample| match sync {
+            None => true,
+            Some(list) => {
+                let number = sample + 1;
+                while next < list.len() && u64::from(list[next]) < number {
+                    next += 1;
+                }
+                list.get(next).is_some_and(|&n| u64::from(n) == number)
+            }
+        })
+    }
+
     /// The sample playing at decode time `t` (`sample_count` when `t` is past the end).
     pub fn sample_at(&self, t: u64) -> u64 {
         if t >= self.duration() {
@@ -442,6 +476,50 @@ impl Track {
         }
     }
 
+    /// Samples `range` cut where chunks end: `(first sample, count, file
+    /// offset of the first)` for each chunk they touch, in decode order. One
+    /// lookup for the first chunk, then a walk.
+    pub fn chunk_pieces(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        let (mut chunk, mut chunk_first) = if range.is_empty() {
+            (0, 0)
+        } else {
+            self.chunk_of(range.start)
+        };
+        let mut run = self.stsc_run_of_chunk(chunk);
+        let mut offset = if range.is_empty() {
+            0
+        } else {
+            self.offset_of(range.start)
+        };
+        let mut s = range.start;
+        std::iter::from_fn(move || {
+            if s >= range.end {
+                return None;
+            }
+            let per_chunk = self
+                .stsc
+                .get(run)
+                .map_or(1, |r| u64::from(r.samples_per_chunk.max(1)));
+            let chunk_end = (chunk_first + per_chunk).min(range.end).max(s + 1);
+            let piece = (s, chunk_end - s, offset);
+            s = chunk_end;
+            chunk += 1;
+            chunk_first += per_chunk;
+            if self
+                .stsc
+                .get(run + 1)
+                .is_some_and(|next| u64::from(next.first_chunk) <= chunk + 1)
+            {
+                run += 1;
+            }
+            offset = self.chunk_offsets.get(chunk as usize).copied().unwrap_or(0);
+            Some(piece)
+        })
+    }
+
     /// Every chunk (0-based) in table order with its number of samples,
     /// walking the stsc runs (checked by `index_and_check`) instead of
     /// looking each chunk's run up.
@@ -475,6 +553,28 @@ impl Track {
             + self.stsc.capacity() * (12 + 8)
             + self.chunk_offsets.capacity() * 8
     }
+}
+
+/// The value of every sample of a run-length table (stts, ctts) from sample
+/// `from` on; `first_samples` holds each run's first sample.
+fn run_values<'t>(
+    runs: &'t [Run],
+    first_samples: &'t [u64],
+    from: u64,
+) -> impl Iterator<Item = u32> + 't {
+    let run = first_samples
+        .partition_point(|&first| first <= from)
+        .saturating_sub(1);
+    let into = from.saturating_sub(first_samples.get(run).copied().unwrap_or(0));
+    let current = runs
+        .get(run)
+        .map(|r| std::iter::repeat_n(r.value, u64::from(r.count).saturating_sub(into) as usize));
+    let later = runs.get(run + 1..).unwrap_or(&[]);
+    current.into_iter().flatten().chain(
+        later
+            .iter()
+            .flat_map(|r| std::iter::repeat_n(r.value, r.count as usize)),
+    )
 }
 
 fn runs(f: &mut Fields) -> Result<Vec<Run>, MediaError> {
@@ -758,4 +858,131 @@ fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> 
         s += in_chunk;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A track with awkward tables: zero-count runs, several stsc runs, a
+    /// sparse stss and a ctts, checked by `index_and_check` like a parsed one.
+    fn track() -> Track {
+        let run = |count, value| Run { count, value };
+        let chunk = |first_chunk, samples_per_chunk| ChunkRun {
+            first_chunk,
+            samples_per_chunk,
+            description: 1,
+        };
+        let mut track = Track {
+            id: 1,
+            enabled: true,
+            handler: *b"vide",
+            timescale: 1000,
+            sample_count: 40,
+            stts: vec![run(10, 40), run(0, 99), run(25, 33), run(5, 41)],
+            stts_first_sample: Vec::new(),
+            stts_first_time: Vec::new(),
+            ctts: Some((0, vec![run(3, 80), run(0, 7), run(30, 0), run(7, 120)])),
+            stts_at: 0,
+            ctts_at: 0,
+            ctts_first_sample: Vec::new(),
+            sync: Some(vec![1, 2, 11, 12, 30, 40]),
+            stsc: vec![chunk(1, 4), chunk(3, 1), chunk(7, 6)],
+            stsc_first_sample: Vec::new(),
+            sizes: Sizes::Table {
+                sizes: (0..40).map(|n| 100 + n * 7).collect(),
+                raw_at: None,
+            },
+            chunk_offsets: (0..12).map(|n| 1_000 + n * 2_000).collect(),
+            sdtp_at: None,
+            chunks_in_order: true,
+            edit: Edit::None,
+            tkhd_duration: (0, 4),
+            mdhd_duration: (0, 4),
+        };
+        index_and_check(&mut track, 1 << 20).expect("consistent tables");
+        track
+    }
+
+    #[test]
+    fn the_table_walks_agree_with_the_lookups_from_every_sample() {
+        let track = track();
+        let Some((_, ctts)) = &track.ctts else {
+            panic!("ctts")
+        };
+        let sync = track.sync.as_ref().expect("stss");
+        for from in 0..track.sample_count {
+            let samples = from..track.sample_count;
+            let durations: Vec<u32> = track
+                .durations_from(from)
+                .take(samples.clone().count())
+                .collect();
+            let looked_up: Vec<u32> = samples
+                .clone()
+                .map(|s| (track.time_of(s + 1) - track.time_of(s)) as u32)
+                .collect();
+            assert_eq!(durations, looked_up, "durations from {from}");
+            let offsets: Vec<u32> = track
+                .composition_offsets_from(from)
+                .take(looked_up.len())
+                .collect();
+            let offsets_looked_up: Vec<u32> = samples
+                .clone()
+                .map(|s| ctts[track.ctts_run(s).0].value)
+                .collect();
+            assert_eq!(
+                offsets, offsets_looked_up,
+                "composition offsets from {from}"
+            );
+            let flags: Vec<bool> = track.sync_flags_from(from).take(looked_up.len()).collect();
+            let flags_looked_up: Vec<bool> = samples
+                .map(|s| sync.binary_search(&((s + 1) as u32)).is_ok())
+                .collect();
+            assert_eq!(flags, flags_looked_up, "sync flags from {from}");
+        }
+    }
+
+    #[test]
+    fn chunk_pieces_cut_any_range_where_its_chunks_end() {
+        let track = track();
+        for start in 0..track.sample_count {
+            for end in start..=track.sample_count {
+                let walked: Vec<(u64, u64, u64)> = track.chunk_pieces(start..end).collect();
+                // The lookups, one chunk at a time.
+                let mut looked_up = Vec::new();
+                let mut s = start;
+                while s < end {
+                    let (chunk, first) = track.chunk_of(s);
+                    let chunk_end = (first + track.samples_in_chunk(chunk).max(1))
+                        .min(end)
+                        .max(s + 1);
+                    looked_up.push((s, chunk_end - s, track.offset_of(s)));
+                    s = chunk_end;
+                }
+                assert_eq!(walked, looked_up, "samples {start}..{end}");
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_are_walked_with_their_stsc_run_sample_counts() {
+        let track = track();
+        let walked: Vec<(usize, u64)> = track.chunk_sample_counts().collect();
+        let looked_up: Vec<(usize, u64)> = (0..track.chunk_offsets.len())
+            .map(|chunk| (chunk, track.samples_in_chunk(chunk as u64)))
+            .collect();
+        assert_eq!(walked, looked_up);
+        let mut ends = Vec::new();
+        track.for_each_sample_end(|time, end| ends.push((time, end)));
+        assert_eq!(ends.len() as u64, track.sample_count);
+        for (s, &(time, end)) in ends.iter().enumerate() {
+            let s = s as u64;
+            assert_eq!(time, track.time_of(s), "decode time of sample {s}");
+            assert_eq!(
+                end,
+                track.offset_of(s) + track.size_of(s),
+                "end of sample {s}"
+            );
+        }
+    }
 }
