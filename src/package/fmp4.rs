@@ -185,8 +185,8 @@ struct Piece {
 /// The pieces of samples `range` of `track` (numbered `track_position`), in
 /// decode order.
 fn pieces_of(track: &Track, track_position: usize, range: &Range<u64>, out: &mut Vec<Piece>) {
-    let mut id = out.len();
-    for (first_sample, count, offset) in track.chunk_pieces(range.clone()) {
+    let first_id = out.len();
+    for (id, (first_sample, count, offset)) in (first_id..).zip(track.chunk_pieces(range.clone())) {
         let len = (first_sample..first_sample + count)
             .map(|n| track.size_of(n))
             .sum();
@@ -198,7 +198,6 @@ fn pieces_of(track: &Track, track_position: usize, range: &Range<u64>, out: &mut
             len,
             id,
         });
-        id += 1;
     }
 }
 
