@@ -382,64 +382,42 @@ impl Stream {
         self.pace.is_throttled()
     }
 
+    /// The allowance at `now`: the wall clock's, or for a stream with a
+    /// fresh player report, the report's.
     fn allowance(&mut self, now: Instant) -> Allowance {
         let elapsed = self
             .started
             .map_or(Duration::ZERO, |t0| now.saturating_duration_since(t0));
-        match &self.pace {
-            Pace::Full => Allowance {
-                until: self.end,
-                next: None,
-            },
+        let wall_clock = self.allowance_at(elapsed);
+        let (
             Pace::Media {
                 timeline,
-                start_seconds,
                 lead,
                 period,
-            } => {
-                let boundaries = (*period, self.phase * period);
-                let wall_clock = schedule::media_allowance(
-                    timeline,
-                    *start_seconds,
-                    *lead,
-                    boundaries,
-                    elapsed,
-                    self.end,
-                );
-                let Some(hint) = &mut self.hint else {
-                    return wall_clock;
-                };
-                let now_ms = sys::monotonic_micros() / 1000;
-                // Without a fresh report the wall clock guesses, as unhinted.
-                let Some(report) = hint.table.read(&hint.registration, now_ms) else {
-                    hint.account(false, 0);
-                    return wall_clock;
-                };
-                let received = hint.received_at_report(&report, timeline.seconds_at(self.position));
-                let hinted = schedule::hinted_allowance(
-                    timeline,
-                    &report,
-                    (received, *lead),
-                    boundaries,
-                    elapsed,
-                    self.end,
-                );
-                hint.account(report.paused, wall_clock.until.saturating_sub(hinted.until));
-                hinted
-            }
-            Pace::Rate {
-                bytes_per_second,
-                after,
-                period,
-            } => schedule::rate_allowance(
-                *bytes_per_second,
-                *after,
-                (*period, self.phase * period),
-                elapsed,
-                self.first,
-                self.end,
-            ),
-        }
+                ..
+            },
+            Some(hint),
+        ) = (&self.pace, &mut self.hint)
+        else {
+            return wall_clock;
+        };
+        let now_ms = sys::monotonic_micros() / 1000;
+        // Without a fresh report the wall clock guesses, as unhinted.
+        let Some(report) = hint.table.read(&hint.registration, now_ms) else {
+            hint.account(false, 0);
+            return wall_clock;
+        };
+        let received = hint.received_at_report(&report, timeline.seconds_at(self.position));
+        let hinted = schedule::hinted_allowance(
+            timeline,
+            &report,
+            (received, *lead),
+            (*period, self.phase * period),
+            elapsed,
+            self.end,
+        );
+        hint.account(report.paused, wall_clock.until.saturating_sub(hinted.until));
+        hinted
     }
 
     /// The boundary to wake at, from `next` (time since the start) on: later
@@ -465,7 +443,7 @@ impl Stream {
         })
     }
 
-    /// The allowance `elapsed` after the start, without a player's report.
+    /// The allowance `elapsed` after the start by the wall clock (without a player's report).
     fn allowance_at(&self, elapsed: Duration) -> Allowance {
         match &self.pace {
             Pace::Full => Allowance {

@@ -1,0 +1,125 @@
+//! The table walks of `tables` checked against its per-sample lookups.
+
+use super::*;
+
+/// A track with awkward tables: zero-count runs, several stsc runs, a
+/// sparse stss and a ctts, checked by `index_and_check` like a parsed one.
+fn track() -> Track {
+    let run = |count, value| Run { count, value };
+    let chunk = |first_chunk, samples_per_chunk| ChunkRun {
+        first_chunk,
+        samples_per_chunk,
+        description: 1,
+    };
+    let mut track = Track {
+        id: 1,
+        enabled: true,
+        handler: *b"vide",
+        timescale: 1000,
+        sample_count: 40,
+        stts: vec![run(10, 40), run(0, 99), run(25, 33), run(5, 41)],
+        stts_first_sample: Vec::new(),
+        stts_first_time: Vec::new(),
+        ctts: Some((0, vec![run(3, 80), run(0, 7), run(30, 0), run(7, 120)])),
+        stts_at: 0,
+        ctts_at: 0,
+        ctts_first_sample: Vec::new(),
+        sync: Some(vec![1, 2, 11, 12, 30, 40]),
+        stsc: vec![chunk(1, 4), chunk(3, 1), chunk(7, 6)],
+        stsc_first_sample: Vec::new(),
+        sizes: Sizes::Table {
+            sizes: (0..40).map(|n| 100 + n * 7).collect(),
+            raw_at: None,
+        },
+        chunk_offsets: (0..12).map(|n| 1_000 + n * 2_000).collect(),
+        sdtp_at: None,
+        chunks_in_order: true,
+        edit: Edit::None,
+        tkhd_duration: (0, 4),
+        mdhd_duration: (0, 4),
+    };
+    index_and_check(&mut track, 1 << 20).expect("consistent tables");
+    track
+}
+
+#[test]
+fn the_table_walks_agree_with_the_lookups_from_every_sample() {
+    let track = track();
+    let Some((_, ctts)) = &track.ctts else {
+        panic!("ctts")
+    };
+    let sync = track.sync.as_ref().expect("stss");
+    for from in 0..track.sample_count {
+        let samples = from..track.sample_count;
+        let durations: Vec<u32> = track
+            .durations_from(from)
+            .take(samples.clone().count())
+            .collect();
+        let looked_up: Vec<u32> = samples
+            .clone()
+            .map(|s| (track.time_of(s + 1) - track.time_of(s)) as u32)
+            .collect();
+        assert_eq!(durations, looked_up, "durations from {from}");
+        let offsets: Vec<u32> = track
+            .composition_offsets_from(from)
+            .take(looked_up.len())
+            .collect();
+        let offsets_looked_up: Vec<u32> = samples
+            .clone()
+            .map(|s| ctts[track.ctts_run(s).0].value)
+            .collect();
+        assert_eq!(
+            offsets, offsets_looked_up,
+            "composition offsets from {from}"
+        );
+        let flags: Vec<bool> = track.sync_flags_from(from).take(looked_up.len()).collect();
+        let flags_looked_up: Vec<bool> = samples
+            .map(|s| sync.binary_search(&((s + 1) as u32)).is_ok())
+            .collect();
+        assert_eq!(flags, flags_looked_up, "sync flags from {from}");
+    }
+}
+
+#[test]
+fn chunk_pieces_cut_any_range_where_its_chunks_end() {
+    let track = track();
+    for start in 0..track.sample_count {
+        for end in start..=track.sample_count {
+            let walked: Vec<(u64, u64, u64)> = track.chunk_pieces(start..end).collect();
+            // The lookups, one chunk at a time.
+            let mut looked_up = Vec::new();
+            let mut s = start;
+            while s < end {
+                let (chunk, first) = track.chunk_of(s);
+                let chunk_end = (first + track.samples_in_chunk(chunk).max(1))
+                    .min(end)
+                    .max(s + 1);
+                looked_up.push((s, chunk_end - s, track.offset_of(s)));
+                s = chunk_end;
+            }
+            assert_eq!(walked, looked_up, "samples {start}..{end}");
+        }
+    }
+}
+
+#[test]
+fn chunks_are_walked_with_their_stsc_run_sample_counts() {
+    let track = track();
+    let walked: Vec<(usize, u64)> = track.chunk_sample_counts().collect();
+    let looked_up: Vec<(usize, u64)> = (0..track.chunk_offsets.len())
+        .map(|chunk| (chunk, track.samples_in_chunk(chunk as u64)))
+        .collect();
+    assert_eq!(walked, looked_up);
+    let mut ends = Vec::new();
+    track.for_each_sample_end(|time, end| ends.push((time, end)));
+    assert_eq!(ends.len() as u64, track.sample_count);
+    for (s, &(time, end)) in ends.iter().enumerate() {
+        let s = s as u64;
+        assert_eq!(time, track.time_of(s), "decode time of sample {s}");
+        assert_eq!(
+            end,
+            track.offset_of(s) + track.size_of(s),
+            "end of sample {s}"
+        );
+    }
+}
