@@ -1,0 +1,159 @@
+//! Walks over a track's tables in sample order: each starts with one
+//! lookup and then steps, for the loops that visit every sample (the
+//! timeline, a segment's moof) where a search per sample would dominate.
+
+use super::{Run, Sizes, Track};
+
+impl Track {
+    /// The duration of each sample from `s` on (what `time_of(n + 1) -
+    /// time_of(n)` gives), walking the stts runs instead of searching them
+    /// for every sample.
+    pub fn durations_from(&self, s: u64) -> impl Iterator<Item = u32> + '_ {
+        run_values(&self.stts, &self.stts_first_sample, s)
+    }
+
+    /// The stored composition offset of each sample from `s` on (none
+    /// without a ctts).
+    pub fn composition_offsets_from(&self, s: u64) -> impl Iterator<Item = u32> + '_ {
+        let runs = self
+            .ctts
+            .as_ref()
+            .map_or(&[][..], |(_, runs)| runs.as_slice());
+        run_values(runs, &self.ctts_first_sample, s)
+    }
+
+    /// Whether each sample from `s` on is a sync sample (all are without an stss).
+    pub fn sync_flags_from(&self, s: u64) -> impl Iterator<Item = bool> + '_ {
+        let sync = self.sync.as_deref();
+        // stss numbers samples from 1: the first entry at or after sample `s`.
+        let mut next = sync.map_or(0, |list| list.partition_point(|&n| u64::from(n) < s + 1));
+        (s..).map(move |sample| match sync {
+            None => true,
+            Some(list) => {
+                let number = sample + 1;
+                while next < list.len() && u64::from(list[next]) < number {
+                    next += 1;
+                }
+                list.get(next).is_some_and(|&n| u64::from(n) == number)
+            }
+        })
+    }
+
+    /// Calls `visit(decode_time, end_offset)` for every sample, walking the
+    /// chunks in table order: O(samples), for building timelines.
+    pub fn for_each_sample_end(&self, mut visit: impl FnMut(u64, u64)) {
+        let (table, constant) = match &self.sizes {
+            Sizes::Constant(size) => (&[][..], u64::from(*size)),
+            Sizes::Table { sizes, .. } => (sizes.as_slice(), 0),
+        };
+        let mut sample = 0u64;
+        let mut time = 0u64;
+        let mut run = 0usize;
+        let mut used_in_run = 0u64;
+        for (chunk, samples) in self.chunk_sample_counts() {
+            let mut offset = self.chunk_offsets[chunk];
+            for _ in 0..samples {
+                if sample >= self.sample_count {
+                    return;
+                }
+                let size = table
+                    .get(sample as usize)
+                    .map_or(constant, |&n| u64::from(n));
+                offset = offset.saturating_add(size);
+                visit(time, offset);
+                while let Some(entry) = self.stts.get(run) {
+                    if used_in_run < u64::from(entry.count) {
+                        break;
+                    }
+                    run += 1;
+                    used_in_run = 0;
+                }
+                time = time.saturating_add(self.stts.get(run).map_or(0, |e| u64::from(e.value)));
+                used_in_run += 1;
+                sample += 1;
+            }
+        }
+    }
+
+    /// Samples `range` cut where chunks end: `(first sample, count, file
+    /// offset of the first)` for each chunk they touch, in decode order. One
+    /// lookup for the first chunk, then a walk.
+    pub fn chunk_pieces(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        let (mut chunk, mut chunk_first) = if range.is_empty() {
+            (0, 0)
+        } else {
+            self.chunk_of(range.start)
+        };
+        let mut run = self.stsc_run_of_chunk(chunk);
+        let mut offset = if range.is_empty() {
+            0
+        } else {
+            self.offset_of(range.start)
+        };
+        let mut s = range.start;
+        std::iter::from_fn(move || {
+            if s >= range.end {
+                return None;
+            }
+            let per_chunk = self
+                .stsc
+                .get(run)
+                .map_or(1, |r| u64::from(r.samples_per_chunk.max(1)));
+            let chunk_end = (chunk_first + per_chunk).min(range.end).max(s + 1);
+            let piece = (s, chunk_end - s, offset);
+            s = chunk_end;
+            chunk += 1;
+            chunk_first += per_chunk;
+            if self
+                .stsc
+                .get(run + 1)
+                .is_some_and(|next| u64::from(next.first_chunk) <= chunk + 1)
+            {
+                run += 1;
+            }
+            offset = self.chunk_offsets.get(chunk as usize).copied().unwrap_or(0);
+            Some(piece)
+        })
+    }
+
+    /// Every chunk (0-based) in table order with its number of samples,
+    /// walking the stsc runs (checked by `index_and_check`) instead of
+    /// looking each chunk's run up.
+    pub(super) fn chunk_sample_counts(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        let chunks = self.chunk_offsets.len();
+        self.stsc.iter().enumerate().flat_map(move |(i, run)| {
+            let first = (run.first_chunk as usize).saturating_sub(1).min(chunks);
+            let next = self
+                .stsc
+                .get(i + 1)
+                .map_or(chunks, |r| (r.first_chunk as usize).saturating_sub(1))
+                .clamp(first, chunks);
+            (first..next).map(move |chunk| (chunk, u64::from(run.samples_per_chunk)))
+        })
+    }
+}
+
+/// The value of every sample of a run-length table (stts, ctts) from sample
+/// `from` on; `first_samples` holds each run's first sample.
+fn run_values<'t>(
+    runs: &'t [Run],
+    first_samples: &'t [u64],
+    from: u64,
+) -> impl Iterator<Item = u32> + 't {
+    let run = first_samples
+        .partition_point(|&first| first <= from)
+        .saturating_sub(1);
+    let into = from.saturating_sub(first_samples.get(run).copied().unwrap_or(0));
+    let current = runs
+        .get(run)
+        .map(|r| std::iter::repeat_n(r.value, u64::from(r.count).saturating_sub(into) as usize));
+    let later = runs.get(run + 1..).unwrap_or(&[]);
+    current.into_iter().flatten().chain(
+        later
+            .iter()
+            .flat_map(|r| std::iter::repeat_n(r.value, r.count as usize)),
+    )
+}
