@@ -33,9 +33,22 @@
     var report = new URL('/.hint', url);
     var last = 0;
 
+    // Once the rest of the film is buffered its download is over and the
+    // server follows no stream with this key (a report would get 404); a
+    // seek outside the buffer starts a new download and the reports again.
+    function downloaded() {
+      var ranges = media.buffered, end = media.duration;
+      if (!isFinite(end)) return false;
+      for (var i = 0; i < ranges.length; i++) {
+        if (ranges.start(i) <= media.currentTime + 0.5 && ranges.end(i) >= end - 0.5) return true;
+      }
+      return false;
+    }
+
     function send(always) {
       var now = Date.now();
       if (!always && now - last < PLAYING_EVERY_MS) return;
+      if (downloaded()) return;
       last = now;
       report.search = '?key=' + key + '&t=' + media.currentTime.toFixed(3) +
         '&paused=' + (media.paused ? 1 : 0);

@@ -405,7 +405,9 @@ fn send_report(player: &mut Player, now: Instant, reports: &mpsc::Sender<String>
     let Some(key) = &player.key else { return };
     let paused = matches!(player.pause, Pause::Since(_));
     let playing = matches!(player.state, State::Playing | State::Stalled);
-    if player.state == State::Done || !(playing || paused) {
+    // As hint.js does, no reports once the whole body has arrived: the
+    // server follows no stream for the key then.
+    if player.state == State::Done || !(playing || paused) || player.all_in() {
         return;
     }
     let every = if paused { REPORT_PAUSED } else { REPORT_PLAYING };
