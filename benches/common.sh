@@ -97,17 +97,29 @@ make_films() {
             -c:a aac -b:a 48k -ac 1 -movflags +faststart "$media/scenes600.mp4"
         touch "$media/scenes600.done"
     fi
-    if [ ! -e "$media/low600.done" ]; then
-        echo "generating $media/low600.mp4: 10 min at about 40 kbit/s, for many streams"
+    make_low_film low600 600
+    need_curves scenes600 low600
+}
+
+# make_low_film NAME SECONDS: a film at about 40 kbit/s, for many streams.
+make_low_film() {
+    local name=$1 seconds=$2
+    mkdir -p "$media"
+    if [ ! -e "$media/$name.done" ]; then
+        echo "generating $media/$name.mp4: $((seconds / 60)) min at about 40 kbit/s, for many streams"
         ffmpeg -hide_banner -loglevel error -y -nostdin \
-            -f lavfi -i "testsrc2=size=160x90:rate=10:duration=600" \
-            -f lavfi -i "sine=frequency=440:sample_rate=22050:duration=600" \
+            -f lavfi -i "testsrc2=size=160x90:rate=10:duration=$seconds" \
+            -f lavfi -i "sine=frequency=440:sample_rate=22050:duration=$seconds" \
             -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 20 -b:v 24k -maxrate 32k -bufsize 64k \
-            -c:a aac -b:a 16k -ac 1 -movflags +faststart "$media/low600.mp4"
-        touch "$media/low600.done"
+            -c:a aac -b:a 16k -ac 1 -movflags +faststart "$media/$name.mp4"
+        touch "$media/$name.done"
     fi
-    # The media time → bytes map, from ffprobe's packets (not from Loomiere's parsers).
-    for film in scenes600 low600; do
+}
+
+# need_curves FILM...: each film's media time → bytes map, from ffprobe's
+# packets (not from Loomiere's parsers), into $media/FILM.need.
+need_curves() {
+    for film in "$@"; do
         [ -e "$media/$film.need" ] && continue
         ffprobe -v error -show_entries packet=dts_time,pos,size -of compact=p=0 "$media/$film.mp4" |
             python3 -c '

@@ -98,10 +98,15 @@ done
 
 # Time to first byte of master.m3u8: cold right after start-up, then warm.
 ttfb() { curl -s -o /dev/null -w '%{time_starttransfer}' "$1"; }
-kill -QUIT "$lpid"; wait "$lpid" 2>/dev/null || true
-lpid=""
-start_loomiere
-cold=$(ttfb "http://127.0.0.1:$loomiere_port/hour.mp4/master.m3u8")
+# Cold: the median of five fresh starts.
+colds=()
+for _ in 1 2 3 4 5; do
+    kill -QUIT "$lpid"; wait "$lpid" 2>/dev/null || true
+    lpid=""
+    start_loomiere
+    colds+=("$(ttfb "http://127.0.0.1:$loomiere_port/hour.mp4/master.m3u8")")
+done
+cold=$(printf '%s\n' "${colds[@]}" | sort -g | sed -n 3p)
 # Every worker keeps its own index and plan: let each build them first.
 for _ in $(seq 10); do ttfb "http://127.0.0.1:$loomiere_port/hour.mp4/master.m3u8" > /dev/null; done
 warm=0
@@ -115,10 +120,10 @@ printf '\naverage: nginx %.1f segments/s (%.1f us CPU each), loomiere %.1f segme
 printf 'master.m3u8 time to first byte: loomiere cold %.1f ms, warm %.2f ms (mean of 20); nginx static playlist %.2f ms\n' \
     "$(echo "$cold * 1000" | bc -l)" "$(echo "$warm * 50" | bc -l)" "$(echo "$nginx_master * 50" | bc -l)"
 section="HLS segments (one-hour film, 6 s; nginx: ffmpeg-packaged files)"
-result "$section" "segments/s, random segments, wrk -c8 (target ≥ 0.8×)" \
+result "$section" "segments/s, random segments, wrk -c8 (target ≥ 1.2×)" \
     "$(printf %.0f "$(echo "$sum_n / $rounds" | bc -l)")" "$(printf %.0f "$(echo "$sum_l / $rounds" | bc -l)")" "$(ratio "$sum_l" "$sum_n")"
-result "$section" "server CPU per segment" \
+result "$section" "server CPU per segment (target ≤ 0.8×)" \
     "$(printf '%.0f µs' "$(echo "$cpu_n / $rounds" | bc -l)")" "$(printf '%.0f µs' "$(echo "$cpu_l / $rounds" | bc -l)")" "$(ratio "$cpu_l" "$cpu_n")"
-result "$section" "master.m3u8 time to first byte, cold (target ≤ 20 ms)" "" "$(printf '%.1f ms' "$(echo "$cold * 1000" | bc -l)")" ""
+result "$section" "master.m3u8 time to first byte, cold (median of 5 starts; target ≤ 20 ms)" "" "$(printf '%.1f ms' "$(echo "$cold * 1000" | bc -l)")" ""
 result "$section" "playlist time to first byte, warm (mean of 20)" \
     "$(printf '%.2f ms' "$(echo "$nginx_master * 50" | bc -l)")" "$(printf '%.2f ms' "$(echo "$warm * 50" | bc -l)")" "$(ratio "$warm" "$nginx_master")"

@@ -97,10 +97,16 @@ printf 'ceiling: a plain 64 KiB file from loomiere, %.1f requests/s (%.1fx nginx
 ttfb() { # port start
     curl -s -o /dev/null -H 'Range: bytes=0-65535' -w '%{time_starttransfer}' "http://127.0.0.1:$1/hour.mp4?start=$2"
 }
-kill -QUIT "$lpid"; wait "$lpid" 2>/dev/null || true
-lpid=""
-start_loomiere
-cold=$(ttfb $loomiere_port 1234.5)
+# Cold: the median of five fresh starts (one sample is at the mercy of the
+# scheduler on a shared machine).
+colds=()
+for _ in 1 2 3 4 5; do
+    kill -QUIT "$lpid"; wait "$lpid" 2>/dev/null || true
+    lpid=""
+    start_loomiere
+    colds+=("$(ttfb $loomiere_port 1234.5)")
+done
+cold=$(printf '%s\n' "${colds[@]}" | sort -g | sed -n 3p)
 # Every worker keeps its own index: let each build it before "warm" is measured.
 for i in $(seq 10); do ttfb $loomiere_port $((i * 13)) > /dev/null; done
 warm=0
@@ -117,5 +123,5 @@ result "seeking (MP4, ?start=, Range 0-65535)" "server CPU per seek" \
     "$(ratio "$cpu_loomiere" "$cpu_nginx")"
 result "seeking (MP4, ?start=, Range 0-65535)" "time to first byte, warm (mean of 20)" \
     "$(printf '%.2f ms' "$(echo "$nginx_ttfb * 50" | bc -l)")" "$(printf '%.2f ms' "$(echo "$warm * 50" | bc -l)")" "$(ratio "$warm" "$nginx_ttfb")"
-result "seeking (MP4, ?start=, Range 0-65535)" "time to first byte, cold (index built; target ≤ 20 ms)" \
+result "seeking (MP4, ?start=, Range 0-65535)" "time to first byte, cold (index built, median of 5 starts; target ≤ 10 ms)" \
     "" "$(printf '%.1f ms' "$(echo "$cold * 1000" | bc -l)")" ""

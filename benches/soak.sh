@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A soak: MINUTES (default 30) of mixed load on one Loomiere, 2 workers:
 #
-#   - 20 000 throttled streams of low600.mp4 with churn: ten cohorts of 2 000
+#   - 20 000 throttled streams of low1200.mp4 (20 min) with churn: ten cohorts of 2 000
 #     players, each living ten minutes; every minute the oldest cohort leaves
 #     and a new one joins (the first ten start at once with lifetimes of 1 to
 #     10 minutes). Odd cohorts seek (?start=60); even ones report their
@@ -41,11 +41,15 @@ build_release
 CARGO_TARGET_DIR=target cargo build --release --quiet --manifest-path benches/players/Cargo.toml
 player_bin=target/release/loomiere-players
 make_films
+# Streams must outlast their ten-minute players, seeking ones too: a film of
+# twenty minutes (low600 would end, seeked to 60 s, after about nine).
+make_low_film low1200 1200
+need_curves low1200
 
 work=$(mktemp -d /tmp/loomiere-soak.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; stop_servers; rm -rf "$work"' EXIT
 mkdir -p "$work/www"
-for film in scenes600 low600; do
+for film in scenes600 low1200; do
     ln "$media/$film.mp4" "$work/www/$film.mp4" 2>/dev/null || cp "$media/$film.mp4" "$work/www/$film.mp4"
 done
 for i in $(seq 0 9); do head -c 10240 /dev/urandom > "$work/www/small$i.jpg"; done
@@ -59,9 +63,9 @@ options.hosts[''].hints = true"
 
 # cohort N LIFETIME_SECONDS: one process of $cohort players.
 cohort() {
-    local n=$1 lifetime=$2 path=/low600.mp4 extra=()
-    if [ $((n % 2)) = 1 ]; then path="/low600.mp4?start=60"; else extra=(--hints 1); fi
-    nice -n 10 "$player_bin" --port "$loomiere_port" --path "$path" --curve "$media/low600.need" \
+    local n=$1 lifetime=$2 path=/low1200.mp4 extra=()
+    if [ $((n % 2)) = 1 ]; then path="/low1200.mp4?start=60"; else extra=(--hints 1); fi
+    nice -n 10 "$player_bin" --port "$loomiere_port" --path "$path" --curve "$media/low1200.need" \
         --count "$cohort" --run-for "$lifetime" --connect-rate 500 \
         --source "127.0.$((n / 200 + 1)).$((n % 200 + 10))" "${extra[@]}" \
         > "$work/cohort.$n" 2>> "$work/players.err" &

@@ -402,7 +402,17 @@ impl Worker {
                 self.connections.len() - 1
             }
         };
-        let mut connection = connection;
+        self.connections[index] = Some(connection);
+        self.open += 1;
+        // With TCP_DEFER_ACCEPT the request is usually here already: it is
+        // answered before the socket is watched, so a connection done in this
+        // turn (a request with `Connection: close`) never costs an epoll_ctl.
+        // Edge-triggered epoll reports what is ready when a socket is added,
+        // so nothing that arrives in between is missed.
+        self.drive(index);
+        let Some(Some(connection)) = self.connections.get_mut(index) else {
+            return; // closed already
+        };
         let token = Token(index + FIRST_CONNECTION);
         if let Err(e) = self.poll.registry().register(
             &mut connection.transport.socket,
@@ -410,13 +420,8 @@ impl Worker {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             log::warn!("cannot watch a new connection: {e}");
-            self.release(connection);
-            self.free.push(index);
-            return;
+            self.close(index);
         }
-        self.connections[index] = Some(connection);
-        self.open += 1;
-        self.drive(index);
     }
 
     /// Runs a connection's state machine and acts on the result.
