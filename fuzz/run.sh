@@ -8,7 +8,7 @@
 # sanitizer flags cargo-fuzz passes are enabled with RUSTC_BOOTSTRAP=1.
 set -euo pipefail
 cd "$(dirname "$0")"
-all=(http_head flv mp4 range_query amf0 mp4_seek schedule routes segments lua_patterns)
+all=(http_head flv mp4 range_query amf0 mp4_seek schedule routes segments lua_patterns srt)
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${all[@]}"; exit 0; fi
 seconds=${1:-60}
 shift || true
@@ -32,6 +32,7 @@ printf '^/old/(.*)$\x01/new/$1?x=${1}\x01/old/a/b.mp4?start=1' > corpus/routes/r
 printf '\x03/films/a_720.mp4\x01^/films/(.-)_(%%d+)%%.mp4$\x01%%2/%%1' > corpus/lua_patterns/gsub
 printf '\x05key = value, k2=v2\x01(%%w+)%%s*=%%s*(%%w+)\x01' > corpus/lua_patterns/gmatch
 printf '\x00THE (quick) fox\x01%%f[%%a]%%a+%%b()\x01' > corpus/lua_patterns/find
+printf '1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Hello</i> & {\\an8}bye\r\n\r\n2\n100:00:03.5 --> 100:00:04,25 X1:1\nlast\n' > corpus/srt/cues
 for target in "${targets[@]}"; do
     # Per-input time limit 10 s and memory limit 2 GB: a hang or a runaway
     # allocation is a finding, like a crash.

@@ -15,6 +15,7 @@ pub mod amf;
 pub mod flv;
 pub mod mp4;
 pub mod query;
+pub mod subtitles;
 
 pub mod timeline;
 
