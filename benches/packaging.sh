@@ -7,7 +7,9 @@
 # target/bench-media/) is packaged by ffmpeg into 6 s fMP4 segments once.
 # wrk -t2 -c8 asks each server for random segments of it, the two servers
 # alternating for ROUNDS rounds: segments/s and the servers' CPU per segment
-# (all their processes, from /proc; wrk shares the cores). Then the time to
+# (all their processes, from /proc; wrk shares the cores), and Loomiere
+# serving nginx's ffmpeg-packaged files too: the floor, the same bytes with
+# no packaging, which shows what is left to gain. Then the time to
 # first byte of a cold master.m3u8 (the first request after start-up, which
 # indexes the file and plans the presentation) and of a warm one.
 #
@@ -52,7 +54,7 @@ chmod -R a+rX "$work"
 nginx_port=18880
 loomiere_port=18881
 start_nginx 'types { video/iso.segment m4s; application/vnd.apple.mpegurl m3u8; video/mp4 mp4; }'
-start_loomiere
+start_loomiere "options.mimes['video/iso.segment'] = 'm4s'"  # the static segments of the floor
 
 # Random segments of the first $segments (both packagings cut every 6 s on the
 # film's 2 s keyframes, so the same numbers are the same stretches of film).
@@ -86,7 +88,7 @@ for url in "http://127.0.0.1:$nginx_port/hls/seg-0.m4s" "http://127.0.0.1:$loomi
 done
 
 nginx_pid=$(cat "$work/nginx.pid")
-sum_n=0 sum_l=0 cpu_n=0 cpu_l=0 mb_n=0 mb_l=0
+sum_n=0 sum_l=0 cpu_n=0 cpu_l=0 mb_n=0 mb_l=0 sum_s=0 cpu_s=0
 for round in $(seq "$rounds"); do
     read -r rps mbs cpu < <(measure "$nginx_pid" $nginx_port /hls/seg-)
     printf 'round %d nginx (ffmpeg-packaged) %9.1f segments/s %8.1f MB/s %8.1f us CPU/segment\n' "$round" "$rps" "$mbs" "$cpu"
@@ -94,6 +96,11 @@ for round in $(seq "$rounds"); do
     read -r rps mbs cpu < <(measure "$lpid" $loomiere_port /hour.mp4/seg-)
     printf 'round %d loomiere (on the fly)  %9.1f segments/s %8.1f MB/s %8.1f us CPU/segment\n' "$round" "$rps" "$mbs" "$cpu"
     sum_l=$(echo "$sum_l + $rps" | bc -l) cpu_l=$(echo "$cpu_l + $cpu" | bc -l) mb_l=$(echo "$mb_l + $mbs" | bc -l)
+    # The floor: Loomiere serving nginx's ffmpeg-packaged files, the same
+    # bytes with no packaging at all.
+    read -r rps mbs cpu < <(measure "$lpid" $loomiere_port /hls/seg-)
+    printf 'round %d loomiere (static files) %9.1f segments/s %8.1f MB/s %8.1f us CPU/segment\n' "$round" "$rps" "$mbs" "$cpu"
+    sum_s=$(echo "$sum_s + $rps" | bc -l) cpu_s=$(echo "$cpu_s + $cpu" | bc -l)
 done
 
 # Time to first byte of master.m3u8: cold right after start-up, then warm.
@@ -103,7 +110,7 @@ colds=()
 for _ in 1 2 3 4 5; do
     kill -QUIT "$lpid"; wait "$lpid" 2>/dev/null || true
     lpid=""
-    start_loomiere
+    start_loomiere "options.mimes['video/iso.segment'] = 'm4s'"
     colds+=("$(ttfb "http://127.0.0.1:$loomiere_port/hour.mp4/master.m3u8")")
 done
 cold=$(printf '%s\n' "${colds[@]}" | sort -g | sed -n 3p)
@@ -124,6 +131,10 @@ result "$section" "segments/s, random segments, wrk -c8 (target ≥ 1.2×)" \
     "$(printf %.0f "$(echo "$sum_n / $rounds" | bc -l)")" "$(printf %.0f "$(echo "$sum_l / $rounds" | bc -l)")" "$(ratio "$sum_l" "$sum_n")"
 result "$section" "server CPU per segment (target ≤ 0.8×)" \
     "$(printf '%.0f µs' "$(echo "$cpu_n / $rounds" | bc -l)")" "$(printf '%.0f µs' "$(echo "$cpu_l / $rounds" | bc -l)")" "$(ratio "$cpu_l" "$cpu_n")"
+result "$section" "the floor: Loomiere serving the ffmpeg-packaged files, segments/s" \
+    "$(printf %.0f "$(echo "$sum_n / $rounds" | bc -l)")" "$(printf %.0f "$(echo "$sum_s / $rounds" | bc -l)")" "$(ratio "$sum_s" "$sum_n")"
+result "$section" "the floor: server CPU per static segment" \
+    "$(printf '%.0f µs' "$(echo "$cpu_n / $rounds" | bc -l)")" "$(printf '%.0f µs' "$(echo "$cpu_s / $rounds" | bc -l)")" "$(ratio "$cpu_s" "$cpu_n")"
 result "$section" "master.m3u8 time to first byte, cold (median of 5 starts; target ≤ 20 ms)" "" "$(printf '%.1f ms' "$(echo "$cold * 1000" | bc -l)")" ""
 result "$section" "playlist time to first byte, warm (mean of 20)" \
     "$(printf '%.2f ms' "$(echo "$nginx_master * 50" | bc -l)")" "$(printf '%.2f ms' "$(echo "$warm * 50" | bc -l)")" "$(ratio "$warm" "$nginx_master")"
