@@ -28,6 +28,8 @@ printf '\x02\x00\x0aonMetaData\x08\x00\x00\x00\x01\x00\x08duration\x00\x40\x24\x
 printf '\x40\x42\x0f\x00\x00\x00\x00\x00\x00' > corpus/mp4_seek/one-second
 printf '\x0c\x04\x80\x40\x40\x10\x20\x00\x10\x00\x00\x08\x00\x00\x00\x00\x08\x40\x08\x40\x08\x10' > corpus/schedule/steps
 printf '^/old/(.*)$\x01/new/$1?x=${1}\x01/old/a/b.mp4?start=1' > corpus/routes/rewrite
+# The CI run on 545d0a2's finding: a pattern past PCRE2's match limit in `alter`.
+printf '^/o|(.*)+/\x01/new/$1?x\x01/olat=\x01\x01%s\n3' "$(printf '\x02%.0s' $(seq 40))" > corpus/routes/backtrack
 # lua_patterns: a selector byte, then subject, pattern and replacement split by \x01.
 printf '\x03/films/a_720.mp4\x01^/films/(.-)_(%%d+)%%.mp4$\x01%%2/%%1' > corpus/lua_patterns/gsub
 printf '\x05key = value, k2=v2\x01(%%w+)%%s*=%%s*(%%w+)\x01' > corpus/lua_patterns/gmatch

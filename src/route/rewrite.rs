@@ -200,9 +200,10 @@ impl Route {
 /// Applies the first route whose pattern matches `target`.
 pub fn rewrite<'a>(routes: &[Route], target: &'a str) -> Routing<'a> {
     for (index, route) in routes.iter().enumerate() {
-        // A matching error (resource limits) counts as no match.
-        let Ok(Some(captures)) = route.regex.captures(target.as_bytes()) else {
-            continue;
+        let captures = match route.regex.captures(target.as_bytes()) {
+            Ok(Some(captures)) => captures,
+            Ok(None) => continue,
+            Err(error) => return match_failed(route, &error),
         };
         return match &route.action {
             Action::Rewrite {
@@ -227,8 +228,12 @@ pub fn rewrite<'a>(routes: &[Route], target: &'a str) -> Routing<'a> {
                     }
                 };
                 if *every_match {
-                    for captures in route.regex.captures_iter(target.as_bytes()).flatten() {
-                        replace(&captures);
+                    // The iterator repeats an error forever: stop at the first.
+                    for found in route.regex.captures_iter(target.as_bytes()) {
+                        match found {
+                            Ok(captures) => replace(&captures),
+                            Err(error) => return match_failed(route, &error),
+                        }
                     }
                 } else {
                     replace(&captures);
@@ -255,6 +260,20 @@ pub fn rewrite<'a>(routes: &[Route], target: &'a str) -> Routing<'a> {
         };
     }
     Routing::Serve(Cow::Borrowed(target))
+}
+
+/// A pattern that fails to match (PCRE2's match or depth limit, reached by
+/// backtracking on a crafted target) answers 500 rather than skipping the
+/// route: a skipped route could be the one that refuses the request.
+fn match_failed(route: &Route, error: &pcre2::Error) -> Routing<'static> {
+    log::error!(
+        "{}: the pattern failed on this request: {error}",
+        route.name
+    );
+    Routing::Error {
+        status: Status::INTERNAL_ERROR,
+        message: "The route's pattern exceeded its match limit.".into(),
+    }
 }
 
 #[cfg(test)]
@@ -371,5 +390,49 @@ mod tests {
         assert!(bad("^/(a)$", "/${x}").is_some());
         assert!(bad("(", "/").is_some_and(|e| e.contains("routes[2].match")));
         assert_eq!(bad("^/(a)$", "/$1$$"), None);
+    }
+
+    /// The fuzzer's input of the CI run on commit 545d0a2: a backtracking
+    /// pattern in an `alter` route exceeded PCRE2's match limit on the second
+    /// match, and the iterator over matches yielded that error forever.
+    fn backtracking_target() -> String {
+        format!("/olat=\u{1}\u{1}{}\n3", "\u{2}".repeat(40))
+    }
+
+    #[test]
+    fn a_pattern_past_its_match_limit_answers_500_and_never_loops() {
+        let target = backtracking_target();
+        for action in [
+            RouteAction::Alter("/new/$1?x".into()),
+            RouteAction::Rewrite("/new/$1?x".into()),
+        ] {
+            let routes = [
+                route("(?:(.*)+/|(.*)+x)", action),
+                route("^/", RouteAction::Rewrite("/fallthrough".into())),
+            ];
+            let start = std::time::Instant::now();
+            match rewrite(&routes, &target) {
+                Routing::Error { status, message } => {
+                    assert_eq!(status, Status(500));
+                    assert!(message.contains("match limit"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+            // Bounded by PCRE2's limits, not by the length of the target.
+            assert!(start.elapsed() < std::time::Duration::from_secs(30));
+        }
+    }
+
+    #[test]
+    fn alter_stops_at_a_limit_error_after_earlier_matches() {
+        let target = format!("/o{}", backtracking_target());
+        let routes = [route("^/o|(.*)+/", RouteAction::Alter("/new/$1?x".into()))];
+        assert!(matches!(
+            rewrite(&routes, &target),
+            Routing::Error {
+                status: Status(500),
+                ..
+            }
+        ));
     }
 }
