@@ -231,8 +231,8 @@ pub struct Track {
     pub chunk_offsets: Vec<u64>,
     /// Moov offset of the sdtp per-sample bytes.
     pub sdtp_at: Option<usize>,
-    /// Whether chunk offsets never decrease (then a sample range's bytes run
-    /// from its first sample to its last).
+    /// Whether each chunk starts at or after the end of the one before (then
+    /// a sample range's bytes run from its first sample to its last).
     pub chunks_in_order: bool,
     pub edit: Edit,
     /// Moov offsets of the duration fields to rewrite: (tkhd at, width), (mdhd at, width).
@@ -678,12 +678,14 @@ fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> 
             track.sample_count
         )));
     }
-    track.chunks_in_order = track.chunk_offsets.windows(2).all(|w| w[0] <= w[1]);
     if track.sample_count == 0 {
         return Ok(());
     }
-    // Every sample must lie inside the file.
-    let mut s = 0u64;
+    // Every sample must lie inside the file. Chunks are in order when each
+    // starts at or after the end of the one before: offsets that merely never
+    // decrease can still overlap, and then a range's first sample is not its
+    // lowest byte (found by fuzz/fuzz_targets/mp4.rs).
+    let (mut s, mut previous_end, mut in_order) = (0u64, 0u64, true);
     for (chunk, samples) in track.chunk_sample_counts() {
         if s >= track.sample_count {
             break;
@@ -703,8 +705,11 @@ fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> 
                 chunk + 1
             )));
         }
+        in_order &= offset >= previous_end;
+        previous_end = offset + bytes;
         s += in_chunk;
     }
+    track.chunks_in_order = in_order;
     Ok(())
 }
 
