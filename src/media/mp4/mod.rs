@@ -194,34 +194,21 @@ const TRACK_SAMPLES_MAX: u64 = 20_000_000;
 /// of time that holds samples, so memory follows the duration, not the
 /// sample count.
 fn needed_bytes(tracks: &[Track], file_size: u64) -> Rc<[TimePoint]> {
-    let mut ends: Vec<(u64, u64)> = Vec::new();
-    let mut duration = 0.0f64;
-    for track in tracks.iter().filter(|t| t.timescale > 0) {
-        let step = timeline::TIMELINE_STEP_SECS * f64::from(track.timescale);
-        let mut current: Option<(u64, u64)> = None;
-        // Decode times only grow within a track: divide once per step of
-        // the timeline, not once per sample.
-        let (mut step_index, mut step_ends_at) = (0u64, 0u64);
-        track.for_each_sample_end(|time, end| {
-            if time >= step_ends_at || time < step_ends_at.saturating_sub(step as u64 + 1) {
-                step_index = (time as f64 / step) as u64;
-                step_ends_at = ((step_index + 1) as f64 * step).ceil() as u64;
-            }
-            let index = step_index;
-            let end = end.min(file_size);
-            match &mut current {
-                Some((at, reached)) if *at == index => *reached = (*reached).max(end),
-                _ => {
-                    if let Some(done) = current.replace((index, end)) {
-                        ends.push(done);
-                    }
-                }
-            }
-        });
-        ends.extend(current);
-        duration = duration.max(track.duration() as f64 / f64::from(track.timescale));
+    let timed = || tracks.iter().filter(|t| t.timescale > 0);
+    let seconds = |track: &Track| track.duration() as f64 / f64::from(track.timescale);
+    let duration = timed().map(seconds).fold(0.0, f64::max);
+    let entries = timed()
+        .map(|t| {
+            t.sample_count
+                .min((seconds(t) / timeline::TIMELINE_STEP_SECS) as u64 + 2)
+        })
+        .fold(0u64, u64::saturating_add);
+    let mut reach = timeline::StepReach::new(duration, entries);
+    for track in timed() {
+        let step_ticks = timeline::TIMELINE_STEP_SECS * f64::from(track.timescale);
+        track.for_each_step_reach(step_ticks, |step, end| reach.add(step, end.min(file_size)));
     }
-    timeline::from_sample_ends(ends, duration)
+    reach.finish()
 }
 
 /// The reference track's keyframes (or, without stss, about one sample per

@@ -39,38 +39,41 @@ impl Track {
         })
     }
 
-    /// Calls `visit(decode_time, end_offset)` for every sample, walking the
-    /// chunks in table order: O(samples), for building timelines.
-    pub fn for_each_sample_end(&self, mut visit: impl FnMut(u64, u64)) {
-        let (table, constant) = match &self.sizes {
-            Sizes::Constant(size) => (&[][..], u64::from(*size)),
-            Sizes::Table { sizes, .. } => (sizes.as_slice(), 0),
-        };
-        let mut sample = 0u64;
-        let mut time = 0u64;
-        let mut run = 0usize;
-        let mut used_in_run = 0u64;
-        for (chunk, samples) in self.chunk_sample_counts() {
-            let mut offset = self.chunk_offsets[chunk];
-            for _ in 0..samples {
-                if sample >= self.sample_count {
-                    return;
-                }
-                let size = table
-                    .get(sample as usize)
-                    .map_or(constant, |&n| u64::from(n));
-                offset = offset.saturating_add(size);
-                visit(time, offset);
-                while let Some(entry) = self.stts.get(run) {
-                    if used_in_run < u64::from(entry.count) {
-                        break;
-                    }
-                    run += 1;
-                    used_in_run = 0;
-                }
-                time = time.saturating_add(self.stts.get(run).map_or(0, |e| u64::from(e.value)));
-                used_in_run += 1;
-                sample += 1;
+    /// Calls `visit(step, reach)` for each step of `step_ticks` decode-time
+    /// ticks that holds samples, in time order: `step` = floor(decode time ÷
+    /// `step_ticks`), `reach` the furthest end offset of its samples. One
+    /// pass over the chunks and sizes, no search per sample: the timeline of
+    /// a long film is built from this.
+    pub fn for_each_step_reach(&self, step_ticks: f64, visit: impl FnMut(u64, u64)) {
+        let mut left = self.sample_count;
+        let mut chunks = self.chunk_sample_counts().map(move |(chunk, samples)| {
+            let taken = samples.min(left);
+            left -= taken;
+            (self.chunk_offsets[chunk], taken)
+        });
+        match &self.sizes {
+            Sizes::Constant(size) => {
+                let size = u64::from(*size);
+                let ends = chunks.by_ref().flat_map(|(offset, n)| {
+                    (1..=n).map(move |i| offset.saturating_add(i.saturating_mul(size)))
+                });
+                reach_by_step(ends, &self.stts, step_ticks, visit);
+            }
+            Sizes::Table { sizes, .. } => {
+                let mut first = 0usize;
+                let ends = chunks.by_ref().flat_map(|(offset, n)| {
+                    let from = first;
+                    first = first.saturating_add(n as usize);
+                    sizes
+                        .get(from..first)
+                        .unwrap_or(&[])
+                        .iter()
+                        .scan(offset, |end, &size| {
+                            *end = end.saturating_add(u64::from(size));
+                            Some(*end)
+                        })
+                });
+                reach_by_step(ends, &self.stts, step_ticks, visit);
             }
         }
     }
@@ -133,6 +136,48 @@ impl Track {
                 .clamp(first, chunks);
             (first..next).map(move |chunk| (chunk, u64::from(run.samples_per_chunk)))
         })
+    }
+}
+
+/// The step walk of [`Track::for_each_step_reach`] over the samples' end
+/// offsets in decode order, with their durations from the stts runs.
+fn reach_by_step(
+    ends: impl Iterator<Item = u64>,
+    stts: &[Run],
+    step_ticks: f64,
+    mut visit: impl FnMut(u64, u64),
+) {
+    let mut runs = stts
+        .iter()
+        .map(|r| (u64::from(r.count), u64::from(r.value)));
+    let (mut left_in_run, mut duration) = (0u64, 0u64);
+    let mut time = 0u64;
+    let (mut step, mut step_ends_at) = (0u64, 0u64);
+    let mut reach: Option<u64> = None;
+    for end in ends {
+        // Decode times only grow: divide once per step, not once per sample.
+        if time >= step_ends_at {
+            if let Some(reached) = reach.take() {
+                visit(step, reached);
+            }
+            step = (time as f64 / step_ticks) as u64;
+            step_ends_at = ((step + 1) as f64 * step_ticks).ceil() as u64;
+        }
+        reach = Some(reach.map_or(end, |reached| reached.max(end)));
+        while left_in_run == 0 {
+            match runs.next() {
+                Some(run) => (left_in_run, duration) = run,
+                None => {
+                    duration = 0;
+                    break;
+                }
+            }
+        }
+        left_in_run = left_in_run.saturating_sub(1);
+        time = time.saturating_add(duration);
+    }
+    if let Some(reached) = reach {
+        visit(step, reached);
     }
 }
 

@@ -110,16 +110,20 @@ fn chunks_are_walked_with_their_stsc_run_sample_counts() {
         .map(|chunk| (chunk, track.samples_in_chunk(chunk as u64)))
         .collect();
     assert_eq!(walked, looked_up);
-    let mut ends = Vec::new();
-    track.for_each_sample_end(|time, end| ends.push((time, end)));
-    assert_eq!(ends.len() as u64, track.sample_count);
-    for (s, &(time, end)) in ends.iter().enumerate() {
-        let s = s as u64;
-        assert_eq!(time, track.time_of(s), "decode time of sample {s}");
-        assert_eq!(
-            end,
-            track.offset_of(s) + track.size_of(s),
-            "end of sample {s}"
-        );
+    // Steps of a third of a sample's duration, of one, and of several.
+    let tick = track.time_of(1).max(1) as f64;
+    for step_ticks in [tick / 3.0, tick, 2.5 * tick] {
+        let mut walked = Vec::new();
+        track.for_each_step_reach(step_ticks, |step, reach| walked.push((step, reach)));
+        let mut looked_up: Vec<(u64, u64)> = Vec::new();
+        for s in 0..track.sample_count {
+            let step = (track.time_of(s) as f64 / step_ticks) as u64;
+            let end = track.offset_of(s) + track.size_of(s);
+            match looked_up.last_mut() {
+                Some((last, reach)) if *last == step => *reach = (*reach).max(end),
+                _ => looked_up.push((step, end)),
+            }
+        }
+        assert_eq!(walked, looked_up, "steps of {step_ticks} ticks");
     }
 }
