@@ -152,16 +152,33 @@ fn reach_by_step(
         .map(|r| (u64::from(r.count), u64::from(r.value)));
     let (mut left_in_run, mut duration) = (0u64, 0u64);
     let mut time = 0u64;
-    let (mut step, mut step_ends_at) = (0u64, 0u64);
     let mut reach: Option<u64> = None;
+    let whole_ticks = (step_ticks >= 1.0 && step_ticks.fract() == 0.0 && step_ticks < 1e15)
+        .then_some(step_ticks as u64);
+    let mut step = 0u64;
+    let mut step_ends_at = whole_ticks.unwrap_or_else(|| step_ticks.ceil() as u64);
     for end in ends {
-        // Decode times only grow: divide once per step, not once per sample.
+        // Decode times only grow: the step changes every few samples, and
+        // then almost always to the next one, so a whole number of ticks
+        // (every timescale that is a multiple of 10) steps by addition.
         if time >= step_ends_at {
             if let Some(reached) = reach.take() {
                 visit(step, reached);
             }
-            step = (time as f64 / step_ticks) as u64;
-            step_ends_at = ((step + 1) as f64 * step_ticks).ceil() as u64;
+            match whole_ticks {
+                Some(ticks) if time - step_ends_at < ticks => {
+                    step += 1;
+                    step_ends_at = step_ends_at.saturating_add(ticks);
+                }
+                Some(ticks) => {
+                    step = time / ticks;
+                    step_ends_at = (step + 1).saturating_mul(ticks);
+                }
+                None => {
+                    step = (time as f64 / step_ticks) as u64;
+                    step_ends_at = ((step + 1) as f64 * step_ticks).ceil() as u64;
+                }
+            }
         }
         reach = Some(reach.map_or(end, |reached| reached.max(end)));
         while left_in_run == 0 {
