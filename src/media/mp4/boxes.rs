@@ -97,6 +97,37 @@ pub fn parse_header(
     })
 }
 
+/// The moov box's bytes, shared by the index and each of its tracks: a
+/// track reads its per-sample sizes where the stsz box keeps them instead of
+/// holding a decoded copy (4 bytes a sample, a megabyte for an hour's film,
+/// and the fresh memory a first index pays for page by page).
+#[derive(Clone, Default)]
+pub struct MoovBytes(std::rc::Rc<Vec<u8>>);
+
+impl MoovBytes {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        MoovBytes(std::rc::Rc::new(bytes))
+    }
+
+    /// Memory held, for the cache's budget.
+    pub fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+}
+
+impl std::ops::Deref for MoovBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for MoovBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MoovBytes({} bytes)", self.0.len())
+    }
+}
+
 /// The top-level boxes a seek needs.
 pub struct TopLevel {
     pub ftyp: Option<Vec<u8>>,

@@ -8,7 +8,6 @@
 use std::rc::Rc;
 
 use super::Mp4Index;
-use super::tables::Sizes;
 
 /// One contiguous part of the header.
 #[derive(Clone, Debug)]
@@ -224,10 +223,7 @@ impl Piece {
                 &scratch[..12]
             }
             Piece::Sizes { track, first, .. } => {
-                let size = match &index.tracks[*track].sizes {
-                    Sizes::Table { sizes, .. } => sizes[(*first + e) as usize],
-                    Sizes::Constant(size) => *size,
-                };
+                let size = index.tracks[*track].size_of(*first + e) as u32;
                 scratch[..4].copy_from_slice(&size.to_be_bytes());
                 &scratch[..4]
             }

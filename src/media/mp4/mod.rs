@@ -21,8 +21,8 @@ use tables::Track;
 /// Everything a seek needs to know about an MP4 file.
 #[derive(Debug)]
 pub struct Mp4Index {
-    /// The original moov box, whole.
-    pub moov: Vec<u8>,
+    /// The original moov box, whole (its tracks read their sizes from it).
+    pub moov: boxes::MoovBytes,
     pub tree: Node,
     pub ftyp: Option<Vec<u8>>,
     pub movie_timescale: u32,
@@ -91,7 +91,7 @@ impl Mp4Index {
 pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
     let file_size = source.size();
     let top = boxes::scan_top_level(source)?;
-    let moov = top.moov;
+    let moov = boxes::MoovBytes::new(top.moov);
     let tree = boxes::parse_tree(&moov, top.moov_offset)?;
     let mut unsupported = top.unsupported;
     if tree.child(b"cmov").is_some() {

@@ -294,16 +294,14 @@ impl MoovWriter<'_> {
                             fields.extend_from_slice(&size.to_be_bytes());
                             None
                         }
-                        Sizes::Table {
-                            raw_at: Some(at), ..
-                        } => {
+                        Sizes::Stored { at } => {
                             fields.extend_from_slice(&0u32.to_be_bytes());
                             Some(Piece::Moov {
-                                from: at + 4 * s0 as usize,
+                                from: *at + 4 * s0 as usize,
                                 len: 4 * count as usize,
                             })
                         }
-                        Sizes::Table { raw_at: None, .. } => {
+                        Sizes::Decoded(_) => {
                             fields.extend_from_slice(&0u32.to_be_bytes());
                             Some(Piece::Sizes {
                                 track: t,

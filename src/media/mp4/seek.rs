@@ -401,15 +401,18 @@ mod tests {
         (index, prepared, output)
     }
 
+    /// The first track of an assembled output file, read back as any
+    /// requested file is indexed.
+    fn read_back_track(output: &[u8]) -> tables::Track {
+        let mut index = super::super::index(output).expect("output indexes");
+        index.tracks.swap_remove(0)
+    }
+
     /// Seeks, assembles the output file, and checks that every kept sample
     /// reads back byte-identical through the rewritten tables.
     fn seek_and_verify(spec: &Spec, start: f64, stop: f64) -> tables::Track {
         let (index, _, output) = assemble(spec, start, stop);
-        let top = boxes::scan_top_level(output.as_slice()).expect("output parses");
-        let tree = boxes::parse_tree(&top.moov, top.moov_offset).expect("moov parses");
-        let trak = tree.child(b"trak").expect("trak");
-        let track =
-            tables::parse_track(trak, &top.moov, output.len() as u64).expect("tables parse");
+        let track = read_back_track(&output);
         let first = (index.tracks[0].sync_at_or_before((start * 10.0) as u64)) as u32;
         for j in 0..track.sample_count {
             let at = track.offset_of(j) as usize;
@@ -597,11 +600,7 @@ mod tests {
         let mut output = Vec::new();
         prepared.prefix.write(0, prepared.prefix.len(), &mut output);
         output.extend_from_slice(&file[prepared.file_start as usize..prepared.file_end as usize]);
-        let top = boxes::scan_top_level(output.as_slice()).expect("output parses");
-        let tree = boxes::parse_tree(&top.moov, top.moov_offset).expect("moov parses");
-        let trak = tree.child(b"trak").expect("trak");
-        let track =
-            tables::parse_track(trak, &top.moov, output.len() as u64).expect("tables parse");
+        let track = read_back_track(&output);
         let original = &index.tracks[0];
         assert_eq!(track.sample_count, 2);
         for j in 0..track.sample_count {

@@ -44,38 +44,40 @@ impl Track {
     /// `step_ticks`), `reach` the furthest end offset of its samples. One
     /// pass over the chunks and sizes, no search per sample: the timeline of
     /// a long film is built from this.
-    pub fn for_each_step_reach(&self, step_ticks: f64, visit: impl FnMut(u64, u64)) {
-        let mut left = self.sample_count;
-        let mut chunks = self.chunk_sample_counts().map(move |(chunk, samples)| {
-            let taken = samples.min(left);
-            left -= taken;
-            (self.chunk_offsets[chunk], taken)
-        });
-        match &self.sizes {
-            Sizes::Constant(size) => {
-                let size = u64::from(*size);
-                let ends = chunks.by_ref().flat_map(|(offset, n)| {
-                    (1..=n).map(move |i| offset.saturating_add(i.saturating_mul(size)))
-                });
-                reach_by_step(ends, &self.stts, step_ticks, visit);
+    pub fn for_each_step_reach(&self, step_ticks: f64, mut visit: impl FnMut(u64, u64)) {
+        let mut walk = StepWalk::new(&self.stts, step_ticks);
+        let mut first = 0u64;
+        for (chunk, samples) in self.chunk_sample_counts() {
+            let n = samples.min(self.sample_count - first);
+            if n == 0 {
+                break;
             }
-            Sizes::Table { sizes, .. } => {
-                let mut first = 0usize;
-                let ends = chunks.by_ref().flat_map(|(offset, n)| {
-                    let from = first;
-                    first = first.saturating_add(n as usize);
-                    sizes
-                        .get(from..first)
-                        .unwrap_or(&[])
-                        .iter()
-                        .scan(offset, |end, &size| {
-                            *end = end.saturating_add(u64::from(size));
-                            Some(*end)
-                        })
-                });
-                reach_by_step(ends, &self.stts, step_ticks, visit);
+            let mut end = self.chunk_offsets[chunk];
+            // One match a chunk, then a plain loop over its sizes.
+            match &self.sizes {
+                Sizes::Constant(size) => {
+                    for _ in 0..n {
+                        end = end.saturating_add(u64::from(*size));
+                        walk.sample(end, &mut visit);
+                    }
+                }
+                Sizes::Stored { .. } => {
+                    for &entry in self.stored_sizes(first..first + n) {
+                        end = end.saturating_add(u64::from(u32::from_be_bytes(entry)));
+                        walk.sample(end, &mut visit);
+                    }
+                }
+                Sizes::Decoded(sizes) => {
+                    let range = first as usize..(first + n) as usize;
+                    for &size in sizes.get(range).unwrap_or(&[]) {
+                        end = end.saturating_add(u64::from(size));
+                        walk.sample(end, &mut visit);
+                    }
+                }
             }
+            first += n;
         }
+        walk.finish(&mut visit);
     }
 
     /// Samples `range` cut where chunks end: `(first sample, count, file
@@ -139,62 +141,87 @@ impl Track {
     }
 }
 
-/// The step walk of [`Track::for_each_step_reach`] over the samples' end
-/// offsets in decode order, with their durations from the stts runs.
-fn reach_by_step(
-    ends: impl Iterator<Item = u64>,
-    stts: &[Run],
+/// The step walk of [`Track::for_each_step_reach`]: fed the samples' end
+/// offsets in decode order, it keeps their decode time from the stts runs.
+struct StepWalk<'t> {
+    runs: std::slice::Iter<'t, Run>,
+    left_in_run: u64,
+    duration: u64,
+    time: u64,
     step_ticks: f64,
-    mut visit: impl FnMut(u64, u64),
-) {
-    let mut runs = stts
-        .iter()
-        .map(|r| (u64::from(r.count), u64::from(r.value)));
-    let (mut left_in_run, mut duration) = (0u64, 0u64);
-    let mut time = 0u64;
-    let mut reach: Option<u64> = None;
-    let whole_ticks = (step_ticks >= 1.0 && step_ticks.fract() == 0.0 && step_ticks < 1e15)
-        .then_some(step_ticks as u64);
-    let mut step = 0u64;
-    let mut step_ends_at = whole_ticks.unwrap_or_else(|| step_ticks.ceil() as u64);
-    for end in ends {
-        // Decode times only grow: the step changes every few samples, and
-        // then almost always to the next one, so a whole number of ticks
-        // (every timescale that is a multiple of 10) steps by addition.
-        if time >= step_ends_at {
-            if let Some(reached) = reach.take() {
-                visit(step, reached);
-            }
-            match whole_ticks {
-                Some(ticks) if time - step_ends_at < ticks => {
-                    step += 1;
-                    step_ends_at = step_ends_at.saturating_add(ticks);
-                }
-                Some(ticks) => {
-                    step = time / ticks;
-                    step_ends_at = (step + 1).saturating_mul(ticks);
-                }
-                None => {
-                    step = (time as f64 / step_ticks) as u64;
-                    step_ends_at = ((step + 1) as f64 * step_ticks).ceil() as u64;
-                }
-            }
+    /// `step_ticks` when it is a whole number (every timescale that is a
+    /// multiple of 10): then steps advance by addition.
+    whole_ticks: Option<u64>,
+    step: u64,
+    step_ends_at: u64,
+    reach: Option<u64>,
+}
+
+impl<'t> StepWalk<'t> {
+    fn new(stts: &'t [Run], step_ticks: f64) -> Self {
+        let whole_ticks = (step_ticks >= 1.0 && step_ticks.fract() == 0.0 && step_ticks < 1e15)
+            .then_some(step_ticks as u64);
+        StepWalk {
+            runs: stts.iter(),
+            left_in_run: 0,
+            duration: 0,
+            time: 0,
+            step_ticks,
+            whole_ticks,
+            step: 0,
+            step_ends_at: whole_ticks.unwrap_or_else(|| step_ticks.ceil() as u64),
+            reach: None,
         }
-        reach = Some(reach.map_or(end, |reached| reached.max(end)));
-        while left_in_run == 0 {
-            match runs.next() {
-                Some(run) => (left_in_run, duration) = run,
+    }
+
+    #[inline]
+    fn sample(&mut self, end: u64, visit: &mut impl FnMut(u64, u64)) {
+        // Decode times only grow: the step changes every few samples, and
+        // then almost always to the next one.
+        if self.time >= self.step_ends_at {
+            if let Some(reached) = self.reach.take() {
+                visit(self.step, reached);
+            }
+            self.enter_step();
+        }
+        self.reach = Some(self.reach.map_or(end, |reached| reached.max(end)));
+        while self.left_in_run == 0 {
+            match self.runs.next() {
+                Some(run) => {
+                    (self.left_in_run, self.duration) = (run.count.into(), run.value.into())
+                }
                 None => {
-                    duration = 0;
+                    self.duration = 0;
                     break;
                 }
             }
         }
-        left_in_run = left_in_run.saturating_sub(1);
-        time = time.saturating_add(duration);
+        self.left_in_run = self.left_in_run.saturating_sub(1);
+        self.time = self.time.saturating_add(self.duration);
     }
-    if let Some(reached) = reach {
-        visit(step, reached);
+
+    /// Moves to the step that holds `time`.
+    fn enter_step(&mut self) {
+        match self.whole_ticks {
+            Some(ticks) if self.time - self.step_ends_at < ticks => {
+                self.step += 1;
+                self.step_ends_at = self.step_ends_at.saturating_add(ticks);
+            }
+            Some(ticks) => {
+                self.step = self.time / ticks;
+                self.step_ends_at = (self.step + 1).saturating_mul(ticks);
+            }
+            None => {
+                self.step = (self.time as f64 / self.step_ticks) as u64;
+                self.step_ends_at = ((self.step + 1) as f64 * self.step_ticks).ceil() as u64;
+            }
+        }
+    }
+
+    fn finish(self, visit: &mut impl FnMut(u64, u64)) {
+        if let Some(reached) = self.reach {
+            visit(self.step, reached);
+        }
     }
 }
 

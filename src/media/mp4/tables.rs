@@ -2,7 +2,7 @@
 //! seek needs: sample at a time, time of a sample, chunk and byte offset of a
 //! sample, keyframe at or before a sample.
 
-use super::boxes::{FourCc, Node, name};
+use super::boxes::{FourCc, MoovBytes, Node, name};
 use crate::media::{MediaError, broken};
 
 /// Reads big-endian fields from a box payload, naming the box in errors.
@@ -196,12 +196,13 @@ pub struct ChunkRun {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Sizes {
     Constant(u32),
-    /// One size per sample; `raw_at` is the moov offset of the stsz entries
-    /// when they can be copied as they are (None for stz2).
-    Table {
-        sizes: Vec<u32>,
-        raw_at: Option<usize>,
+    /// One size per sample: the stsz entries at this moov offset, read (and
+    /// copied into a seek's moov) as they are.
+    Stored {
+        at: usize,
     },
+    /// One size per sample, decoded from a compact stz2 table.
+    Decoded(Vec<u32>),
 }
 
 /// One track's tables and what identifies it.
@@ -228,6 +229,8 @@ pub struct Track {
     /// First sample (0-based) of each stsc run.
     stsc_first_sample: Vec<u64>,
     pub sizes: Sizes,
+    /// The moov the stored sizes are read from.
+    pub moov: MoovBytes,
     pub chunk_offsets: Vec<u64>,
     /// Moov offset of the sdtp per-sample bytes.
     pub sdtp_at: Option<usize>,
@@ -356,26 +359,57 @@ impl Track {
             .map_or(0, |run| u64::from(run.samples_per_chunk))
     }
 
+    /// Size of sample `s` (0 past the table).
     pub fn size_of(&self, s: u64) -> u64 {
+        self.sizes_sum(s..s.saturating_add(1))
+    }
+
+    /// Total size of samples `range` (those past the table count 0).
+    /// Inlined: the index calls it for every chunk, and files interleaved
+    /// by ffmpeg keep one video sample a chunk.
+    #[inline]
+    pub fn sizes_sum(&self, range: std::ops::Range<u64>) -> u64 {
         match &self.sizes {
-            Sizes::Constant(size) => u64::from(*size),
-            Sizes::Table { sizes, .. } => u64::from(sizes.get(s as usize).copied().unwrap_or(0)),
+            Sizes::Constant(size) => (range.end.saturating_sub(range.start)) * u64::from(*size),
+            // Wrapping adds (which cannot wrap: at most 20 million 32-bit
+            // sizes) keep the sum free of overflow checks, so it vectorises.
+            Sizes::Stored { .. } => self.stored_sizes(range).iter().fold(0u64, |sum, &e| {
+                sum.wrapping_add(u64::from(u32::from_be_bytes(e)))
+            }),
+            Sizes::Decoded(sizes) => {
+                let (from, to) = (range.start as usize, range.end as usize);
+                sizes
+                    .get(from..to)
+                    .unwrap_or(&[])
+                    .iter()
+                    .fold(0u64, |sum, &n| sum.wrapping_add(u64::from(n)))
+            }
         }
+    }
+
+    /// The stsz entries of samples `range` as they lie in the moov (none
+    /// past the table, or for sizes not stored that way).
+    #[inline]
+    pub(super) fn stored_sizes(&self, range: std::ops::Range<u64>) -> &[[u8; 4]] {
+        let bytes = match self.sizes {
+            Sizes::Stored { at } => usize::try_from(range.start)
+                .ok()
+                .zip(usize::try_from(range.end).ok())
+                .and_then(|(from, to)| {
+                    let from = from.checked_mul(4)?.checked_add(at)?;
+                    let to = to.checked_mul(4)?.checked_add(at)?;
+                    self.moov.get(from..to)
+                }),
+            _ => None,
+        };
+        bytes.unwrap_or(&[]).as_chunks().0
     }
 
     /// Byte offset of sample `s` in the file.
     pub fn offset_of(&self, s: u64) -> u64 {
         let (chunk, first) = self.chunk_of(s);
         let base = self.chunk_offsets.get(chunk as usize).copied().unwrap_or(0);
-        match &self.sizes {
-            Sizes::Constant(size) => base + (s - first) * u64::from(*size),
-            Sizes::Table { sizes, .. } => {
-                base + sizes[first as usize..s as usize]
-                    .iter()
-                    .map(|&n| u64::from(n))
-                    .sum::<u64>()
-            }
-        }
+        base + self.sizes_sum(first..s)
     }
 
     /// The bytes of the file that hold samples `[first, end)`: lowest offset
@@ -408,9 +442,10 @@ impl Track {
 
     /// Memory held, for the cache's budget.
     pub fn weight(&self) -> usize {
+        // Stored sizes are the moov's bytes, counted once by the index.
         let sizes = match &self.sizes {
-            Sizes::Constant(_) => 0,
-            Sizes::Table { sizes, .. } => sizes.capacity() * 4,
+            Sizes::Decoded(sizes) => sizes.capacity() * 4,
+            Sizes::Constant(_) | Sizes::Stored { .. } => 0,
         };
         std::mem::size_of::<Track>()
             + sizes
@@ -442,7 +477,7 @@ fn full_box<'a>(node: &Node, moov: &'a [u8]) -> Result<(Fields<'a>, u8), MediaEr
 }
 
 /// Decodes and checks the tables of one `trak`. `file_size` bounds the chunk offsets.
-pub fn parse_track(trak: &Node, moov: &[u8], file_size: u64) -> Result<Track, MediaError> {
+pub fn parse_track(trak: &Node, moov: &MoovBytes, file_size: u64) -> Result<Track, MediaError> {
     let missing = |what: &str| {
         broken(format!(
             "trak at moov offset {}: no {what} box",
@@ -520,15 +555,8 @@ pub fn parse_track(trak: &Node, moov: &[u8], file_size: u64) -> Result<Track, Me
         if constant != 0 {
             (Sizes::Constant(constant), u64::from(f.u32()?))
         } else {
-            let sizes: Vec<u32> = f.entries(4)?.map(|e| be32(e, 0)).collect();
-            let count = sizes.len();
-            (
-                Sizes::Table {
-                    sizes,
-                    raw_at: Some(entries_at),
-                },
-                count as u64,
-            )
+            let count = f.entries(4)?.len();
+            (Sizes::Stored { at: entries_at }, count as u64)
         }
     } else if let Some(stz2) = stbl.child(b"stz2") {
         let (mut f, _) = full_box(stz2, moov)?;
@@ -557,13 +585,7 @@ pub fn parse_track(trak: &Node, moov: &[u8], file_size: u64) -> Result<Track, Me
                 _ => u32::from(u16::from_be_bytes([data[2 * i], data[2 * i + 1]])),
             })
             .collect();
-        (
-            Sizes::Table {
-                sizes,
-                raw_at: None,
-            },
-            count as u64,
-        )
+        (Sizes::Decoded(sizes), count as u64)
     } else {
         return Err(broken(format!("track {id}: no stsz or stz2 box")));
     };
@@ -598,6 +620,7 @@ pub fn parse_track(trak: &Node, moov: &[u8], file_size: u64) -> Result<Track, Me
         stsc,
         stsc_first_sample: Vec::new(),
         sizes,
+        moov: moov.clone(),
         chunk_offsets,
         sdtp_at,
         chunks_in_order: true,
@@ -692,13 +715,7 @@ fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> 
         }
         let in_chunk = samples.min(track.sample_count - s);
         let offset = track.chunk_offsets[chunk];
-        let bytes: u64 = match &track.sizes {
-            Sizes::Constant(size) => in_chunk * u64::from(*size),
-            Sizes::Table { sizes, .. } => sizes[s as usize..(s + in_chunk) as usize]
-                .iter()
-                .map(|&n| u64::from(n))
-                .sum(),
-        };
+        let bytes = track.sizes_sum(s..s + in_chunk);
         if offset.checked_add(bytes).is_none_or(|end| end > file_size) {
             return Err(broken(format!(
                 "track {id}: chunk {} at offset {offset} ({bytes} bytes) runs past the end of the file ({file_size} bytes)",

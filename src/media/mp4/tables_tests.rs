@@ -27,10 +27,8 @@ fn track() -> Track {
         sync: Some(vec![1, 2, 11, 12, 30, 40]),
         stsc: vec![chunk(1, 4), chunk(3, 1), chunk(7, 6)],
         stsc_first_sample: Vec::new(),
-        sizes: Sizes::Table {
-            sizes: (0..40).map(|n| 100 + n * 7).collect(),
-            raw_at: None,
-        },
+        sizes: Sizes::Decoded((0..40).map(|n| 100 + n * 7).collect()),
+        moov: MoovBytes::default(),
         chunk_offsets: (0..12).map(|n| 1_000 + n * 2_000).collect(),
         sdtp_at: None,
         chunks_in_order: true,
@@ -102,9 +100,41 @@ fn chunk_pieces_cut_any_range_where_its_chunks_end() {
     }
 }
 
+/// The same track with its sizes stored as stsz entries in a moov.
+fn track_with_stored_sizes() -> Track {
+    let mut track = track();
+    let Sizes::Decoded(sizes) = &track.sizes else {
+        panic!("decoded sizes")
+    };
+    let mut moov = vec![0xee; 12];
+    moov.extend(sizes.iter().flat_map(|size| size.to_be_bytes()));
+    track.sizes = Sizes::Stored { at: 12 };
+    track.moov = MoovBytes::new(moov);
+    track
+}
+
+#[test]
+fn stored_sizes_read_as_the_decoded_ones() {
+    let (decoded, stored) = (track(), track_with_stored_sizes());
+    for s in 0..=decoded.sample_count + 1 {
+        assert_eq!(stored.size_of(s), decoded.size_of(s), "size of {s}");
+        assert_eq!(
+            stored.sizes_sum(s / 2..s),
+            decoded.sizes_sum(s / 2..s),
+            "sum to {s}"
+        );
+    }
+    assert_eq!(stored.size_of(decoded.sample_count), 0, "past the table");
+}
+
 #[test]
 fn chunks_are_walked_with_their_stsc_run_sample_counts() {
-    let track = track();
+    for track in [track(), track_with_stored_sizes()] {
+        chunk_walks_agree(&track);
+    }
+}
+
+fn chunk_walks_agree(track: &Track) {
     let walked: Vec<(usize, u64)> = track.chunk_sample_counts().collect();
     let looked_up: Vec<(usize, u64)> = (0..track.chunk_offsets.len())
         .map(|chunk| (chunk, track.samples_in_chunk(chunk as u64)))
