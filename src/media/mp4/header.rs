@@ -142,8 +142,8 @@ impl Piece {
                 ..
             } if e0 > 0 => {
                 let offsets =
-                    &index.tracks[*track].chunk_offsets[(c0 + e0) as usize..(c0 + e1) as usize];
-                for &offset in offsets {
+                    index.tracks[*track].chunk_offsets_in((c0 + e0) as usize..(c0 + e1) as usize);
+                for offset in offsets {
                     let value = (offset as i64 + shift) as u64;
                     if *wide {
                         out.extend_from_slice(&value.to_be_bytes());
@@ -238,7 +238,7 @@ impl Piece {
                 let original = if e == 0 {
                     *first_offset
                 } else {
-                    index.tracks[*track].chunk_offsets[(c0 + e) as usize]
+                    index.tracks[*track].chunk_offset((c0 + e) as usize)
                 };
                 let value = (original as i64 + shift) as u64;
                 if *wide {

@@ -465,7 +465,7 @@ mod tests {
             .map(|r| (r.first_chunk, r.samples_per_chunk))
             .collect();
         assert_eq!(runs, [(1, 1), (2, 3), (5, 2)]);
-        assert_eq!(track.chunk_offsets.len(), 5);
+        assert_eq!(track.chunk_count(), 5);
         assert_eq!(track.sync.as_deref(), Some(&[1, 5, 9][..]));
     }
 
@@ -501,7 +501,7 @@ mod tests {
         let track = seek_and_verify(&spec, 0.25, 0.6);
         assert_eq!(track.sample_count, 4);
         assert_eq!(track.stsc.len(), 1);
-        assert_eq!(track.chunk_offsets.len(), 1);
+        assert_eq!(track.chunk_count(), 1);
     }
 
     #[test]

@@ -46,38 +46,67 @@ impl Track {
     /// a long film is built from this.
     pub fn for_each_step_reach(&self, step_ticks: f64, mut visit: impl FnMut(u64, u64)) {
         let mut walk = StepWalk::new(&self.stts, step_ticks);
-        let mut first = 0u64;
-        for (chunk, samples) in self.chunk_sample_counts() {
-            let n = samples.min(self.sample_count - first);
-            if n == 0 {
+        self.for_each_sample_end(|end| walk.sample(end, &mut visit));
+        walk.finish(&mut visit);
+    }
+
+    /// Calls `visit(end)` with the end offset of every sample in table
+    /// order.
+    fn for_each_sample_end(&self, mut visit: impl FnMut(u64)) {
+        self.for_each_chunk(|mut end, sizes| {
+            sizes.for_each(|size| {
+                end = end.saturating_add(u64::from(size));
+                visit(end);
+            });
+        });
+    }
+
+    /// Calls `visit(offset, bytes)` for every chunk that holds samples, in
+    /// table order, until it returns false; `bytes` is the total size of the
+    /// chunk's samples.
+    pub(super) fn for_each_chunk_span(&self, mut visit: impl FnMut(u64, u64) -> bool) {
+        let mut going = true;
+        self.for_each_chunk(|offset, sizes| {
+            if going {
+                going = visit(offset, sizes.sum());
+            }
+        });
+    }
+
+    /// Walks the chunks in table order, their offsets and sample counts side
+    /// by side with the sizes: `chunk(offset, sizes of its samples)`.
+    #[inline(always)]
+    fn for_each_chunk(&self, mut chunk: impl FnMut(u64, ChunkSizes<'_>)) {
+        let counts = self.chunk_sample_counts().map(|(_, samples)| samples);
+        let offsets = self.chunk_offsets_in(0..self.chunk_count());
+        let mut left = self.sample_count;
+        let (mut stored, mut decoded) = match &self.sizes {
+            Sizes::Stored { .. } => (self.stored_sizes(0..self.sample_count), &[][..]),
+            Sizes::Decoded(table) => (&[][..], &table[..]),
+            Sizes::Constant(_) => (&[][..], &[][..]),
+        };
+        for (samples, offset) in counts.zip(offsets) {
+            let n = samples.min(left);
+            left -= n;
+            let n = n as usize;
+            let sizes = match self.sizes {
+                Sizes::Constant(size) => ChunkSizes::Constant(size, n),
+                Sizes::Stored { .. } => {
+                    let (these, rest) = stored.split_at(n.min(stored.len()));
+                    stored = rest;
+                    ChunkSizes::Stored(these)
+                }
+                Sizes::Decoded(_) => {
+                    let (these, rest) = decoded.split_at(n.min(decoded.len()));
+                    decoded = rest;
+                    ChunkSizes::Decoded(these)
+                }
+            };
+            chunk(offset, sizes);
+            if left == 0 {
                 break;
             }
-            let mut end = self.chunk_offsets[chunk];
-            // One match a chunk, then a plain loop over its sizes.
-            match &self.sizes {
-                Sizes::Constant(size) => {
-                    for _ in 0..n {
-                        end = end.saturating_add(u64::from(*size));
-                        walk.sample(end, &mut visit);
-                    }
-                }
-                Sizes::Stored { .. } => {
-                    for &entry in self.stored_sizes(first..first + n) {
-                        end = end.saturating_add(u64::from(u32::from_be_bytes(entry)));
-                        walk.sample(end, &mut visit);
-                    }
-                }
-                Sizes::Decoded(sizes) => {
-                    let range = first as usize..(first + n) as usize;
-                    for &size in sizes.get(range).unwrap_or(&[]) {
-                        end = end.saturating_add(u64::from(size));
-                        walk.sample(end, &mut visit);
-                    }
-                }
-            }
-            first += n;
         }
-        walk.finish(&mut visit);
     }
 
     /// Samples `range` cut where chunks end: `(first sample, count, file
@@ -119,7 +148,7 @@ impl Track {
             {
                 run += 1;
             }
-            offset = self.chunk_offsets.get(chunk as usize).copied().unwrap_or(0);
+            offset = self.chunk_offset(chunk as usize);
             Some(piece)
         })
     }
@@ -128,7 +157,7 @@ impl Track {
     /// walking the stsc runs (checked by `index_and_check`) instead of
     /// looking each chunk's run up.
     pub(super) fn chunk_sample_counts(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        let chunks = self.chunk_offsets.len();
+        let chunks = self.chunk_count();
         self.stsc.iter().enumerate().flat_map(move |(i, run)| {
             let first = (run.first_chunk as usize).saturating_sub(1).min(chunks);
             let next = self
@@ -138,6 +167,35 @@ impl Track {
                 .clamp(first, chunks);
             (first..next).map(move |chunk| (chunk, u64::from(run.samples_per_chunk)))
         })
+    }
+}
+
+/// The sizes of one chunk's samples, however the track keeps them.
+enum ChunkSizes<'t> {
+    Constant(u32, usize),
+    Stored(&'t [[u8; 4]]),
+    Decoded(&'t [u32]),
+}
+
+impl ChunkSizes<'_> {
+    #[inline(always)]
+    fn for_each(self, mut each: impl FnMut(u32)) {
+        match self {
+            ChunkSizes::Constant(size, n) => (0..n).for_each(|_| each(size)),
+            ChunkSizes::Stored(entries) => {
+                entries.iter().for_each(|&e| each(u32::from_be_bytes(e)))
+            }
+            ChunkSizes::Decoded(sizes) => sizes.iter().for_each(|&n| each(n)),
+        }
+    }
+
+    /// Wrapping adds cannot wrap (at most 20 million 32-bit sizes) and keep
+    /// the sum free of overflow checks.
+    #[inline(always)]
+    fn sum(self) -> u64 {
+        let mut sum = 0u64;
+        self.for_each(|size| sum = sum.wrapping_add(u64::from(size)));
+        sum
     }
 }
 
@@ -174,7 +232,7 @@ impl<'t> StepWalk<'t> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn sample(&mut self, end: u64, visit: &mut impl FnMut(u64, u64)) {
         // Decode times only grow: the step changes every few samples, and
         // then almost always to the next one.

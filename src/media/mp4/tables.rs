@@ -95,10 +95,6 @@ fn be32(entry: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([entry[at], entry[at + 1], entry[at + 2], entry[at + 3]])
 }
 
-fn be64(entry: &[u8]) -> u64 {
-    (u64::from(be32(entry, 0)) << 32) | u64::from(be32(entry, 4))
-}
-
 /// Movie/media header times: (timescale, duration, offset of the duration field, its width in bytes).
 pub fn header_times(payload: &[u8], kind: FourCc) -> Result<(u32, u64, usize, usize), MediaError> {
     let mut f = Fields::new(payload, kind);
@@ -205,6 +201,17 @@ pub enum Sizes {
     Decoded(Vec<u32>),
 }
 
+/// Where a track's chunk offsets lie in the moov: `count` stco (32-bit) or
+/// co64 (`wide`, 64-bit) entries from `at`, read as they are rather than
+/// decoded (ffmpeg's interleaving keeps one video sample a chunk: 8 bytes a
+/// sample decoded).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChunkOffsets {
+    pub at: usize,
+    pub count: usize,
+    pub wide: bool,
+}
+
 /// One track's tables and what identifies it.
 #[derive(Clone, Debug)]
 pub struct Track {
@@ -231,7 +238,7 @@ pub struct Track {
     pub sizes: Sizes,
     /// The moov the stored sizes are read from.
     pub moov: MoovBytes,
-    pub chunk_offsets: Vec<u64>,
+    pub chunk_offsets: ChunkOffsets,
     /// Moov offset of the sdtp per-sample bytes.
     pub sdtp_at: Option<usize>,
     /// Whether each chunk starts at or after the end of the one before (then
@@ -387,6 +394,57 @@ impl Track {
         }
     }
 
+    pub fn chunk_count(&self) -> usize {
+        self.chunk_offsets.count
+    }
+
+    /// File offset of chunk `chunk` (0-based; 0 past the table).
+    #[inline]
+    pub fn chunk_offset(&self, chunk: usize) -> u64 {
+        let ChunkOffsets { at, count, wide } = self.chunk_offsets;
+        if chunk >= count {
+            return 0;
+        }
+        if wide {
+            let entry = self.moov.get(at + 8 * chunk..at + 8 * chunk + 8);
+            entry
+                .and_then(|e| e.try_into().ok())
+                .map_or(0, u64::from_be_bytes)
+        } else {
+            let entry = self.moov.get(at + 4 * chunk..at + 4 * chunk + 4);
+            entry
+                .and_then(|e| e.try_into().ok())
+                .map_or(0, |e| u64::from(u32::from_be_bytes(e)))
+        }
+    }
+
+    /// File offsets of chunks `range` (those past the table left out).
+    #[inline]
+    pub fn chunk_offsets_in(
+        &self,
+        range: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = u64> + '_ {
+        let ChunkOffsets { at, count, wide } = self.chunk_offsets;
+        let width = if wide { 8 } else { 4 };
+        let (from, to) = (
+            range.start.min(count),
+            range.end.min(count).max(range.start.min(count)),
+        );
+        let bytes = self
+            .moov
+            .get(at + from * width..at + to * width)
+            .unwrap_or(&[]);
+        let (narrow, wide_entries) = if wide {
+            (&[][..], bytes.as_chunks::<8>().0)
+        } else {
+            (bytes.as_chunks::<4>().0, &[][..])
+        };
+        narrow
+            .iter()
+            .map(|&e| u64::from(u32::from_be_bytes(e)))
+            .chain(wide_entries.iter().map(|&e| u64::from_be_bytes(e)))
+    }
+
     /// The stsz entries of samples `range` as they lie in the moov (none
     /// past the table, or for sizes not stored that way).
     #[inline]
@@ -408,7 +466,7 @@ impl Track {
     /// Byte offset of sample `s` in the file.
     pub fn offset_of(&self, s: u64) -> u64 {
         let (chunk, first) = self.chunk_of(s);
-        let base = self.chunk_offsets.get(chunk as usize).copied().unwrap_or(0);
+        let base = self.chunk_offset(chunk as usize);
         base + self.sizes_sum(first..s)
     }
 
@@ -456,7 +514,6 @@ impl Track {
                 .map_or(0, |(_, runs)| runs.capacity() * (8 + 8))
             + self.sync.as_ref().map_or(0, |s| s.capacity() * 4)
             + self.stsc.capacity() * (12 + 8)
-            + self.chunk_offsets.capacity() * 8
     }
 }
 
@@ -589,12 +646,15 @@ pub fn parse_track(trak: &Node, moov: &MoovBytes, file_size: u64) -> Result<Trac
     } else {
         return Err(broken(format!("track {id}: no stsz or stz2 box")));
     };
-    let chunk_offsets = if let Some(stco) = stbl.child(b"stco") {
-        let (mut f, _) = full_box(stco, moov)?;
-        f.entries(4)?.map(|e| u64::from(be32(e, 0))).collect()
-    } else if let Some(co64) = stbl.child(b"co64") {
-        let (mut f, _) = full_box(co64, moov)?;
-        f.entries(8)?.map(be64).collect()
+    let chunk_offsets = if let Some(node) = stbl.child(b"stco").or_else(|| stbl.child(b"co64")) {
+        let wide = &node.kind() == b"co64";
+        let (mut f, _) = full_box(node, moov)?;
+        let count = f.count(if wide { 8 } else { 4 })?;
+        ChunkOffsets {
+            at: node.header.payload_offset() as usize + f.position(),
+            count,
+            wide,
+        }
     } else {
         return Err(broken(format!("track {id}: no stco or co64 box")));
     };
@@ -674,7 +734,7 @@ fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> 
             "track {id}: stss sample numbers are not increasing from 1"
         )));
     }
-    let chunks = track.chunk_offsets.len() as u64;
+    let chunks = track.chunk_count() as u64;
     let mut sample = 0u64;
     for (i, run) in track.stsc.iter().enumerate() {
         let first = u64::from(run.first_chunk);
@@ -708,23 +768,26 @@ fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> 
     // starts at or after the end of the one before: offsets that merely never
     // decrease can still overlap, and then a range's first sample is not its
     // lowest byte (found by fuzz/fuzz_targets/mp4.rs).
-    let (mut s, mut previous_end, mut in_order) = (0u64, 0u64, true);
-    for (chunk, samples) in track.chunk_sample_counts() {
-        if s >= track.sample_count {
-            break;
+    let (mut chunk, mut previous_end, mut in_order) = (0u64, 0u64, true);
+    let mut past_the_end = None;
+    track.for_each_chunk_span(|offset, bytes| {
+        chunk += 1;
+        match offset.checked_add(bytes) {
+            Some(end) if end <= file_size => {
+                in_order &= offset >= previous_end;
+                previous_end = end;
+                true
+            }
+            _ => {
+                past_the_end = Some((chunk, offset, bytes));
+                false
+            }
         }
-        let in_chunk = samples.min(track.sample_count - s);
-        let offset = track.chunk_offsets[chunk];
-        let bytes = track.sizes_sum(s..s + in_chunk);
-        if offset.checked_add(bytes).is_none_or(|end| end > file_size) {
-            return Err(broken(format!(
-                "track {id}: chunk {} at offset {offset} ({bytes} bytes) runs past the end of the file ({file_size} bytes)",
-                chunk + 1
-            )));
-        }
-        in_order &= offset >= previous_end;
-        previous_end = offset + bytes;
-        s += in_chunk;
+    });
+    if let Some((chunk, offset, bytes)) = past_the_end {
+        return Err(broken(format!(
+            "track {id}: chunk {chunk} at offset {offset} ({bytes} bytes) runs past the end of the file ({file_size} bytes)"
+        )));
     }
     track.chunks_in_order = in_order;
     Ok(())

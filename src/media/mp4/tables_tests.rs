@@ -28,8 +28,17 @@ fn track() -> Track {
         stsc: vec![chunk(1, 4), chunk(3, 1), chunk(7, 6)],
         stsc_first_sample: Vec::new(),
         sizes: Sizes::Decoded((0..40).map(|n| 100 + n * 7).collect()),
-        moov: MoovBytes::default(),
-        chunk_offsets: (0..12).map(|n| 1_000 + n * 2_000).collect(),
+        // The stco entries: 12 chunks 2 000 bytes apart.
+        moov: MoovBytes::new(
+            (0..12u32)
+                .flat_map(|n| (1_000 + n * 2_000).to_be_bytes())
+                .collect(),
+        ),
+        chunk_offsets: ChunkOffsets {
+            at: 0,
+            count: 12,
+            wide: false,
+        },
         sdtp_at: None,
         chunks_in_order: true,
         edit: Edit::None,
@@ -106,15 +115,21 @@ fn track_with_stored_sizes() -> Track {
     let Sizes::Decoded(sizes) = &track.sizes else {
         panic!("decoded sizes")
     };
-    let mut moov = vec![0xee; 12];
+    // The same chunk offsets, now 64-bit, then a gap, then the sizes.
+    let mut moov: Vec<u8> = (0..12u64)
+        .flat_map(|n| (1_000 + n * 2_000).to_be_bytes())
+        .collect();
+    moov.extend([0xee; 12]);
+    let at = moov.len();
     moov.extend(sizes.iter().flat_map(|size| size.to_be_bytes()));
-    track.sizes = Sizes::Stored { at: 12 };
+    track.sizes = Sizes::Stored { at };
+    track.chunk_offsets.wide = true;
     track.moov = MoovBytes::new(moov);
     track
 }
 
 #[test]
-fn stored_sizes_read_as_the_decoded_ones() {
+fn stored_sizes_and_wide_chunk_offsets_read_as_the_others() {
     let (decoded, stored) = (track(), track_with_stored_sizes());
     for s in 0..=decoded.sample_count + 1 {
         assert_eq!(stored.size_of(s), decoded.size_of(s), "size of {s}");
@@ -125,6 +140,19 @@ fn stored_sizes_read_as_the_decoded_ones() {
         );
     }
     assert_eq!(stored.size_of(decoded.sample_count), 0, "past the table");
+    for chunk in 0..=decoded.chunk_count() {
+        assert_eq!(
+            stored.chunk_offset(chunk),
+            decoded.chunk_offset(chunk),
+            "chunk {chunk}"
+        );
+        let (wide, narrow): (Vec<u64>, Vec<u64>) = (
+            stored.chunk_offsets_in(chunk / 2..chunk + 1).collect(),
+            decoded.chunk_offsets_in(chunk / 2..chunk + 1).collect(),
+        );
+        assert_eq!(wide, narrow, "chunks {}..{}", chunk / 2, chunk + 1);
+    }
+    assert_eq!(decoded.chunk_offset(12), 0, "past the table");
 }
 
 #[test]
@@ -136,7 +164,7 @@ fn chunks_are_walked_with_their_stsc_run_sample_counts() {
 
 fn chunk_walks_agree(track: &Track) {
     let walked: Vec<(usize, u64)> = track.chunk_sample_counts().collect();
-    let looked_up: Vec<(usize, u64)> = (0..track.chunk_offsets.len())
+    let looked_up: Vec<(usize, u64)> = (0..track.chunk_count())
         .map(|chunk| (chunk, track.samples_in_chunk(chunk as u64)))
         .collect();
     assert_eq!(walked, looked_up);
