@@ -5,6 +5,7 @@
 pub mod boxes;
 pub mod header;
 mod moov_writer;
+pub mod runs;
 pub mod seek;
 pub mod tables;
 

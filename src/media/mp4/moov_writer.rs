@@ -8,7 +8,7 @@ use std::rc::Rc;
 use super::Mp4Index;
 use super::boxes::{FourCc, Node};
 use super::header::Piece;
-use super::tables::{Edit, Sizes, Track};
+use super::tables::{Edit, Run, RunTable, Sizes, Track};
 
 /// The samples `[first, end)` a track keeps, and what follows from them.
 #[derive(Clone, Copy, Debug)]
@@ -367,41 +367,31 @@ impl MoovWriter<'_> {
     /// Only the first and last runs change; the ones between are copied as
     /// they are from the original moov.
     fn runs(&self, track: &Track, ctts: bool, s0: u64, s1: u64) -> (usize, Vec<Piece>) {
-        let (runs, at, (a, a_first), (b, b_first)) = if ctts {
-            let runs = track.ctts.as_ref().map_or(&[][..], |(_, r)| r);
-            (
-                runs,
-                track.ctts_at,
-                track.ctts_run(s0),
-                track.ctts_run(s1 - 1),
-            )
+        let no_runs = RunTable::default();
+        let (runs, (a, a_first), (b, b_first)) = if ctts {
+            let runs = track.ctts.as_ref().map_or(&no_runs, |(_, r)| r);
+            (runs, track.ctts_run(s0), track.ctts_run(s1 - 1))
         } else {
-            (
-                &track.stts[..],
-                track.stts_at,
-                track.stts_run(s0),
-                track.stts_run(s1 - 1),
-            )
+            (&track.stts, track.stts_run(s0), track.stts_run(s1 - 1))
         };
+        let at = runs.at;
+        let run = |i| runs.get(i).unwrap_or(Run { count: 0, value: 0 });
         let entry = |count: u64, value: u32| {
             let mut bytes = (count as u32).to_be_bytes().to_vec();
             bytes.extend_from_slice(&value.to_be_bytes());
             Piece::Bytes(bytes)
         };
         if a == b {
-            return (1, vec![entry(s1 - s0, runs[a].value)]);
+            return (1, vec![entry(s1 - s0, run(a).value)]);
         }
-        let mut pieces = vec![entry(
-            a_first + u64::from(runs[a].count) - s0,
-            runs[a].value,
-        )];
+        let mut pieces = vec![entry(a_first + u64::from(run(a).count) - s0, run(a).value)];
         if b > a + 1 {
             pieces.push(Piece::Moov {
                 from: at + 8 * (a + 1),
                 len: 8 * (b - a - 1),
             });
         }
-        pieces.push(entry(s1 - b_first, runs[b].value));
+        pieces.push(entry(s1 - b_first, run(b).value));
         (b - a + 1, pieces)
     }
 

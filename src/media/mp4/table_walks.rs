@@ -2,24 +2,21 @@
 //! lookup and then steps, for the loops that visit every sample (the
 //! timeline, a segment's moof) where a search per sample would dominate.
 
-use super::{Run, Sizes, Track};
+use super::{Run, RunTable, Sizes, Track};
 
 impl Track {
     /// The duration of each sample from `s` on (what `time_of(n + 1) -
     /// time_of(n)` gives), walking the stts runs instead of searching them
     /// for every sample.
     pub fn durations_from(&self, s: u64) -> impl Iterator<Item = u32> + '_ {
-        run_values(&self.stts, &self.stts_first_sample, s)
+        run_values(&self.stts, s)
     }
 
     /// The stored composition offset of each sample from `s` on (none
     /// without a ctts).
     pub fn composition_offsets_from(&self, s: u64) -> impl Iterator<Item = u32> + '_ {
-        let runs = self
-            .ctts
-            .as_ref()
-            .map_or(&[][..], |(_, runs)| runs.as_slice());
-        run_values(runs, &self.ctts_first_sample, s)
+        let runs = self.ctts.as_ref().map(|(_, runs)| runs);
+        runs.into_iter().flat_map(move |runs| run_values(runs, s))
     }
 
     /// Whether each sample from `s` on is a sync sample (all are without an stss).
@@ -45,7 +42,7 @@ impl Track {
     /// pass over the chunks and sizes, no search per sample: the timeline of
     /// a long film is built from this.
     pub fn for_each_step_reach(&self, step_ticks: f64, mut visit: impl FnMut(u64, u64)) {
-        let mut walk = StepWalk::new(&self.stts, step_ticks);
+        let mut walk = StepWalk::new(self.stts.iter_from(0), step_ticks);
         self.for_each_sample_end(|end| walk.sample(end, &mut visit));
         walk.finish(&mut visit);
     }
@@ -201,8 +198,8 @@ impl ChunkSizes<'_> {
 
 /// The step walk of [`Track::for_each_step_reach`]: fed the samples' end
 /// offsets in decode order, it keeps their decode time from the stts runs.
-struct StepWalk<'t> {
-    runs: std::slice::Iter<'t, Run>,
+struct StepWalk<R> {
+    runs: R,
     left_in_run: u64,
     duration: u64,
     time: u64,
@@ -215,12 +212,12 @@ struct StepWalk<'t> {
     reach: Option<u64>,
 }
 
-impl<'t> StepWalk<'t> {
-    fn new(stts: &'t [Run], step_ticks: f64) -> Self {
+impl<R: Iterator<Item = Run>> StepWalk<R> {
+    fn new(stts: R, step_ticks: f64) -> Self {
         let whole_ticks = (step_ticks >= 1.0 && step_ticks.fract() == 0.0 && step_ticks < 1e15)
             .then_some(step_ticks as u64);
         StepWalk {
-            runs: stts.iter(),
+            runs: stts,
             left_in_run: 0,
             duration: 0,
             time: 0,
@@ -284,23 +281,16 @@ impl<'t> StepWalk<'t> {
 }
 
 /// The value of every sample of a run-length table (stts, ctts) from sample
-/// `from` on; `first_samples` holds each run's first sample.
-fn run_values<'t>(
-    runs: &'t [Run],
-    first_samples: &'t [u64],
-    from: u64,
-) -> impl Iterator<Item = u32> + 't {
-    let run = first_samples
-        .partition_point(|&first| first <= from)
-        .saturating_sub(1);
-    let into = from.saturating_sub(first_samples.get(run).copied().unwrap_or(0));
-    let current = runs
-        .get(run)
+/// `from` on.
+fn run_values(runs: &RunTable, from: u64) -> impl Iterator<Item = u32> + '_ {
+    let start = runs.run_of_sample(from);
+    let into = from.saturating_sub(start.sample);
+    let mut later = runs.iter_from(start.index);
+    let current = later
+        .next()
         .map(|r| std::iter::repeat_n(r.value, u64::from(r.count).saturating_sub(into) as usize));
-    let later = runs.get(run + 1..).unwrap_or(&[]);
-    current.into_iter().flatten().chain(
-        later
-            .iter()
-            .flat_map(|r| std::iter::repeat_n(r.value, r.count as usize)),
-    )
+    current
+        .into_iter()
+        .flatten()
+        .chain(later.flat_map(|r| std::iter::repeat_n(r.value, r.count as usize)))
 }

@@ -3,6 +3,7 @@
 //! sample, keyframe at or before a sample.
 
 use super::boxes::{FourCc, MoovBytes, Node, name};
+pub use super::runs::{Run, RunTable, Values};
 use crate::media::{MediaError, broken};
 
 /// Reads big-endian fields from a box payload, naming the box in errors.
@@ -173,13 +174,6 @@ fn parse_edit(edts: &Node, moov: &[u8]) -> Result<Edit, MediaError> {
     }
 }
 
-/// A run of samples with the same duration (stts) or composition offset (ctts).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Run {
-    pub count: u32,
-    pub value: u32,
-}
-
 /// A stsc entry: from chunk `first_chunk` (1-based) on, `samples_per_chunk` samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkRun {
@@ -220,16 +214,10 @@ pub struct Track {
     pub handler: FourCc,
     pub timescale: u32,
     pub sample_count: u64,
-    pub stts: Vec<Run>,
-    /// First sample and first decode time of each stts run.
-    stts_first_sample: Vec<u64>,
-    stts_first_time: Vec<u64>,
-    /// ctts version and runs.
-    pub ctts: Option<(u8, Vec<Run>)>,
-    /// Moov offsets of the first stts and ctts entries, to copy runs as they are.
-    pub stts_at: usize,
-    pub ctts_at: usize,
-    ctts_first_sample: Vec<u64>,
+    /// Sample durations.
+    pub stts: RunTable,
+    /// ctts version and composition offsets.
+    pub ctts: Option<(u8, RunTable)>,
     /// Sync samples, 1-based, increasing; None = every sample is a sync sample.
     pub sync: Option<Vec<u32>>,
     pub stsc: Vec<ChunkRun>,
@@ -257,15 +245,9 @@ impl Track {
 
     /// Decode time of sample `s` (`sample_count` gives the total duration).
     pub fn time_of(&self, s: u64) -> u64 {
-        let run = self
-            .stts_first_sample
-            .partition_point(|&first| first <= s)
-            .saturating_sub(1);
-        match self.stts.get(run) {
-            Some(entry) => {
-                self.stts_first_time[run]
-                    + (s - self.stts_first_sample[run]) * u64::from(entry.value)
-            }
+        let start = self.stts.run_of_sample(s);
+        match self.stts.get(start.index) {
+            Some(run) => start.time + (s - start.sample) * u64::from(run.value),
             None => 0,
         }
     }
@@ -279,14 +261,13 @@ impl Track {
         if t >= self.duration() {
             return self.sample_count;
         }
-        let run = self
-            .stts_first_time
-            .partition_point(|&first| first <= t)
-            .saturating_sub(1);
-        let delta = u64::from(self.stts[run].value.max(1));
-        let within = ((t - self.stts_first_time[run]) / delta)
-            .min(u64::from(self.stts[run].count).saturating_sub(1));
-        (self.stts_first_sample[run] + within).min(self.sample_count)
+        let start = self.stts.run_of_time(t);
+        let Some(run) = self.stts.get(start.index) else {
+            return self.sample_count;
+        };
+        let delta = u64::from(run.value.max(1));
+        let within = ((t - start.time) / delta).min(u64::from(run.count).saturating_sub(1));
+        (start.sample + within).min(self.sample_count)
     }
 
     /// The first sample whose decode time is at or after `t`.
@@ -323,19 +304,17 @@ impl Track {
 
     /// Index of the stts (or ctts) run holding sample `s`, and the run's first sample.
     pub fn stts_run(&self, s: u64) -> (usize, u64) {
-        let run = self
-            .stts_first_sample
-            .partition_point(|&first| first <= s)
-            .saturating_sub(1);
-        (run, self.stts_first_sample.get(run).copied().unwrap_or(0))
+        let start = self.stts.run_of_sample(s);
+        (start.index, start.sample)
     }
 
     pub fn ctts_run(&self, s: u64) -> (usize, u64) {
-        let run = self
-            .ctts_first_sample
-            .partition_point(|&first| first <= s)
-            .saturating_sub(1);
-        (run, self.ctts_first_sample.get(run).copied().unwrap_or(0))
+        let start = self
+            .ctts
+            .as_ref()
+            .map(|(_, table)| table.run_of_sample(s))
+            .unwrap_or_default();
+        (start.index, start.sample)
     }
 
     /// The stsc run holding chunk `chunk` (0-based).
@@ -507,23 +486,19 @@ impl Track {
         };
         std::mem::size_of::<Track>()
             + sizes
-            + self.stts.capacity() * (8 + 16)
-            + self
-                .ctts
-                .as_ref()
-                .map_or(0, |(_, runs)| runs.capacity() * (8 + 8))
+            + self.stts.weight()
+            + self.ctts.as_ref().map_or(0, |(_, runs)| runs.weight())
             + self.sync.as_ref().map_or(0, |s| s.capacity() * 4)
             + self.stsc.capacity() * (12 + 8)
     }
 }
 
-fn runs(f: &mut Fields) -> Result<Vec<Run>, MediaError> {
-    Ok(f.entries(8)?
-        .map(|e| Run {
-            count: be32(e, 0),
-            value: be32(e, 4),
-        })
-        .collect())
+/// The run table of a stts or ctts box, read where it lies.
+fn run_table(node: &Node, moov: &MoovBytes, values: Values) -> Result<(RunTable, u8), MediaError> {
+    let (mut f, version) = full_box(node, moov)?;
+    let count = f.count(8)?;
+    let at = node.header.payload_offset() as usize + f.position();
+    Ok((RunTable::new(moov, at, count, values)?, version))
 }
 
 fn full_box<'a>(node: &Node, moov: &'a [u8]) -> Result<(Fields<'a>, u8), MediaError> {
@@ -575,17 +550,12 @@ pub fn parse_track(trak: &Node, moov: &MoovBytes, file_size: u64) -> Result<Trac
             .ok_or_else(|| broken(format!("track {id}: no {} box", name(*kind))))
     };
 
-    let stts_node = table(b"stts")?;
-    let stts_at = stts_node.header.payload_offset() as usize + 8;
-    let (mut f, _) = full_box(stts_node, moov)?;
-    let stts = runs(&mut f)?;
-    let ctts_at = stbl
-        .child(b"ctts")
-        .map_or(0, |node| node.header.payload_offset() as usize + 8);
+    let (stts, _) = run_table(table(b"stts")?, moov, Values::Durations)
+        .map_err(|e| broken(format!("track {id}: {e}")))?;
     let ctts = match stbl.child(b"ctts") {
         Some(node) => {
-            let (mut f, version) = full_box(node, moov)?;
-            Some((version, runs(&mut f)?))
+            let (runs, version) = run_table(node, moov, Values::Offsets)?;
+            Some((version, runs))
         }
         None => None,
     };
@@ -670,12 +640,7 @@ pub fn parse_track(trak: &Node, moov: &MoovBytes, file_size: u64) -> Result<Trac
         timescale,
         sample_count,
         stts,
-        stts_first_sample: Vec::new(),
-        stts_first_time: Vec::new(),
         ctts,
-        stts_at,
-        ctts_at,
-        ctts_first_sample: Vec::new(),
         sync,
         stsc,
         stsc_first_sample: Vec::new(),
@@ -696,41 +661,21 @@ pub fn parse_track(trak: &Node, moov: &MoovBytes, file_size: u64) -> Result<Trac
 /// other and with the file, so that every later lookup stays in bounds.
 fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> {
     let id = track.id;
-    // Each lookup is sized once: grown by doubling, the ctts one of an
-    // hour's film with B-frames moves and faults in 1.5 MB to hold 0.7 MB.
-    track.stts_first_sample.reserve_exact(track.stts.len());
-    track.stts_first_time.reserve_exact(track.stts.len());
+    // Sized once: grown by doubling, an interleaved film's lookup moves
+    // and faults in half as much again as it holds.
     track.stsc_first_sample.reserve_exact(track.stsc.len());
-    let (mut sample, mut time) = (0u64, 0u64);
-    for run in &track.stts {
-        track.stts_first_sample.push(sample);
-        track.stts_first_time.push(time);
-        // Hostile tables can add up past 64 bits (found by fuzz/fuzz_targets/mp4.rs).
-        let (Some(next_sample), Some(next_time)) = (
-            sample.checked_add(u64::from(run.count)),
-            time.checked_add(u64::from(run.count) * u64::from(run.value)),
-        ) else {
-            return Err(broken(format!("track {id}: stts durations overflow")));
-        };
-        (sample, time) = (next_sample, next_time);
-    }
-    if sample < track.sample_count {
+    let covered = track.stts.end().sample;
+    if covered < track.sample_count {
         return Err(broken(format!(
-            "track {id}: stts covers {sample} samples, stsz has {}",
+            "track {id}: stts covers {covered} samples, stsz has {}",
             track.sample_count
         )));
     }
-    if let Some((_, runs)) = &track.ctts {
-        track.ctts_first_sample.reserve_exact(runs.len());
-        let mut sample = 0u64;
-        for run in runs {
-            track.ctts_first_sample.push(sample);
-            sample += u64::from(run.count);
-        }
-        if sample < track.sample_count {
-            track.ctts = None; // a short ctts cannot be cut consistently; presentation falls back to decode order
-            track.ctts_first_sample.clear();
-        }
+    if let Some((_, runs)) = &track.ctts
+        && runs.end().sample < track.sample_count
+    {
+        // A short ctts cannot be cut consistently; presentation falls back to decode order.
+        track.ctts = None;
     }
     let sync_ok = track.sync.as_ref().is_none_or(|sync| {
         sync.windows(2).all(|w| w[0] < w[1]) && sync.first().is_none_or(|&n| n > 0)

@@ -17,13 +17,19 @@ fn track() -> Track {
         handler: *b"vide",
         timescale: 1000,
         sample_count: 40,
-        stts: vec![run(10, 40), run(0, 99), run(25, 33), run(5, 41)],
-        stts_first_sample: Vec::new(),
-        stts_first_time: Vec::new(),
-        ctts: Some((0, vec![run(3, 80), run(0, 7), run(30, 0), run(7, 120)])),
-        stts_at: 0,
-        ctts_at: 0,
-        ctts_first_sample: Vec::new(),
+        stts: RunTable::from_runs(
+            &[run(10, 40), run(0, 99), run(25, 33), run(5, 41)],
+            Values::Durations,
+        )
+        .expect("stts"),
+        ctts: Some((
+            0,
+            RunTable::from_runs(
+                &[run(3, 80), run(0, 7), run(30, 0), run(7, 120)],
+                Values::Offsets,
+            )
+            .expect("ctts"),
+        )),
         sync: Some(vec![1, 2, 11, 12, 30, 40]),
         stsc: vec![chunk(1, 4), chunk(3, 1), chunk(7, 6)],
         stsc_first_sample: Vec::new(),
@@ -73,7 +79,7 @@ fn the_table_walks_agree_with_the_lookups_from_every_sample() {
             .collect();
         let offsets_looked_up: Vec<u32> = samples
             .clone()
-            .map(|s| ctts[track.ctts_run(s).0].value)
+            .map(|s| ctts.get(track.ctts_run(s).0).map_or(0, |r| r.value))
             .collect();
         assert_eq!(
             offsets, offsets_looked_up,
