@@ -123,24 +123,36 @@ impl StepReach {
             ends.extend(filled.map(|(step, &slot)| (step as u64, slot - 1)));
             return from_sample_ends(ends, self.duration);
         }
-        let mut points = Vec::with_capacity(filled.clone().count() + 1);
+        // Built straight into the shared slice (an exact-length iterator:
+        // one allocation, no Vec to copy from, for a list of 36 000 points an
+        // hour), once a first pass has counted the steps and found the last.
+        let (mut count, mut last_step, mut last_offset) = (0usize, 0usize, 0u64);
+        for (step, &slot) in filled.clone() {
+            (count, last_step, last_offset) = (count + 1, step, last_offset.max(slot - 1));
+        }
+        if count == 0 {
+            return Rc::from([]);
+        }
+        let last_seconds = last_step as f64 * TIMELINE_STEP_SECS;
+        let end = TimePoint {
+            seconds: self.duration.max(last_seconds + TIMELINE_STEP_SECS),
+            offset: last_offset,
+        };
         let mut reached = 0u64;
-        for (step, &slot) in filled {
-            reached = reached.max(slot - 1);
-            points.push(TimePoint {
-                seconds: step as f64 * TIMELINE_STEP_SECS,
-                offset: reached,
-            });
-        }
-        if let Some(last) = points.last().copied() {
-            points.push(TimePoint {
-                seconds: self.duration.max(last.seconds + TIMELINE_STEP_SECS),
-                offset: last.offset,
-            });
-        }
+        let mut steps = filled;
         // Times increase by whole steps and offsets never decrease: already
         // what `monotonic` would make of them.
-        points.into()
+        (0..count)
+            .map(|_| {
+                let (step, &slot) = steps.next().unwrap_or((last_step, &0));
+                reached = reached.max(slot.saturating_sub(1));
+                TimePoint {
+                    seconds: step as f64 * TIMELINE_STEP_SECS,
+                    offset: reached,
+                }
+            })
+            .chain(std::iter::once(end))
+            .collect()
     }
 }
 
