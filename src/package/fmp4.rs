@@ -170,6 +170,12 @@ fn copy_without_samples(node: &Node, moov: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// The largest gap between two of a segment's file ranges sent rather than
+/// skipped. The one-hour fixture's segments (6 s, 510 KB) have 3.4 gaps
+/// each, half of them under 400 bytes: up to 4 KB, filling them adds 0.4 %
+/// to the bytes sent and saves two of the segment's four sendfile calls.
+const GAP_FILL_BYTES: u64 = 4096;
+
 /// Samples of one track lying together in the file: one chunk's worth, or part of it.
 #[derive(Clone, Copy, Debug)]
 struct Piece {
@@ -233,12 +239,19 @@ pub fn media_segment(
     let mut at = 0u64;
     let mut file_ranges: Vec<Range<u64>> = Vec::new();
     for piece in &file_order {
-        mdat_at[piece.id] = at;
-        at += piece.len;
         match file_ranges.last_mut() {
-            Some(last) if last.end == piece.offset => last.end += piece.len,
+            // A small gap (the other track's few frames that belong to the
+            // segment before or after) goes out as unreferenced bytes in
+            // the mdat: each trun has its own data offset, and sending them
+            // costs less than another sendfile call.
+            Some(last) if last.end <= piece.offset && piece.offset - last.end <= GAP_FILL_BYTES => {
+                at += piece.offset - last.end;
+                last.end = piece.offset + piece.len;
+            }
             _ => file_ranges.push(piece.offset..piece.offset + piece.len),
         }
+        mdat_at[piece.id] = at;
+        at += piece.len;
     }
     let mdat_payload = at;
     // Each track's runs in decode order; a run continues while its next
