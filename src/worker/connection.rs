@@ -74,6 +74,8 @@ pub struct Connection {
     /// Response head (and small in-memory bodies) to write.
     output: Vec<u8>,
     written: usize,
+    /// Bytes of the body's generated prefix sent in `output` behind the head.
+    prefix_in_head: u64,
     /// Boxed, like `exchange`: an idle keep-alive connection then holds two
     /// pointers rather than both structures (about 420 bytes) inline.
     body: Option<Box<Stream>>,
@@ -115,6 +117,7 @@ impl Connection {
             input: Vec::new(),
             output: Vec::new(),
             written: 0,
+            prefix_in_head: 0,
             body: None,
             keep_alive: true,
             client_closes: false,
@@ -430,10 +433,24 @@ impl Connection {
     fn write_head(&mut self, env: &mut Env) -> Step {
         // MSG_MORE lets the head share a packet with the body's first bytes;
         // a paced body may not follow at once, so its head goes out alone.
-        let more = self.body.as_ref().is_some_and(|s| !s.is_throttled());
+        // An unpaced body's first piece of prefix (a seek's moov, a
+        // segment's moof) joins the head: one send for both.
+        if let Some(stream) = self.body.as_mut().filter(|s| !s.is_throttled())
+            && self.written == 0
+            && self.prefix_in_head == 0
+        {
+            self.prefix_in_head = stream.fill_prefix(&mut self.output);
+        }
+        // ...and then more follows at once only if the body goes on.
+        let more = self
+            .body
+            .as_ref()
+            .is_some_and(|s| !s.is_throttled() && (self.prefix_in_head == 0 || s.unsent() > 0));
         if let Some(step) = self.flush_output(more, env) {
             return step;
         }
+        let joined = std::mem::take(&mut self.prefix_in_head);
+        self.count_prefix_bytes(joined, env);
         let Some(stream) = &self.body else {
             // Only body bytes count in the access log, like nginx's $body_bytes_sent.
             if let Some(exchange) = &mut self.exchange {
@@ -467,16 +484,13 @@ impl Connection {
                 return step;
             }
             let pending = self.output.len() as u64;
+            if self.body.is_none() {
+                return self.finish_exchange(env);
+            }
+            self.count_prefix_bytes(pending, env);
             let Some(stream) = &mut self.body else {
                 return self.finish_exchange(env);
             };
-            if let Some(exchange) = &mut self.exchange {
-                exchange.body_bytes += pending;
-            }
-            StatsSlot::add(&env.slot.body_bytes_sent, pending);
-            if stream.is_segment() {
-                StatsSlot::add(&env.slot.packaged_bytes[Kind::Segment as usize], pending);
-            }
             self.output.clear();
             self.written = 0;
             if stream.fill_prefix(&mut self.output) == 0 {
@@ -496,6 +510,20 @@ impl Connection {
         }
         self.phase = Phase::SendingBody;
         Step::Continue
+    }
+
+    /// Counts `n` bytes of generated prefix sent as body bytes.
+    fn count_prefix_bytes(&mut self, n: u64, env: &Env) {
+        if n == 0 {
+            return;
+        }
+        if let Some(exchange) = &mut self.exchange {
+            exchange.body_bytes += n;
+        }
+        StatsSlot::add(&env.slot.body_bytes_sent, n);
+        if self.body.as_ref().is_some_and(|s| s.is_segment()) {
+            StatsSlot::add(&env.slot.packaged_bytes[Kind::Segment as usize], n);
+        }
     }
 
     fn send_body(&mut self, env: &mut Env, budget: &mut u64, index: usize) -> Step {
