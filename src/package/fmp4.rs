@@ -193,9 +193,7 @@ struct Piece {
 fn pieces_of(track: &Track, track_position: usize, range: &Range<u64>, out: &mut Vec<Piece>) {
     let first_id = out.len();
     for (id, (first_sample, count, offset)) in (first_id..).zip(track.chunk_pieces(range.clone())) {
-        let len = (first_sample..first_sample + count)
-            .map(|n| track.size_of(n))
-            .sum();
+        let len = track.sizes_sum(first_sample..first_sample + count);
         out.push(Piece {
             track: track_position,
             first_sample,

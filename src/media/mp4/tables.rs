@@ -345,9 +345,22 @@ impl Track {
             .map_or(0, |run| u64::from(run.samples_per_chunk))
     }
 
-    /// Size of sample `s` (0 past the table).
+    /// Size of sample `s` (0 past the table). Inlined: a segment's moof
+    /// asks it for every sample.
+    #[inline]
     pub fn size_of(&self, s: u64) -> u64 {
-        self.sizes_sum(s..s.saturating_add(1))
+        let Ok(s) = usize::try_from(s) else {
+            return 0;
+        };
+        match &self.sizes {
+            Sizes::Constant(size) => u64::from(*size),
+            Sizes::Stored { at } => s
+                .checked_mul(4)
+                .and_then(|i| self.moov.get(at + i..at + i + 4))
+                .and_then(|entry| entry.try_into().ok())
+                .map_or(0, |entry| u64::from(u32::from_be_bytes(entry))),
+            Sizes::Decoded(sizes) => sizes.get(s).map_or(0, |&n| u64::from(n)),
+        }
     }
 
     /// Total size of samples `range` (those past the table count 0).
