@@ -1,6 +1,7 @@
 //! The HLS/DASH segment planner and segment writer on any MP4 bytes, with a
 //! random segment length and clip: every segment's file ranges lie inside
-//! the file, and its truns describe exactly the bytes of its mdat.
+//! the file, and its truns describe the bytes of its mdat, each once, with
+//! no hole longer than the gaps the writer fills (fmp4::GAP_FILL_BYTES).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -39,7 +40,8 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// The ranges stay inside the file; the head's mdat is as long as the
-/// ranges; each trun's samples lie inside the mdat.
+/// ranges; each trun's samples lie inside the mdat, no two truns share a
+/// byte, and what no trun references is only small gaps between them.
 fn check(segment: &fmp4::Segment, file_len: u64) {
     let mut payload = 0u64;
     for range in &segment.ranges {
@@ -61,7 +63,7 @@ fn check(segment: &fmp4::Segment, file_len: u64) {
     assert_eq!(mdat_size, mdat_header + payload, "the mdat holds exactly the ranges");
     // Walk moof → traf → trun.
     let payload_start = moof_len as u64 + mdat_header;
-    let mut sample_bytes = 0u64;
+    let mut spans = Vec::new();
     let mut at = moof_at + 8;
     while at < mdat_at {
         let size = be32(at) as usize;
@@ -79,12 +81,25 @@ fn check(segment: &fmp4::Segment, file_len: u64) {
                         offset >= payload_start && offset + bytes <= payload_start + payload,
                         "a trun points outside the mdat"
                     );
-                    sample_bytes += bytes;
+                    spans.push((offset - payload_start, bytes));
                 }
                 inner += inner_size;
             }
         }
         at += size;
     }
-    assert_eq!(sample_bytes, payload, "the truns describe every mdat byte once");
+    spans.sort_unstable();
+    // Samples of no bytes mark their place too: the holes are between pieces.
+    let mut covered: Option<u64> = None;
+    for &(start, bytes) in &spans {
+        let before = covered.unwrap_or(0);
+        assert!(start >= before, "two truns share mdat bytes");
+        assert!(
+            start - before <= fmp4::GAP_FILL_BYTES && (covered.is_some() || start == 0),
+            "{} unreferenced mdat bytes at {before}",
+            start - before
+        );
+        covered = Some(start + bytes);
+    }
+    assert_eq!(covered.unwrap_or(0), payload, "the mdat ends with its last sample");
 }

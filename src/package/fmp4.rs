@@ -174,7 +174,7 @@ fn copy_without_samples(node: &Node, moov: &[u8], out: &mut Vec<u8>) {
 /// skipped. The one-hour fixture's segments (6 s, 510 KB) have 3.4 gaps
 /// each, half of them under 400 bytes: up to 4 KB, filling them adds 0.4 %
 /// to the bytes sent and saves two of the segment's four sendfile calls.
-const GAP_FILL_BYTES: u64 = 4096;
+pub const GAP_FILL_BYTES: u64 = 4096;
 
 /// Samples of one track lying together in the file: one chunk's worth, or part of it.
 #[derive(Clone, Copy, Debug)]
