@@ -488,12 +488,10 @@ impl Connection {
                 return self.finish_exchange(env);
             }
             self.count_prefix_bytes(pending, env);
-            let Some(stream) = &mut self.body else {
-                return self.finish_exchange(env);
-            };
             self.output.clear();
             self.written = 0;
-            if stream.fill_prefix(&mut self.output) == 0 {
+            let output = &mut self.output;
+            if self.body.as_mut().map_or(0, |s| s.fill_prefix(output)) == 0 {
                 break;
             }
         }

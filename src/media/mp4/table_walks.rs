@@ -74,34 +74,37 @@ impl Track {
     /// by side with the sizes: `chunk(offset, sizes of its samples)`.
     #[inline(always)]
     fn for_each_chunk(&self, mut chunk: impl FnMut(u64, ChunkSizes<'_>)) {
-        let counts = self.chunk_sample_counts().map(|(_, samples)| samples);
-        let offsets = self.chunk_offsets_in(0..self.chunk_count());
+        // (samples, file offset) per chunk, the last cut at the sample count.
         let mut left = self.sample_count;
-        let (mut stored, mut decoded) = match &self.sizes {
-            Sizes::Stored { .. } => (self.stored_sizes(0..self.sample_count), &[][..]),
-            Sizes::Decoded(table) => (&[][..], &table[..]),
-            Sizes::Constant(_) => (&[][..], &[][..]),
-        };
-        for (samples, offset) in counts.zip(offsets) {
-            let n = samples.min(left);
-            left -= n;
-            let n = n as usize;
-            let sizes = match self.sizes {
-                Sizes::Constant(size) => ChunkSizes::Constant(size, n),
-                Sizes::Stored { .. } => {
-                    let (these, rest) = stored.split_at(n.min(stored.len()));
-                    stored = rest;
-                    ChunkSizes::Stored(these)
+        let mut done = false;
+        let chunks = self
+            .chunk_sample_counts()
+            .map(|(_, samples)| samples)
+            .zip(self.chunk_offsets_in(0..self.chunk_count()))
+            .map_while(|(samples, offset)| {
+                if done {
+                    return None;
                 }
-                Sizes::Decoded(_) => {
-                    let (these, rest) = decoded.split_at(n.min(decoded.len()));
-                    decoded = rest;
-                    ChunkSizes::Decoded(these)
+                let n = samples.min(left);
+                left -= n;
+                done = left == 0;
+                Some((n as usize, offset))
+            });
+        match &self.sizes {
+            Sizes::Constant(size) => {
+                chunks.for_each(|(n, offset)| chunk(offset, ChunkSizes::Constant(*size, n)));
+            }
+            Sizes::Stored { .. } => {
+                let mut rest = self.stored_sizes(0..self.sample_count);
+                for (n, offset) in chunks {
+                    chunk(offset, ChunkSizes::Stored(take_front(&mut rest, n)));
                 }
-            };
-            chunk(offset, sizes);
-            if left == 0 {
-                break;
+            }
+            Sizes::Decoded(table) => {
+                let mut rest = &table[..];
+                for (n, offset) in chunks {
+                    chunk(offset, ChunkSizes::Decoded(take_front(&mut rest, n)));
+                }
             }
         }
     }
@@ -293,4 +296,12 @@ fn run_values(runs: &RunTable, from: u64) -> impl Iterator<Item = u32> + '_ {
         .into_iter()
         .flatten()
         .chain(later.flat_map(|r| std::iter::repeat_n(r.value, r.count as usize)))
+}
+
+/// The first `n` items of `rest` (fewer if it is shorter), which keeps the
+/// others.
+fn take_front<'a, T>(rest: &mut &'a [T], n: usize) -> &'a [T] {
+    let (front, back) = rest.split_at(n.min(rest.len()));
+    *rest = back;
+    front
 }

@@ -393,21 +393,9 @@ impl Track {
     /// File offset of chunk `chunk` (0-based; 0 past the table).
     #[inline]
     pub fn chunk_offset(&self, chunk: usize) -> u64 {
-        let ChunkOffsets { at, count, wide } = self.chunk_offsets;
-        if chunk >= count {
-            return 0;
-        }
-        if wide {
-            let entry = self.moov.get(at + 8 * chunk..at + 8 * chunk + 8);
-            entry
-                .and_then(|e| e.try_into().ok())
-                .map_or(0, u64::from_be_bytes)
-        } else {
-            let entry = self.moov.get(at + 4 * chunk..at + 4 * chunk + 4);
-            entry
-                .and_then(|e| e.try_into().ok())
-                .map_or(0, |e| u64::from(u32::from_be_bytes(e)))
-        }
+        self.chunk_offsets_in(chunk..chunk.saturating_add(1))
+            .next()
+            .unwrap_or(0)
     }
 
     /// File offsets of chunks `range` (those past the table left out).
