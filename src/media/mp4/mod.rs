@@ -121,7 +121,7 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
             {
                 continue;
             }
-            match tables::parse_track(child, &moov, file_size) {
+            match tables::parse_track(child, &moov) {
                 Ok(track) => {
                     tracks.push(track);
                     trak_positions.push(position);
@@ -138,6 +138,23 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
             track.id, track.sample_count
         )));
     }
+    // The timeline's walk over every sample also checks that the samples lie
+    // inside the file. In a file that cannot be seeked anyway, a track that
+    // fails it is left out, as any damaged track of such a file is. With no
+    // samples at all there is nothing to seek in (see `reference` below).
+    let timeline = loop {
+        if tracks.iter().all(|t| t.sample_count == 0) {
+            break timeline::monotonic([]);
+        }
+        match needed_bytes(&mut tracks, file_size) {
+            Ok(timeline) => break timeline,
+            Err((position, _)) if unsupported.is_some() => {
+                tracks.remove(position);
+                trak_positions.remove(position);
+            }
+            Err((_, e)) => return Err(e),
+        }
+    };
     let reference = tracks
         .iter()
         .position(|t| t.enabled && t.is_video() && t.sample_count > 0)
@@ -150,11 +167,6 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
                 .get_or_insert_with(|| "the file has no track with samples to seek in".to_string());
             (0, timeline::monotonic([]))
         }
-    };
-    let timeline = if unsupported.is_some() && tracks.iter().all(|t| t.sample_count == 0) {
-        timeline::monotonic([])
-    } else {
-        needed_bytes(&tracks, file_size)
     };
     let media_start = tracks
         .iter()
@@ -193,23 +205,31 @@ const TRACK_SAMPLES_MAX: u64 = 20_000_000;
 /// The honest timeline of a file from every sample of every track (see
 /// [`timeline::from_sample_ends`]); each track contributes one entry per step
 /// of time that holds samples, so memory follows the duration, not the
-/// sample count.
-fn needed_bytes(tracks: &[Track], file_size: u64) -> Rc<[TimePoint]> {
-    let timed = || tracks.iter().filter(|t| t.timescale > 0);
+/// sample count. The same walk checks each track's samples against the
+/// file and notes whether its chunks are in order; the error comes with
+/// the position of the first track that fails.
+fn needed_bytes(
+    tracks: &mut [Track],
+    file_size: u64,
+) -> Result<Rc<[TimePoint]>, (usize, MediaError)> {
     let seconds = |track: &Track| track.duration() as f64 / f64::from(track.timescale);
-    let duration = timed().map(seconds).fold(0.0, f64::max);
-    let entries = timed()
+    let duration = tracks.iter().map(seconds).fold(0.0, f64::max);
+    let entries = tracks
+        .iter()
         .map(|t| {
             t.sample_count
                 .min((seconds(t) / timeline::TIMELINE_STEP_SECS) as u64 + 2)
         })
         .fold(0u64, u64::saturating_add);
     let mut reach = timeline::StepReach::new(duration, entries);
-    for track in timed() {
+    for (position, track) in tracks.iter_mut().enumerate() {
+        // parse_track refuses a timescale of 0.
         let step_ticks = timeline::TIMELINE_STEP_SECS * f64::from(track.timescale);
-        track.for_each_step_reach(step_ticks, |step, end| reach.add(step, end.min(file_size)));
+        track.chunks_in_order = track
+            .walk_steps(step_ticks, file_size, |step, end| reach.add(step, end))
+            .map_err(|e| (position, e))?;
     }
-    reach.finish()
+    Ok(reach.finish())
 }
 
 /// The reference track's keyframes (or, without stss, about one sample per

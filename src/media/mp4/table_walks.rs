@@ -3,6 +3,7 @@
 //! timeline, a segment's moof) where a search per sample would dominate.
 
 use super::{Run, RunTable, Sizes, Track};
+use crate::media::{MediaError, broken};
 
 impl Track {
     /// The duration of each sample from `s` on (what `time_of(n + 1) -
@@ -41,33 +42,52 @@ impl Track {
     /// `step_ticks`), `reach` the furthest end offset of its samples. One
     /// pass over the chunks and sizes, no search per sample: the timeline of
     /// a long film is built from this.
-    pub fn for_each_step_reach(&self, step_ticks: f64, mut visit: impl FnMut(u64, u64)) {
+    ///
+    /// The same pass checks that every chunk lies inside the file of
+    /// `file_size` bytes (the error names the first that does not; the
+    /// steps visited until then are to be dropped) and returns whether the
+    /// chunks are stored in order. In order means each starts at or after
+    /// the end of the one before: offsets that merely never decrease can
+    /// still overlap, and then a range's first sample is not its lowest byte
+    /// (found by fuzz/fuzz_targets/mp4.rs).
+    pub fn walk_steps(
+        &self,
+        step_ticks: f64,
+        file_size: u64,
+        mut visit: impl FnMut(u64, u64),
+    ) -> Result<bool, MediaError> {
+        if self.sample_count == 0 {
+            return Ok(true);
+        }
         let mut walk = StepWalk::new(self.stts.iter_from(0), step_ticks);
-        self.for_each_sample_end(|end| walk.sample(end, &mut visit));
-        walk.finish(&mut visit);
-    }
-
-    /// Calls `visit(end)` with the end offset of every sample in table
-    /// order.
-    fn for_each_sample_end(&self, mut visit: impl FnMut(u64)) {
-        self.for_each_chunk(|mut end, sizes| {
+        let (mut chunk, mut previous_end, mut in_order) = (0u64, 0u64, true);
+        let mut past_the_end = None;
+        self.for_each_chunk(|offset, sizes| {
+            if past_the_end.is_some() {
+                return;
+            }
+            chunk += 1;
+            let mut end = offset;
             sizes.for_each(|size| {
                 end = end.saturating_add(u64::from(size));
-                visit(end);
+                walk.sample(end, &mut visit);
             });
-        });
-    }
-
-    /// Calls `visit(offset, bytes)` for every chunk that holds samples, in
-    /// table order, until it returns false; `bytes` is the total size of the
-    /// chunk's samples.
-    pub(super) fn for_each_chunk_span(&self, mut visit: impl FnMut(u64, u64) -> bool) {
-        let mut going = true;
-        self.for_each_chunk(|offset, sizes| {
-            if going {
-                going = visit(offset, sizes.sum());
+            // Saturated, `end` is above any file size too.
+            if end > file_size {
+                past_the_end = Some((chunk, offset, sizes.sum()));
+                return;
             }
+            in_order &= offset >= previous_end;
+            previous_end = end;
         });
+        if let Some((chunk, offset, bytes)) = past_the_end {
+            return Err(broken(format!(
+                "track {}: chunk {chunk} at offset {offset} ({bytes} bytes) runs past the end of the file ({file_size} bytes)",
+                self.id
+            )));
+        }
+        walk.finish(&mut visit);
+        Ok(in_order)
     }
 
     /// Walks the chunks in table order, their offsets and sample counts side
@@ -171,6 +191,7 @@ impl Track {
 }
 
 /// The sizes of one chunk's samples, however the track keeps them.
+#[derive(Clone, Copy)]
 enum ChunkSizes<'t> {
     Constant(u32, usize),
     Stored(&'t [[u8; 4]]),
@@ -199,7 +220,7 @@ impl ChunkSizes<'_> {
     }
 }
 
-/// The step walk of [`Track::for_each_step_reach`]: fed the samples' end
+/// The step walk of [`Track::walk_steps`]: fed the samples' end
 /// offsets in decode order, it keeps their decode time from the stts runs.
 struct StepWalk<R> {
     runs: R,

@@ -510,7 +510,7 @@ fn full_box<'a>(node: &Node, moov: &'a [u8]) -> Result<(Fields<'a>, u8), MediaEr
 }
 
 /// Decodes and checks the tables of one `trak`. `file_size` bounds the chunk offsets.
-pub fn parse_track(trak: &Node, moov: &MoovBytes, file_size: u64) -> Result<Track, MediaError> {
+pub fn parse_track(trak: &Node, moov: &MoovBytes) -> Result<Track, MediaError> {
     let missing = |what: &str| {
         broken(format!(
             "trak at moov offset {}: no {what} box",
@@ -654,13 +654,15 @@ pub fn parse_track(trak: &Node, moov: &MoovBytes, file_size: u64) -> Result<Trac
         tkhd_duration: (tkhd.header.payload_offset() as usize + tkhd_at, tkhd_width),
         mdhd_duration: (mdhd.header.payload_offset() as usize + mdhd_at, mdhd_width),
     };
-    index_and_check(&mut track, file_size)?;
+    index_and_check(&mut track)?;
     Ok(track)
 }
 
 /// Builds the cumulative lookups and checks that the tables agree with each
-/// other and with the file, so that every later lookup stays in bounds.
-fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> {
+/// other, so that every later lookup stays in bounds. Whether the samples
+/// lie inside the file is checked by the walk that builds the timeline
+/// ([`Track::walk_steps`]), which visits every chunk anyway.
+fn index_and_check(track: &mut Track) -> Result<(), MediaError> {
     let id = track.id;
     // Sized once: grown by doubling, an interleaved film's lookup moves
     // and faults in half as much again as it holds.
@@ -713,35 +715,6 @@ fn index_and_check(track: &mut Track, file_size: u64) -> Result<(), MediaError> 
             track.sample_count
         )));
     }
-    if track.sample_count == 0 {
-        return Ok(());
-    }
-    // Every sample must lie inside the file. Chunks are in order when each
-    // starts at or after the end of the one before: offsets that merely never
-    // decrease can still overlap, and then a range's first sample is not its
-    // lowest byte (found by fuzz/fuzz_targets/mp4.rs).
-    let (mut chunk, mut previous_end, mut in_order) = (0u64, 0u64, true);
-    let mut past_the_end = None;
-    track.for_each_chunk_span(|offset, bytes| {
-        chunk += 1;
-        match offset.checked_add(bytes) {
-            Some(end) if end <= file_size => {
-                in_order &= offset >= previous_end;
-                previous_end = end;
-                true
-            }
-            _ => {
-                past_the_end = Some((chunk, offset, bytes));
-                false
-            }
-        }
-    });
-    if let Some((chunk, offset, bytes)) = past_the_end {
-        return Err(broken(format!(
-            "track {id}: chunk {chunk} at offset {offset} ({bytes} bytes) runs past the end of the file ({file_size} bytes)"
-        )));
-    }
-    track.chunks_in_order = in_order;
     Ok(())
 }
 

@@ -51,7 +51,12 @@ fn track() -> Track {
         tkhd_duration: (0, 4),
         mdhd_duration: (0, 4),
     };
-    index_and_check(&mut track, 1 << 20).expect("consistent tables");
+    index_and_check(&mut track).expect("consistent tables");
+    let in_order = track.walk_steps(1.0, 1 << 20, |_, _| {});
+    assert!(
+        matches!(in_order, Ok(true)),
+        "samples inside the file, in order"
+    );
     track
 }
 
@@ -178,7 +183,11 @@ fn chunk_walks_agree(track: &Track) {
     let tick = track.time_of(1).max(1) as f64;
     for step_ticks in [tick / 3.0, tick, 2.5 * tick] {
         let mut walked = Vec::new();
-        track.for_each_step_reach(step_ticks, |step, reach| walked.push((step, reach)));
+        track
+            .walk_steps(step_ticks, 1 << 20, |step, reach| {
+                walked.push((step, reach))
+            })
+            .expect("samples inside the file");
         let mut looked_up: Vec<(u64, u64)> = Vec::new();
         for s in 0..track.sample_count {
             let step = (track.time_of(s) as f64 / step_ticks) as u64;
@@ -190,4 +199,37 @@ fn chunk_walks_agree(track: &Track) {
         }
         assert_eq!(walked, looked_up, "steps of {step_ticks} ticks");
     }
+}
+
+#[test]
+fn the_timeline_walk_refuses_a_chunk_past_the_end_and_sees_overlapping_chunks() {
+    let track = track();
+    // Chunk 2 (samples 4-7: 128 + 135 + 142 + 149 bytes at 3 000) ends at 3 554.
+    let walked = track.walk_steps(1.0, 3_500, |_, _| {});
+    let message = match walked {
+        Err(MediaError::Broken(message)) => message,
+        other => panic!("a chunk past the end was accepted: {other:?}"),
+    };
+    assert_eq!(
+        message,
+        "track 1: chunk 2 at offset 3000 (554 bytes) runs past the end of the file (3500 bytes)"
+    );
+    // A chunk may end exactly at the end of the file: then the next fails.
+    let walked = track.walk_steps(1.0, 3_554, |_, _| {});
+    assert!(
+        matches!(&walked, Err(MediaError::Broken(m)) if m.starts_with("track 1: chunk 3 at offset 5000")),
+        "{walked:?}"
+    );
+    // Chunk 3 moved to start inside chunk 2: offsets still grow, but the
+    // chunks overlap, so they are not in order.
+    let mut overlapping = track;
+    let mut offsets: Vec<u8> = (0..12u32)
+        .flat_map(|n| (1_000 + n * 2_000).to_be_bytes())
+        .collect();
+    offsets[8..12].copy_from_slice(&3_100u32.to_be_bytes());
+    overlapping.moov = MoovBytes::new(offsets);
+    assert!(matches!(
+        overlapping.walk_steps(1.0, 1 << 20, |_, _| {}),
+        Ok(false)
+    ));
 }
