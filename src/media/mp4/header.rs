@@ -203,10 +203,13 @@ impl Piece {
                     (
                         1,
                         *first_samples,
-                        track.stsc[track.stsc_run_of_chunk(*c0)].description,
+                        track
+                            .stsc_run(track.stsc_run_of_chunk(*c0))
+                            .unwrap_or_default()
+                            .description,
                     )
                 } else if runs <= middle.1 - middle.0 {
-                    let run = track.stsc[middle.0 + runs - 1];
+                    let run = track.stsc_run(middle.0 + runs - 1).unwrap_or_default();
                     // Original 1-based first chunk, at least c0 + 2 (the second kept chunk), renumbered.
                     let first = u64::from(run.first_chunk).max(c0 + 2) - c0;
                     (first as u32, run.samples_per_chunk, run.description)
@@ -214,7 +217,10 @@ impl Piece {
                     (
                         (c1 - c0 + 1) as u32,
                         *last_samples,
-                        track.stsc[track.stsc_run_of_chunk(*c1)].description,
+                        track
+                            .stsc_run(track.stsc_run_of_chunk(*c1))
+                            .unwrap_or_default()
+                            .description,
                     )
                 };
                 scratch[..4].copy_from_slice(&first_chunk.to_be_bytes());

@@ -460,8 +460,7 @@ mod tests {
         let track = seek_and_verify(&spec, 0.95, 2.0);
         assert_eq!(track.sample_count, 12);
         let runs: Vec<_> = track
-            .stsc
-            .iter()
+            .stsc_runs()
             .map(|r| (r.first_chunk, r.samples_per_chunk))
             .collect();
         assert_eq!(runs, [(1, 1), (2, 3), (5, 2)]);
@@ -479,8 +478,7 @@ mod tests {
         };
         let track = seek_and_verify(&spec, 0.5, 2.4);
         let runs: Vec<_> = track
-            .stsc
-            .iter()
+            .stsc_runs()
             .map(|r| (r.first_chunk, r.samples_per_chunk))
             .collect();
         // Keyframe 5 is the second sample of chunk 3 (5 samples); 2.4 s ends
@@ -500,7 +498,7 @@ mod tests {
         };
         let track = seek_and_verify(&spec, 0.25, 0.6);
         assert_eq!(track.sample_count, 4);
-        assert_eq!(track.stsc.len(), 1);
+        assert_eq!(track.stsc_len(), 1);
         assert_eq!(track.chunk_count(), 1);
     }
 

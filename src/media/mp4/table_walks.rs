@@ -153,8 +153,7 @@ impl Track {
                 return None;
             }
             let per_chunk = self
-                .stsc
-                .get(run)
+                .stsc_run(run)
                 .map_or(1, |r| u64::from(r.samples_per_chunk.max(1)));
             let chunk_end = (chunk_first + per_chunk).min(range.end).max(s + 1);
             let piece = (s, chunk_end - s, offset);
@@ -162,8 +161,7 @@ impl Track {
             chunk += 1;
             chunk_first += per_chunk;
             if self
-                .stsc
-                .get(run + 1)
+                .stsc_run(run + 1)
                 .is_some_and(|next| u64::from(next.first_chunk) <= chunk + 1)
             {
                 run += 1;
@@ -178,15 +176,17 @@ impl Track {
     /// looking each chunk's run up.
     pub(super) fn chunk_sample_counts(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         let chunks = self.chunk_count();
-        self.stsc.iter().enumerate().flat_map(move |(i, run)| {
+        let mut runs = self.stsc_runs().peekable();
+        std::iter::from_fn(move || {
+            let run = runs.next()?;
             let first = (run.first_chunk as usize).saturating_sub(1).min(chunks);
-            let next = self
-                .stsc
-                .get(i + 1)
+            let next = runs
+                .peek()
                 .map_or(chunks, |r| (r.first_chunk as usize).saturating_sub(1))
                 .clamp(first, chunks);
-            (first..next).map(move |chunk| (chunk, u64::from(run.samples_per_chunk)))
+            Some((first..next).map(move |chunk| (chunk, u64::from(run.samples_per_chunk))))
         })
+        .flatten()
     }
 }
 

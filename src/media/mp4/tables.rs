@@ -175,11 +175,32 @@ fn parse_edit(edts: &Node, moov: &[u8]) -> Result<Edit, MediaError> {
 }
 
 /// A stsc entry: from chunk `first_chunk` (1-based) on, `samples_per_chunk` samples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChunkRun {
     pub first_chunk: u32,
     pub samples_per_chunk: u32,
     pub description: u32,
+}
+
+impl ChunkRun {
+    /// The run an stsc entry as it lies in the moov describes.
+    #[inline]
+    fn of(entry: &[u8; 12]) -> ChunkRun {
+        ChunkRun {
+            first_chunk: be32(entry, 0),
+            samples_per_chunk: be32(entry, 4),
+            description: be32(entry, 8),
+        }
+    }
+}
+
+/// Where a track's stsc entries lie in the moov: `count` entries of 12
+/// bytes from `at`, read as they are (an interleaved film has a run every
+/// few chunks: 50 000 runs, 600 KB decoded, for an hour).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChunkRunsAt {
+    pub at: usize,
+    pub count: usize,
 }
 
 /// Where the per-sample sizes come from.
@@ -220,7 +241,7 @@ pub struct Track {
     pub ctts: Option<(u8, RunTable)>,
     /// Sync samples, 1-based, increasing; None = every sample is a sync sample.
     pub sync: Option<Vec<u32>>,
-    pub stsc: Vec<ChunkRun>,
+    pub stsc: ChunkRunsAt,
     /// First sample (0-based) of each stsc run.
     stsc_first_sample: Vec<u64>,
     pub sizes: Sizes,
@@ -317,10 +338,37 @@ impl Track {
         (start.index, start.sample)
     }
 
+    /// The stsc entries as they lie in the moov.
+    #[inline]
+    fn stsc_entries(&self) -> &[[u8; 12]] {
+        let ChunkRunsAt { at, count } = self.stsc;
+        let bytes = count
+            .checked_mul(12)
+            .and_then(|len| self.moov.get(at..at.checked_add(len)?))
+            .unwrap_or(&[]);
+        bytes.as_chunks::<12>().0
+    }
+
+    /// Number of stsc runs.
+    pub fn stsc_len(&self) -> usize {
+        self.stsc_entries().len()
+    }
+
+    /// stsc run `run` (None past the table).
+    #[inline]
+    pub fn stsc_run(&self, run: usize) -> Option<ChunkRun> {
+        self.stsc_entries().get(run).map(ChunkRun::of)
+    }
+
+    /// The stsc runs in table order.
+    pub fn stsc_runs(&self) -> impl ExactSizeIterator<Item = ChunkRun> + '_ {
+        self.stsc_entries().iter().map(ChunkRun::of)
+    }
+
     /// The stsc run holding chunk `chunk` (0-based).
     pub fn stsc_run_of_chunk(&self, chunk: u64) -> usize {
-        self.stsc
-            .partition_point(|r| u64::from(r.first_chunk) <= chunk + 1)
+        self.stsc_entries()
+            .partition_point(|e| u64::from(ChunkRun::of(e).first_chunk) <= chunk + 1)
             .saturating_sub(1)
     }
 
@@ -330,18 +378,18 @@ impl Track {
             .stsc_first_sample
             .partition_point(|&first| first <= s)
             .saturating_sub(1);
-        let entry = self.stsc[run];
+        let entry = self.stsc_run(run).unwrap_or_default();
         let per_chunk = u64::from(entry.samples_per_chunk.max(1));
-        let chunks_in = (s - self.stsc_first_sample[run]) / per_chunk;
-        let chunk = u64::from(entry.first_chunk) - 1 + chunks_in;
-        (chunk, self.stsc_first_sample[run] + chunks_in * per_chunk)
+        let run_first = self.stsc_first_sample.get(run).copied().unwrap_or(0);
+        let chunks_in = s.saturating_sub(run_first) / per_chunk;
+        let chunk = u64::from(entry.first_chunk).saturating_sub(1) + chunks_in;
+        (chunk, run_first + chunks_in * per_chunk)
     }
 
     /// Samples in chunk `chunk` (0-based); 0 when stsc is empty, which the
     /// validation allows only for a track without samples.
     pub fn samples_in_chunk(&self, chunk: u64) -> u64 {
-        self.stsc
-            .get(self.stsc_run_of_chunk(chunk))
+        self.stsc_run(self.stsc_run_of_chunk(chunk))
             .map_or(0, |run| u64::from(run.samples_per_chunk))
     }
 
@@ -354,6 +402,8 @@ impl Track {
         };
         match &self.sizes {
             Sizes::Constant(size) => u64::from(*size),
+            // The moov goes on after the stsz entries: past them is not a size.
+            Sizes::Stored { .. } if s as u64 >= self.sample_count => 0,
             Sizes::Stored { at } => s
                 .checked_mul(4)
                 .and_then(|i| self.moov.get(at + i..at + i + 4))
@@ -378,7 +428,7 @@ impl Track {
             Sizes::Decoded(sizes) => {
                 let (from, to) = (range.start as usize, range.end as usize);
                 sizes
-                    .get(from..to)
+                    .get(from..to.min(sizes.len()))
                     .unwrap_or(&[])
                     .iter()
                     .fold(0u64, |sum, &n| sum.wrapping_add(u64::from(n)))
@@ -432,7 +482,7 @@ impl Track {
         let bytes = match self.sizes {
             Sizes::Stored { at } => usize::try_from(range.start)
                 .ok()
-                .zip(usize::try_from(range.end).ok())
+                .zip(usize::try_from(range.end.min(self.sample_count)).ok())
                 .and_then(|(from, to)| {
                     let from = from.checked_mul(4)?.checked_add(at)?;
                     let to = to.checked_mul(4)?.checked_add(at)?;
@@ -490,7 +540,7 @@ impl Track {
             + self.stts.weight()
             + self.ctts.as_ref().map_or(0, |(_, runs)| runs.weight())
             + self.sync.as_ref().map_or(0, |s| s.capacity() * 4)
-            + self.stsc.capacity() * (12 + 8)
+            + self.stsc_first_sample.capacity() * 8
     }
 }
 
@@ -567,15 +617,12 @@ pub fn parse_track(trak: &Node, moov: &MoovBytes) -> Result<Track, MediaError> {
         }
         None => None,
     };
-    let (mut f, _) = full_box(table(b"stsc")?, moov)?;
-    let stsc: Vec<ChunkRun> = f
-        .entries(12)?
-        .map(|e| ChunkRun {
-            first_chunk: be32(e, 0),
-            samples_per_chunk: be32(e, 4),
-            description: be32(e, 8),
-        })
-        .collect();
+    let stsc_node = table(b"stsc")?;
+    let (mut f, _) = full_box(stsc_node, moov)?;
+    let stsc = ChunkRunsAt {
+        count: f.count(12)?,
+        at: stsc_node.header.payload_offset() as usize + f.position(),
+    };
     let (sizes, sample_count) = if let Some(stsz) = stbl.child(b"stsz") {
         let (mut f, _) = full_box(stsz, moov)?;
         let constant = f.u32()?;
@@ -664,9 +711,6 @@ pub fn parse_track(trak: &Node, moov: &MoovBytes) -> Result<Track, MediaError> {
 /// ([`Track::walk_steps`]), which visits every chunk anyway.
 fn index_and_check(track: &mut Track) -> Result<(), MediaError> {
     let id = track.id;
-    // Sized once: grown by doubling, an interleaved film's lookup moves
-    // and faults in half as much again as it holds.
-    track.stsc_first_sample.reserve_exact(track.stsc.len());
     let covered = track.stts.end().sample;
     if covered < track.sample_count {
         return Err(broken(format!(
@@ -690,12 +734,15 @@ fn index_and_check(track: &mut Track) -> Result<(), MediaError> {
     }
     let chunks = track.chunk_count() as u64;
     let mut sample = 0u64;
-    for (i, run) in track.stsc.iter().enumerate() {
+    // Sized once: grown by doubling, an interleaved film's lookup moves
+    // and faults in half as much again as it holds.
+    let mut first_samples = Vec::with_capacity(track.stsc_len());
+    let mut runs = track.stsc_runs().enumerate().peekable();
+    while let Some((i, run)) = runs.next() {
         let first = u64::from(run.first_chunk);
-        let next = track
-            .stsc
-            .get(i + 1)
-            .map_or(chunks + 1, |r| u64::from(r.first_chunk));
+        let next = runs
+            .peek()
+            .map_or(chunks + 1, |(_, r)| u64::from(r.first_chunk));
         if first == 0 || first > chunks || next <= first || (i == 0 && first != 1) {
             return Err(broken(format!(
                 "track {id}: stsc entry {i} has first chunk {first} out of order"
@@ -706,9 +753,11 @@ fn index_and_check(track: &mut Track) -> Result<(), MediaError> {
                 "track {id}: stsc entry {i} has 0 samples per chunk"
             )));
         }
-        track.stsc_first_sample.push(sample);
+        first_samples.push(sample);
         sample += (next - first) * u64::from(run.samples_per_chunk);
     }
+    drop(runs);
+    track.stsc_first_sample = first_samples;
     if sample < track.sample_count {
         return Err(broken(format!(
             "track {id}: stsc covers {sample} samples, stsz has {}",

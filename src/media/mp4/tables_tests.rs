@@ -6,11 +6,6 @@ use super::*;
 /// sparse stss and a ctts, checked by `index_and_check` like a parsed one.
 fn track() -> Track {
     let run = |count, value| Run { count, value };
-    let chunk = |first_chunk, samples_per_chunk| ChunkRun {
-        first_chunk,
-        samples_per_chunk,
-        description: 1,
-    };
     let mut track = Track {
         id: 1,
         enabled: true,
@@ -31,15 +26,10 @@ fn track() -> Track {
             .expect("ctts"),
         )),
         sync: Some(vec![1, 2, 11, 12, 30, 40]),
-        stsc: vec![chunk(1, 4), chunk(3, 1), chunk(7, 6)],
+        stsc: ChunkRunsAt { at: 48, count: 3 },
         stsc_first_sample: Vec::new(),
         sizes: Sizes::Decoded((0..40).map(|n| 100 + n * 7).collect()),
-        // The stco entries: 12 chunks 2 000 bytes apart.
-        moov: MoovBytes::new(
-            (0..12u32)
-                .flat_map(|n| (1_000 + n * 2_000).to_be_bytes())
-                .collect(),
-        ),
+        moov: MoovBytes::new(tables(&CHUNK_OFFSETS)),
         chunk_offsets: ChunkOffsets {
             at: 0,
             count: 12,
@@ -58,6 +48,28 @@ fn track() -> Track {
         "samples inside the file, in order"
     );
     track
+}
+
+/// The stco entries of the test track: 12 chunks 2 000 bytes apart.
+const CHUNK_OFFSETS: [u32; 12] = {
+    let mut offsets = [0; 12];
+    let mut n = 0;
+    while n < 12 {
+        offsets[n] = 1_000 + 2_000 * n as u32;
+        n += 1;
+    }
+    offsets
+};
+
+/// The test track's moov bytes: its stco entries (48 bytes from 0), then
+/// its stsc entries (from 48): chunks 1-2 hold 4 samples, 3-6 one, 7-12 six.
+fn tables(chunk_offsets: &[u32; 12]) -> Vec<u8> {
+    let stsc = [[1, 4, 1], [3, 1, 1], [7, 6, 1]];
+    chunk_offsets
+        .iter()
+        .chain(stsc.iter().flatten())
+        .flat_map(|n: &u32| n.to_be_bytes())
+        .collect()
 }
 
 #[test]
@@ -133,8 +145,13 @@ fn track_with_stored_sizes() -> Track {
     moov.extend([0xee; 12]);
     let at = moov.len();
     moov.extend(sizes.iter().flat_map(|size| size.to_be_bytes()));
+    // The same stsc entries, after the sizes.
+    let stsc_at = moov.len();
+    let ChunkRunsAt { at: old_at, count } = track.stsc;
+    moov.extend_from_slice(&track.moov[old_at..old_at + 12 * count]);
     track.sizes = Sizes::Stored { at };
     track.chunk_offsets.wide = true;
+    track.stsc.at = stsc_at;
     track.moov = MoovBytes::new(moov);
     track
 }
@@ -223,11 +240,9 @@ fn the_timeline_walk_refuses_a_chunk_past_the_end_and_sees_overlapping_chunks() 
     // Chunk 3 moved to start inside chunk 2: offsets still grow, but the
     // chunks overlap, so they are not in order.
     let mut overlapping = track;
-    let mut offsets: Vec<u8> = (0..12u32)
-        .flat_map(|n| (1_000 + n * 2_000).to_be_bytes())
-        .collect();
-    offsets[8..12].copy_from_slice(&3_100u32.to_be_bytes());
-    overlapping.moov = MoovBytes::new(offsets);
+    let mut offsets = CHUNK_OFFSETS;
+    offsets[2] = 3_100;
+    overlapping.moov = MoovBytes::new(tables(&offsets));
     assert!(matches!(
         overlapping.walk_steps(1.0, 1 << 20, |_, _| {}),
         Ok(false)
