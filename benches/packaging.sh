@@ -69,7 +69,8 @@ LUA
 measure() { # PID PORT PREFIX
     local before after out rps requests mbs
     before=$(tree_ticks "$1")
-    out=$(SEGMENT_PREFIX=$3 wrk -t2 -c8 -d"${duration}s" -s "$work/segments.lua" "http://127.0.0.1:$2")
+    # wrk's own CPU too (bash's time keyword): it shares the cores.
+    out=$( { TIMEFORMAT='wrk-cpu %U %S'; time SEGMENT_PREFIX=$3 wrk -t2 -c8 -d"${duration}s" -s "$work/segments.lua" "http://127.0.0.1:$2"; } 2>&1)
     after=$(tree_ticks "$1")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     requests=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -77,7 +78,9 @@ measure() { # PID PORT PREFIX
         if (u=="GB") n*=1024; else if (u=="KB") n/=1024; else if (u!="MB") n/=1048576; print n}' <<<"$out")
     non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
     [ -z "$non2xx" ] || { echo "$non2xx answers were not 2xx" >&2; exit 1; }
-    echo "$rps $mbs $(cpu_us_per "$before" "$after" "$requests")"
+    client=$(awk '/^wrk-cpu/ {printf "%.0f\n", ($2 + $3) * 1000000}' <<<"$out")
+    [ -n "$client" ] || { echo "wrk's CPU time is missing from: $out" >&2; exit 1; }
+    echo "$rps $mbs $(cpu_us_per "$before" "$after" "$requests") $(echo "$client / $requests" | bc -l)"
 }
 
 # Every segment URL answers before anything is measured.
@@ -88,19 +91,19 @@ for url in "http://127.0.0.1:$nginx_port/hls/seg-0.m4s" "http://127.0.0.1:$loomi
 done
 
 nginx_pid=$(cat "$work/nginx.pid")
-sum_n=0 sum_l=0 cpu_n=0 cpu_l=0 mb_n=0 mb_l=0 sum_s=0 cpu_s=0
+sum_n=0 sum_l=0 cpu_n=0 cpu_l=0 mb_n=0 mb_l=0 sum_s=0 cpu_s=0 wrk_n=0 wrk_l=0 wrk_s=0
 for round in $(seq "$rounds"); do
-    read -r rps mbs cpu < <(measure "$nginx_pid" $nginx_port /hls/seg-)
-    printf 'round %d nginx (ffmpeg-packaged) %9.1f segments/s %8.1f MB/s %8.1f us CPU/segment\n' "$round" "$rps" "$mbs" "$cpu"
-    sum_n=$(echo "$sum_n + $rps" | bc -l) cpu_n=$(echo "$cpu_n + $cpu" | bc -l) mb_n=$(echo "$mb_n + $mbs" | bc -l)
-    read -r rps mbs cpu < <(measure "$lpid" $loomiere_port /hour.mp4/seg-)
-    printf 'round %d loomiere (on the fly)  %9.1f segments/s %8.1f MB/s %8.1f us CPU/segment\n' "$round" "$rps" "$mbs" "$cpu"
-    sum_l=$(echo "$sum_l + $rps" | bc -l) cpu_l=$(echo "$cpu_l + $cpu" | bc -l) mb_l=$(echo "$mb_l + $mbs" | bc -l)
+    read -r rps mbs cpu client < <(measure "$nginx_pid" $nginx_port /hls/seg-)
+    printf 'round %d nginx (ffmpeg-packaged) %9.1f segments/s %8.1f MB/s %8.1f us CPU/segment (wrk %.1f us)\n' "$round" "$rps" "$mbs" "$cpu" "$client"
+    sum_n=$(echo "$sum_n + $rps" | bc -l) cpu_n=$(echo "$cpu_n + $cpu" | bc -l) wrk_n=$(echo "$wrk_n + $client" | bc -l) mb_n=$(echo "$mb_n + $mbs" | bc -l)
+    read -r rps mbs cpu client < <(measure "$lpid" $loomiere_port /hour.mp4/seg-)
+    printf 'round %d loomiere (on the fly)  %9.1f segments/s %8.1f MB/s %8.1f us CPU/segment (wrk %.1f us)\n' "$round" "$rps" "$mbs" "$cpu" "$client"
+    sum_l=$(echo "$sum_l + $rps" | bc -l) cpu_l=$(echo "$cpu_l + $cpu" | bc -l) wrk_l=$(echo "$wrk_l + $client" | bc -l) mb_l=$(echo "$mb_l + $mbs" | bc -l)
     # The floor: Loomiere serving nginx's ffmpeg-packaged files, the same
     # bytes with no packaging at all.
-    read -r rps mbs cpu < <(measure "$lpid" $loomiere_port /hls/seg-)
-    printf 'round %d loomiere (static files) %9.1f segments/s %8.1f MB/s %8.1f us CPU/segment\n' "$round" "$rps" "$mbs" "$cpu"
-    sum_s=$(echo "$sum_s + $rps" | bc -l) cpu_s=$(echo "$cpu_s + $cpu" | bc -l)
+    read -r rps mbs cpu client < <(measure "$lpid" $loomiere_port /hls/seg-)
+    printf 'round %d loomiere (static files) %9.1f segments/s %8.1f MB/s %8.1f us CPU/segment (wrk %.1f us)\n' "$round" "$rps" "$mbs" "$cpu" "$client"
+    sum_s=$(echo "$sum_s + $rps" | bc -l) cpu_s=$(echo "$cpu_s + $cpu" | bc -l) wrk_s=$(echo "$wrk_s + $client" | bc -l)
 done
 
 # Time to first byte of master.m3u8: cold right after start-up, then warm.
@@ -135,6 +138,14 @@ result "$section" "the floor: Loomiere serving the ffmpeg-packaged files, segmen
     "$(printf %.0f "$(echo "$sum_n / $rounds" | bc -l)")" "$(printf %.0f "$(echo "$sum_s / $rounds" | bc -l)")" "$(ratio "$sum_s" "$sum_n")"
 result "$section" "the floor: server CPU per static segment" \
     "$(printf '%.0f µs' "$(echo "$cpu_n / $rounds" | bc -l)")" "$(printf '%.0f µs' "$(echo "$cpu_s / $rounds" | bc -l)")" "$(ratio "$cpu_s" "$cpu_n")"
+# wrk shares the two cores, so segments/s is the cores over (server + wrk)
+# CPU per segment: a server costing nothing would reach (nginx + wrk) / wrk.
+result "$section" "wrk's own CPU per segment (it shares the cores)" \
+    "$(printf '%.0f µs' "$(echo "$wrk_n / $rounds" | bc -l)")" "$(printf '%.0f µs' "$(echo "$wrk_l / $rounds" | bc -l)")" ""
+result "$section" "segments/s ratio the CPU figures predict, (nginx + wrk) / (Loomiere + wrk)" "" "" \
+    "$(ratio "$(echo "$cpu_n + $wrk_n" | bc -l)" "$(echo "$cpu_l + $wrk_l" | bc -l)")"
+result "$section" "the ceiling, a server costing no CPU, (nginx + wrk) / wrk" "" "" \
+    "$(ratio "$(echo "$cpu_n + $wrk_n" | bc -l)" "$wrk_n")"
 result "$section" "master.m3u8 time to first byte, cold (median of 5 starts; target ≤ 20 ms)" "" "$(printf '%.1f ms' "$(echo "$cold * 1000" | bc -l)")" ""
 result "$section" "playlist time to first byte, warm (mean of 20)" \
     "$(printf '%.2f ms' "$(echo "$nginx_master * 50" | bc -l)")" "$(printf '%.2f ms' "$(echo "$warm * 50" | bc -l)")" "$(ratio "$warm" "$nginx_master")"
