@@ -85,11 +85,11 @@ impl Signing {
         }
         let raw_path = target.path;
         let path = percent_decode(raw_path.as_bytes()).ok_or_else(refused)?;
-        // A link to a film also admits what is packaged from it
-        // (`/film.mp4/master.m3u8`, its segments): players fetch those with
+        // A link to a film (or a rendition set) also admits what is packaged
+        // from it (`/film.mp4/master.m3u8`, its segments): players fetch those with
         // the playlist's arguments, which carry the film's token.
-        let media_path = crate::package::split_path(raw_path)
-            .and_then(|(media, _)| percent_decode(media.as_bytes()));
+        let media_path = crate::package::presentation_path(raw_path)
+            .and_then(|media| percent_decode(media.as_bytes()));
         let client = self.token_ip.then_some(client);
         // verify_slice compares in constant time, so a wrong token tells an
         // attacker nothing about how close it was.

@@ -17,6 +17,7 @@ impl Status {
     pub const METHOD_NOT_ALLOWED: Status = Status(405);
     pub const REQUEST_TIMEOUT: Status = Status(408);
     pub const URI_TOO_LONG: Status = Status(414);
+    pub const CONFLICT: Status = Status(409);
     pub const GONE: Status = Status(410);
     pub const RANGE_NOT_SATISFIABLE: Status = Status(416);
     pub const MISDIRECTED_REQUEST: Status = Status(421);

@@ -71,6 +71,9 @@ pub enum MediaError {
     /// A part of a packaged presentation that does not exist, such as a
     /// segment past the last (404).
     NotFound(String),
+    /// Files that cannot be packaged together, such as renditions of a set
+    /// that do not share their keyframes (409).
+    Conflict(String),
 }
 
 impl fmt::Display for MediaError {
@@ -80,7 +83,8 @@ impl fmt::Display for MediaError {
             | MediaError::Unsupported(m)
             | MediaError::BadSeek(m)
             | MediaError::Io(m)
-            | MediaError::NotFound(m) => f.write_str(m),
+            | MediaError::NotFound(m)
+            | MediaError::Conflict(m) => f.write_str(m),
         }
     }
 }

@@ -224,6 +224,15 @@ pub fn render(region: &StatsRegion, totals: &Totals) -> String {
     for (kind, n) in packaged_kinds.iter().zip(totals.packaged_bytes) {
         family.sample("packaged_sent_bytes_total", &[("kind", kind)], n);
     }
+    let mut family = Family::start(
+        &mut out,
+        "packaged_set_responses_total",
+        "counter",
+        "Of the packaged answers, those of rendition sets (….urlset/…), by kind.",
+    );
+    for (kind, n) in packaged_kinds.iter().zip(totals.set_requests) {
+        family.sample("packaged_set_responses_total", &[("kind", kind)], n);
+    }
 
     single(
         &mut out,

@@ -108,6 +108,9 @@ pub fn lines(
         pair("packaging:playlists:bytes", count(totals.packaged_bytes[0])),
         pair("packaging:inits:bytes", count(totals.packaged_bytes[1])),
         pair("packaging:segments:bytes", count(totals.packaged_bytes[2])),
+        pair("packaging:sets:playlists", count(totals.set_requests[0])),
+        pair("packaging:sets:inits", count(totals.set_requests[1])),
+        pair("packaging:sets:segments", count(totals.set_requests[2])),
         pair(
             "data:total",
             Value::Number(totals.bytes_sent as f64 / MIB, "MiB"),

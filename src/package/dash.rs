@@ -7,18 +7,30 @@ use std::fmt::Write;
 use super::codecs::TrackInfo;
 use super::hls::bitrates;
 
-/// One adaptation set: a track group and its segments' timing.
-pub struct Set<'a> {
+/// One representation: a track group and its segments' timing.
+pub struct Representation<'a> {
+    /// Unique in the manifest.
+    pub id: String,
     pub infos: &'a [TrackInfo],
-    /// Timescale of the times below (the set's leading track).
+    /// Timescale of the times below (the representation's leading track).
     pub timescale: u32,
     /// Start time of each segment and the end of the last, in `timescale` ticks.
     pub times: Vec<u64>,
     pub bytes: &'a [u64],
     pub durations: &'a [f64],
+    /// Frames a second, for video.
+    pub frame_rate: Option<f64>,
     pub init: String,
     /// The media URI template, with `$Number$`.
     pub media: String,
+}
+
+/// One adaptation set: representations a player may switch between (all
+/// cut on the same boundaries).
+pub struct Set<'a> {
+    pub representations: Vec<Representation<'a>>,
+    /// The set's `lang`, for audio.
+    pub lang: Option<String>,
 }
 
 /// Escapes text for an XML attribute.
@@ -34,11 +46,26 @@ fn duration(seconds: f64) -> String {
     format!("PT{:.3}S", seconds.max(0.0))
 }
 
+/// DASH's frame rate: a whole number, or a fraction for the NTSC rates
+/// (29.97 → `30000/1001`).
+fn frame_rate(rate: f64) -> String {
+    let whole = rate.round();
+    if (rate - whole).abs() < 0.01 {
+        return format!("{whole:.0}");
+    }
+    let ntsc = (rate * 1.001).round();
+    if (rate * 1.001 - ntsc).abs() < 0.01 {
+        return format!("{:.0}/1001", ntsc * 1000.0);
+    }
+    format!("{:.0}/1000", rate * 1000.0)
+}
+
 /// The MPD of a presentation lasting `total` seconds.
 pub fn manifest(sets: &[Set], total: f64) -> String {
     let longest = sets
         .iter()
-        .flat_map(|s| s.durations.iter())
+        .flat_map(|s| &s.representations)
+        .flat_map(|r| r.durations.iter())
         .fold(0.0f64, |a, &b| a.max(b));
     let mut out = String::with_capacity(1024);
     let _ = write!(
@@ -50,59 +77,75 @@ pub fn manifest(sets: &[Set], total: f64) -> String {
         duration(longest.ceil())
     );
     for (id, set) in sets.iter().enumerate() {
-        let video = set.infos.iter().find(|i| i.width > 0);
-        let audio = set.infos.iter().find(|i| i.width == 0);
-        let (mime, content) = if video.is_some() {
+        let Some(first) = set.representations.first() else {
+            continue;
+        };
+        let (mime, content) = if first.infos.iter().any(|i| i.width > 0) {
             ("video/mp4", "video")
         } else {
             ("audio/mp4", "audio")
         };
-        let codecs: Vec<&str> = set.infos.iter().map(|i| i.codec.as_str()).collect();
         let _ = write!(
             out,
             "    <AdaptationSet id=\"{id}\" contentType=\"{content}\" mimeType=\"{mime}\" segmentAlignment=\"true\" startWithSAP=\"1\""
         );
-        if let Some(audio) = audio.filter(|_| video.is_none()) {
-            let _ = write!(out, " lang=\"{}\"", xml(&audio.language));
+        if let Some(lang) = &set.lang {
+            let _ = write!(out, " lang=\"{}\"", xml(lang));
         }
         out.push_str(">\n");
-        let (peak, _) = bitrates(set.bytes, set.durations);
-        let _ = write!(
-            out,
-            "      <Representation id=\"{id}\" codecs=\"{}\" bandwidth=\"{peak}\"",
-            xml(&codecs.join(","))
-        );
-        if let Some(video) = video {
-            let _ = write!(
-                out,
-                " width=\"{}\" height=\"{}\"",
-                video.width, video.height
-            );
+        for representation in &set.representations {
+            write_representation(representation, &mut out);
         }
-        if let Some(audio) = audio.filter(|a| a.sample_rate > 0) {
-            let _ = write!(out, " audioSamplingRate=\"{}\"", audio.sample_rate);
-        }
-        out.push_str(">\n");
-        if let Some(audio) = audio.filter(|a| a.channels > 0) {
-            let _ = writeln!(
-                out,
-                "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>",
-                audio.channels
-            );
-        }
-        let first = set.times.first().copied().unwrap_or(0);
-        let _ = write!(
-            out,
-            "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{first}\" startNumber=\"0\" initialization=\"{}\" media=\"{}\">\n          <SegmentTimeline>\n",
-            set.timescale,
-            xml(&set.init),
-            xml(&set.media)
-        );
-        timeline(&set.times, &mut out);
-        out.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n    </AdaptationSet>\n");
+        out.push_str("    </AdaptationSet>\n");
     }
     out.push_str("  </Period>\n</MPD>\n");
     out
+}
+
+fn write_representation(rep: &Representation, out: &mut String) {
+    let video = rep.infos.iter().find(|i| i.width > 0);
+    let audio = rep.infos.iter().find(|i| i.width == 0);
+    let codecs: Vec<&str> = rep.infos.iter().map(|i| i.codec.as_str()).collect();
+    let (peak, _) = bitrates(rep.bytes, rep.durations);
+    let _ = write!(
+        out,
+        "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{peak}\"",
+        xml(&rep.id),
+        xml(&codecs.join(","))
+    );
+    if let Some(video) = video {
+        let _ = write!(
+            out,
+            " width=\"{}\" height=\"{}\"",
+            video.width, video.height
+        );
+    }
+    if let Some(rate) = rep.frame_rate.filter(|r| *r > 0.0) {
+        let _ = write!(out, " frameRate=\"{}\"", frame_rate(rate));
+    }
+    if let Some(audio) = audio.filter(|a| a.sample_rate > 0) {
+        let _ = write!(out, " audioSamplingRate=\"{}\"", audio.sample_rate);
+    }
+    out.push_str(">\n");
+    if let Some(audio) = audio.filter(|a| a.channels > 0) {
+        let _ = writeln!(
+            out,
+            "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>",
+            audio.channels
+        );
+    }
+    let first = rep.times.first().copied().unwrap_or(0);
+    let _ = write!(
+        out,
+        "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{first}\" startNumber=\"0\" initialization=\"{}\" media=\"{}\">\n          <SegmentTimeline>\n",
+        rep.timescale,
+        xml(&rep.init),
+        xml(&rep.media)
+    );
+    timeline(&rep.times, out);
+    out.push_str(
+        "          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n",
+    );
 }
 
 /// `<S t d r>` entries, runs of equal durations folded into `r`.
@@ -139,6 +182,14 @@ mod tests {
             out,
             "            <S t=\"0\" d=\"6\" r=\"2\"/>\n            <S d=\"2\"/>\n"
         );
+    }
+
+    #[test]
+    fn frame_rates_are_whole_or_ntsc_fractions() {
+        assert_eq!(frame_rate(25.0), "25");
+        assert_eq!(frame_rate(29.97003), "30000/1001");
+        assert_eq!(frame_rate(23.976), "24000/1001");
+        assert_eq!(frame_rate(12.5), "12500/1000");
     }
 
     #[test]

@@ -97,6 +97,89 @@ pub fn master(plan: &Plan, infos: &[TrackInfo], extra_infos: &[TrackInfo], query
     out
 }
 
+/// A video rendition of a set, as its multivariant playlist lists it.
+pub struct Variant<'a> {
+    pub video: &'a TrackInfo,
+    /// Peak and average segment bitrate of the video alone.
+    pub peak: u64,
+    pub average: u64,
+    pub frame_rate: f64,
+    /// Its media playlist's URI (with the carried query).
+    pub uri: String,
+}
+
+/// An audio rendition of a set's audio group.
+pub struct AudioMember<'a> {
+    pub info: &'a TrackInfo,
+    pub peak: u64,
+    pub average: u64,
+    /// BCP 47 tag and the name players show.
+    pub language: String,
+    pub name: String,
+    pub default: bool,
+    pub uri: String,
+}
+
+/// A set's multivariant playlist: the audio group (`EXT-X-MEDIA`, one
+/// member per audio track), then one `EXT-X-STREAM-INF` per video
+/// rendition, lowest bandwidth first. A variant's `BANDWIDTH` is its video's
+/// peak segment bitrate plus the group's highest, its `CODECS` the video's
+/// and every audio codec of the group.
+pub fn multivariant(variants: &[Variant], audios: &[AudioMember]) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let mut names: Vec<String> = Vec::new();
+    for audio in audios {
+        let mut name = audio.name.clone();
+        let mut n = 2;
+        while names.contains(&name) {
+            name = format!("{} {n}", audio.name);
+            n += 1;
+        }
+        names.push(name.clone());
+        let _ = write!(
+            out,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",LANGUAGE={},NAME={},DEFAULT={},AUTOSELECT=YES",
+            quoted(&audio.language),
+            quoted(&name),
+            if audio.default { "YES" } else { "NO" }
+        );
+        if audio.info.channels > 0 {
+            let _ = write!(out, ",CHANNELS=\"{}\"", audio.info.channels);
+        }
+        let _ = writeln!(out, ",URI={}", quoted(&audio.uri));
+    }
+    let audio_peak = audios.iter().map(|a| a.peak).max().unwrap_or(0);
+    let audio_average = audios.iter().map(|a| a.average).max().unwrap_or(0);
+    let mut audio_codecs: Vec<&str> = Vec::new();
+    for audio in audios {
+        if !audio_codecs.contains(&audio.info.codec.as_str()) {
+            audio_codecs.push(&audio.info.codec);
+        }
+    }
+    let mut order: Vec<&Variant> = variants.iter().collect();
+    order.sort_by_key(|v| v.peak);
+    for variant in order {
+        let codecs: Vec<&str> = std::iter::once(variant.video.codec.as_str())
+            .chain(audio_codecs.iter().copied())
+            .collect();
+        let _ = write!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},FRAME-RATE={:.3},CODECS={}",
+            variant.peak + audio_peak,
+            variant.average + audio_average,
+            variant.video.width,
+            variant.video.height,
+            variant.frame_rate,
+            quoted(&codecs.join(","))
+        );
+        if !audios.is_empty() {
+            out.push_str(",AUDIO=\"audio\"");
+        }
+        let _ = writeln!(out, "\n{}", variant.uri);
+    }
+    out
+}
+
 /// A media playlist: `init` is the EXT-X-MAP URI, segment n's URI is
 /// `segment(n)`.
 pub fn media(

@@ -11,7 +11,12 @@ pub mod codecs;
 pub mod dash;
 pub mod fmp4;
 pub mod hls;
+mod kind;
+pub mod ladder;
+pub mod language;
 pub mod plan;
+pub mod set_parts;
+pub mod urlset;
 
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
@@ -23,6 +28,8 @@ use crate::media::query;
 use crate::media::{MediaError, MediaKind};
 use codecs::TrackInfo;
 use fmp4::Segment;
+pub use kind::Kind;
+use kind::number;
 use plan::{Clip, Plan};
 
 /// What a packaged URL names, after the media file's path.
@@ -49,14 +56,6 @@ pub enum Name {
     AudioSegment(u32, u32),
     /// `seg-v-<n>.m4s`
     VideoSegment(u32),
-}
-
-/// A decimal number of at most 9 digits (no sign, no spaces).
-fn number(text: &str) -> Option<u32> {
-    if text.is_empty() || text.len() > 9 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
 }
 
 impl Name {
@@ -130,14 +129,6 @@ impl Name {
     }
 }
 
-/// What a packaged answer is, for the counters (the index of its column).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Playlist = 0,
-    Init = 1,
-    Segment = 2,
-}
-
 /// Splits a packaged URL's path into the media file's path and the name
 /// after it: `/films/a.mp4/seg-3.m4s` → (`/films/a.mp4`, Segment(3)). None
 /// for any other path.
@@ -146,6 +137,15 @@ pub fn split_path(path: &str) -> Option<(&str, Name)> {
     let name = Name::parse(name)?;
     (!media.is_empty() && MediaKind::of_path(media.as_bytes()) == Some(MediaKind::Mp4))
         .then_some((media, name))
+}
+
+/// The path of the presentation `path` is beneath, a media file's or a
+/// rendition set's (`/film.mp4/seg-3.m4s` → `/film.mp4`), for a signed link
+/// to it, which admits everything beneath.
+pub fn presentation_path(path: &str) -> Option<&str> {
+    split_path(path)
+        .map(|(media, _)| media)
+        .or_else(|| urlset::set_path_of(path))
 }
 
 /// How a presentation is cut: its clip and segment length.
@@ -211,6 +211,10 @@ pub enum PackageKey {
     /// A playlist or manifest, by the query carried into its URIs.
     Document(CutKey, Name, u64),
     Segment(CutKey, Name),
+    /// A rendition set's ladder, by a hash of its files' identities.
+    Ladder(u64, CutKey),
+    /// A part of a set; playlists also by the query they carry.
+    SetPart(u64, CutKey, urlset::SetName, u64),
 }
 
 /// A built packaged answer.
@@ -219,6 +223,7 @@ pub enum Output {
     Plan(Rc<Plan>),
     Document(Rc<[u8]>),
     Segment(Rc<Segment>),
+    Ladder(Rc<ladder::Ladder>),
 }
 
 impl Output {
@@ -228,6 +233,7 @@ impl Output {
             Output::Plan(plan) => plan.weight(),
             Output::Document(bytes) => bytes.len() + 64,
             Output::Segment(segment) => segment.weight(),
+            Output::Ladder(ladder) => ladder.weight(),
         }
     }
 }
@@ -411,14 +417,23 @@ fn manifest(index: &Mp4Index, plan: &Plan, carried: &str) -> Result<String, Medi
         .iter()
         .zip(&infos)
         .zip(&timings)
-        .map(|(((t, _, stem, init), infos), timing)| dash::Set {
-            infos,
-            timescale: index.tracks[*t].timescale,
-            times: timing.times.clone(),
-            bytes: &timing.bytes,
-            durations: &timing.durations,
-            init: format!("{init}{carried}"),
-            media: format!("{stem}$Number$.m4s{carried}"),
+        .enumerate()
+        .map(|(id, (((t, _, stem, init), infos), timing))| dash::Set {
+            lang: infos
+                .iter()
+                .find(|_| !index.tracks[*t].is_video())
+                .map(|audio| audio.language.clone()),
+            representations: vec![dash::Representation {
+                id: id.to_string(),
+                infos,
+                timescale: index.tracks[*t].timescale,
+                times: timing.times.clone(),
+                bytes: &timing.bytes,
+                durations: &timing.durations,
+                frame_rate: None,
+                init: format!("{init}{carried}"),
+                media: format!("{stem}$Number$.m4s{carried}"),
+            }],
         })
         .collect();
     Ok(dash::manifest(&sets, plan.duration()))

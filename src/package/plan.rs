@@ -88,26 +88,13 @@ impl Plan {
         let boundaries = lead_boundaries(lead, clip, segment_seconds)?;
         let times: Vec<f64> = boundaries.iter().map(|&s| seconds(lead, s)).collect();
         let clipped_end = clip.stop > 0.0;
-        let follow = |track: &Track| -> Vec<Range<u64>> {
-            let at = |t: f64, last: bool| {
-                if last && !clipped_end {
-                    track.sample_count
-                } else {
-                    track.sample_from(ticks(track, t))
-                }
-            };
-            let count = times.len() - 1;
-            (0..count)
-                .map(|i| at(times[i], false)..at(times[i + 1], i + 1 == count))
-                .map(|r| r.start..r.end.max(r.start))
-                .collect()
-        };
+        let following = |track: &Track| follow(track, &times, clipped_end);
         let mut per_track: Vec<Vec<Range<u64>>> = Vec::new();
         for (position, &track) in roles.main.iter().enumerate() {
             if position == 0 {
                 per_track.push(boundaries.windows(2).map(|w| w[0]..w[1]).collect());
             } else {
-                per_track.push(follow(&index.tracks[track]));
+                per_track.push(following(&index.tracks[track]));
             }
         }
         let segments = boundaries.len() - 1;
@@ -141,7 +128,7 @@ impl Plan {
         let extra: Vec<Vec<Range<u64>>> = roles
             .extra_audio
             .iter()
-            .map(|&t| follow(&index.tracks[t]))
+            .map(|&t| following(&index.tracks[t]))
             .collect();
         let extra_durations = extra
             .iter()
@@ -192,13 +179,31 @@ impl Plan {
     }
 }
 
+/// A following track's sample range in each segment: segment i runs from
+/// its first sample at or after `times[i]` (seconds) to the next one's; the
+/// last runs to the track's end unless the presentation is `clipped_end`.
+pub fn follow(track: &Track, times: &[f64], clipped_end: bool) -> Vec<Range<u64>> {
+    let at = |t: f64, last: bool| {
+        if last && !clipped_end {
+            track.sample_count
+        } else {
+            track.sample_from(ticks(track, t))
+        }
+    };
+    let count = times.len().saturating_sub(1);
+    (0..count)
+        .map(|i| at(times[i], false)..at(times[i + 1], i + 1 == count))
+        .map(|r| r.start..r.end.max(r.start))
+        .collect()
+}
+
 /// Seconds of decode time at sample `s` of `track`.
 pub fn seconds(track: &Track, s: u64) -> f64 {
     track.time_of(s) as f64 / f64::from(track.timescale.max(1))
 }
 
 /// Ticks of `track`'s timescale at `t` seconds.
-fn ticks(track: &Track, t: f64) -> u64 {
+pub fn ticks(track: &Track, t: f64) -> u64 {
     (t * f64::from(track.timescale)).round().max(0.0) as u64
 }
 

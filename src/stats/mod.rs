@@ -85,6 +85,8 @@ pub struct StatsSlot {
     /// segments, media segments; and their body bytes sent.
     pub packaged: [AtomicU64; 3],
     pub packaged_bytes: [AtomicU64; 3],
+    /// Of those, the answers of rendition sets (`….urlset/…`), by kind.
+    pub set_requests: [AtomicU64; 3],
     /// TLS connections open now (gauge) and accepted in all.
     pub tls_active: AtomicU64,
     pub tls_total: AtomicU64,
@@ -342,6 +344,7 @@ pub struct Totals {
     pub failures: [u64; 3],
     pub packaged: [u64; 3],
     pub packaged_bytes: [u64; 3],
+    pub set_requests: [u64; 3],
     pub cache_bytes: u64,
     pub cache_items: u64,
     pub tls_active: u64,
@@ -440,6 +443,9 @@ impl Totals {
             }
             for (sum, bytes) in totals.packaged_bytes.iter_mut().zip(&slot.packaged_bytes) {
                 *sum += load(bytes);
+            }
+            for (sum, count) in totals.set_requests.iter_mut().zip(&slot.set_requests) {
+                *sum += load(count);
             }
             totals.lag_all_us += load(&slot.slice_lag.total_us);
             totals.cache_bytes += load(&slot.cache_bytes);

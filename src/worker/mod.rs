@@ -11,6 +11,7 @@ mod file_head;
 mod hint_urls;
 mod https;
 mod packaged;
+mod packaged_set;
 mod representation;
 pub mod respond;
 pub mod site;

@@ -9,11 +9,12 @@ use super::context::{Context, Reply};
 use super::file_head::{FileAnswer, Head, answer_head};
 use super::representation::refusal_of;
 use crate::access::Grant;
+use crate::files::OpenFile;
 use crate::http::target::Target;
 use crate::http::{Refusal, Status};
 use crate::media::{FileSource, MediaError};
 use crate::package::plan::Plan;
-use crate::package::{self, Cut, Name, Output, PackageKey};
+use crate::package::{self, Cut, Kind, Name, Output, PackageKey};
 use crate::route::{self, VirtualHost};
 use crate::stats::StatsSlot;
 use crate::stream::Stream;
@@ -32,17 +33,12 @@ pub fn serve(
     let file = route::open_target(&mut caches.open_files, &site.mimes, vhost, media_path)?;
     let opened = &file.opened;
     let folder = &vhost.folders[opened.folder].path;
-    let failed = |e: MediaError| {
-        let refusal = refusal_of(&e);
-        if refusal.status == Status::INTERNAL_ERROR {
-            log::error!(
-                "{}/{}: {e}",
-                folder.display(),
-                String::from_utf8_lossy(&file.relative)
-            );
-        }
-        refusal
-    };
+    let file_path = format!(
+        "{}/{}",
+        folder.display(),
+        String::from_utf8_lossy(&file.relative)
+    );
+    let failed = |e: MediaError| logged_refusal(&file_path, &e);
     let cut = Cut::of_query(target.query, vhost.segment_seconds).map_err(&failed)?;
     let source = FileSource {
         file: &opened.handle,
@@ -101,20 +97,58 @@ pub fn serve(
         cut_key.stop_ms,
         cut_key.segment_ms
     );
-    let size = match &output {
+    answer(
+        context,
+        vhost,
+        grant,
+        PackagedAnswer {
+            validators: opened,
+            source: opened,
+            etag: &etag,
+            content_type: name.content_type(audio_only),
+            kind: name.kind(),
+            output,
+        },
+    )
+}
+
+/// A packaged answer ready to go out.
+pub struct PackagedAnswer<'a> {
+    /// The file whose Last-Modified the answer carries.
+    pub validators: &'a Rc<OpenFile>,
+    /// The file a media segment's bytes come from.
+    pub source: &'a Rc<OpenFile>,
+    pub etag: &'a str,
+    pub content_type: &'static str,
+    pub kind: Kind,
+    pub output: Output,
+}
+
+/// The headers phase and the body of a packaged answer: a document from
+/// memory (the Range asked of it), a media segment from its file. Counts it
+/// by kind.
+pub fn answer(
+    context: &mut Context,
+    vhost: &VirtualHost,
+    grant: &Grant,
+    answer: PackagedAnswer,
+) -> Result<Reply, Refusal> {
+    let slot = context.slot;
+    let kind = answer.kind as usize;
+    let size = match &answer.output {
         Output::Document(bytes) => bytes.len() as u64,
         Output::Segment(segment) => segment.len(),
-        Output::Plan(_) => 0,
+        Output::Plan(_) | Output::Ladder(_) => 0,
     };
-    StatsSlot::add(&slot.packaged[name.kind() as usize], 1);
+    StatsSlot::add(&slot.packaged[kind], 1);
     let head = answer_head(
         context,
         vhost,
         grant,
         FileAnswer {
-            opened,
-            etag: &etag,
-            content_type: name.content_type(audio_only),
+            opened: answer.validators,
+            etag: answer.etag,
+            content_type: answer.content_type,
             size,
         },
     )?;
@@ -123,12 +157,12 @@ pub fn serve(
         Head::Body { status, first, end } => (status, first, end),
     };
     let keep_alive = context.keep_alive;
-    match output {
+    match answer.output {
         Output::Document(bytes) => {
             context
                 .out
                 .extend_from_slice(&bytes[first as usize..end as usize]);
-            StatsSlot::add(&slot.packaged_bytes[name.kind() as usize], end - first);
+            StatsSlot::add(&slot.packaged_bytes[kind], end - first);
             Ok(Reply {
                 status,
                 body: None,
@@ -138,7 +172,7 @@ pub fn serve(
         Output::Segment(segment) => Ok(Reply {
             status,
             body: Some(Stream::segment(
-                Rc::clone(opened),
+                Rc::clone(answer.source),
                 segment,
                 first,
                 end,
@@ -146,11 +180,23 @@ pub fn serve(
             )),
             keep_alive,
         }),
-        Output::Plan(_) => Err(Refusal::new(
+        Output::Plan(_) | Output::Ladder(_) => Err(Refusal::new(
             Status::INTERNAL_ERROR,
             "The presentation could not be built.",
         )),
     }
+}
+
+/// Logs what a packaging failure's status calls for (a damaged file as an
+/// error, a set that does not fit as a warning) and returns its refusal.
+pub fn logged_refusal(what: &dyn std::fmt::Display, e: &MediaError) -> Refusal {
+    let refusal = refusal_of(e);
+    if refusal.status == Status::INTERNAL_ERROR {
+        log::error!("{what}: {e}");
+    } else if refusal.status == Status::CONFLICT {
+        log::warn!("{what}: {e}");
+    }
+    refusal
 }
 
 /// The part of an ETag that tells a presentation's answers apart.

@@ -78,6 +78,7 @@ pub fn prepare<'a>(
 pub fn refusal_of(error: &MediaError) -> Refusal {
     match error {
         MediaError::NotFound(message) => Refusal::new(Status::NOT_FOUND, message.clone()),
+        MediaError::Conflict(message) => Refusal::new(Status::CONFLICT, message.clone()),
         MediaError::BadSeek(message) => Refusal::new(Status::BAD_REQUEST, message.clone()),
         MediaError::Unsupported(message) => Refusal::new(
             Status::NOT_IMPLEMENTED,

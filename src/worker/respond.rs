@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::context::{Context, Reply};
 use super::file_head::{FileAnswer, Head, answer_head};
 use super::hint_urls::{self, HINT_ARGUMENT, HINT_REPORT_PATH, HINT_SCRIPT_PATH};
-use super::{https, packaged, representation};
+use super::{https, packaged, packaged_set, representation};
 use crate::access::Grant;
 use crate::http::response::{self, ALLOWED_METHODS};
 use crate::http::target::{self, Target};
@@ -143,6 +143,11 @@ fn serve_file(
     let site = context.site;
     let slot = context.slot;
     let split = Target::split(target);
+    // A path beneath a rendition set names a part of its presentation.
+    if let Some(set) = package::urlset::split_set_path(split.path) {
+        let (set, name) = set.map_err(|bad| Refusal::new(Status::BAD_REQUEST, bad.0))?;
+        return packaged_set::serve(context, vhost, (split, set, name), grant);
+    }
     // A path beneath an MP4 file names something packaged from it.
     if let Some((media_path, name)) = package::split_path(split.path) {
         return packaged::serve(context, vhost, (split, media_path, name), grant);

@@ -63,6 +63,30 @@ ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25:duration=20" \
     -f lavfi -i "sine=frequency=880:sample_rate=48000:duration=20" \
     -map 0 -map 1 -map 2 "${h264[@]}" -b:v 100k "${aac[@]}" \
     -metadata:s:a:0 language=eng -metadata:s:a:1 language=fra two-audio.mp4
+# A rendition ladder (issue 23): the same 12 s at three sizes with the same
+# GOP (a keyframe every second), the first with a second, French audio
+# track; a rendition whose keyframes fall elsewhere (every 1.4 s); one that
+# lasts far longer.
+for height in 180 360 720; do
+    if [ $height = 180 ]; then
+        french=(-f lavfi -i "sine=frequency=880:sample_rate=48000:duration=12")
+        maps=(-map 0 -map 1 -map 2)
+    else
+        french=()
+        maps=(-map 0 -map 1)
+    fi
+    ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=$((height * 16 / 9))x$height:rate=25:duration=12" \
+        -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=12" "${french[@]}" "${maps[@]}" \
+        "${h264[@]}" -b:v "$((height * 2))k" "${aac[@]}" \
+        -metadata:s:a:0 language=eng -metadata:s:a:1 language=fra "ladder_$height.mp4"
+done
+ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=640x360:rate=25:duration=12" \
+    -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=12" \
+    -c:v libx264 -pix_fmt yuv420p -profile:v main -bf 2 -g 35 -keyint_min 35 -sc_threshold 0 \
+    -b:v 400k "${aac[@]}" ladder_misaligned.mp4
+ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=640x360:rate=25:duration=30" \
+    -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=30" \
+    "${h264[@]}" -b:v 400k "${aac[@]}" ladder_long.mp4
 # Fragmented.
 ffmpeg "${common[@]}" -i ../sample.mp4 -c copy -movflags frag_keyframe+empty_moov fragmented.mp4
 # FLV: H.264/AAC with a keyframe index in onMetaData, and Sorenson Spark/MP3 with one.
