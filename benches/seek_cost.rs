@@ -38,7 +38,7 @@ fn main() {
         let started = Instant::now();
         for _ in 0..rounds {
             for n in 0..segments {
-                package::build(&index, &plan, Name::Segment(n), "").expect("segment");
+                package::build(&index, &plan, (Name::Segment(n), &[]), "").expect("segment");
             }
         }
         println!(
@@ -87,15 +87,15 @@ fn main() {
     let plan = plan::Plan::build(&index, plan::Clip::default(), 6.0).expect("plan");
     let planned = started.elapsed();
     let started = Instant::now();
-    let master = package::build(&index, &plan, Name::Master, "").expect("master");
-    let media = package::build(&index, &plan, Name::Media, "").expect("index.m3u8");
-    let manifest = package::build(&index, &plan, Name::Manifest, "").expect("manifest.mpd");
+    let master = package::build(&index, &plan, (Name::Master, &[]), "").expect("master");
+    let media = package::build(&index, &plan, (Name::Media, &[]), "").expect("index.m3u8");
+    let manifest = package::build(&index, &plan, (Name::Manifest, &[]), "").expect("manifest.mpd");
     let documents = started.elapsed();
     drop((master, media, manifest));
     let segments = plan.segment_count() as u32;
     let started = Instant::now();
     for n in 0..segments {
-        package::build(&index, &plan, Name::Segment(n), "").expect("segment");
+        package::build(&index, &plan, (Name::Segment(n), &[]), "").expect("segment");
     }
     println!(
         "packaging: plan {planned:?} ({segments} segments), master + index + manifest {documents:?}, a segment's head {:?}",

@@ -113,7 +113,7 @@ fn the_multivariant_playlist_lists_every_rendition_and_the_audio_group() {
     let media: Vec<&str> = lines
         .iter()
         .copied()
-        .filter(|l| l.starts_with("#EXT-X-MEDIA:"))
+        .filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))
         .collect();
     assert_eq!(media.len(), 2, "{master}");
     let expect = [
@@ -193,9 +193,17 @@ fn ffmpeg_reads_and_decodes_every_rendition_of_hls_and_dash() {
             found.iter().filter(|(kind, _)| kind == "audio").count() >= 2,
             "{input}: {found:?}"
         );
+        if name == "manifest.mpd" {
+            let subtitles = found.iter().filter(|(kind, _)| kind == "subtitle").count();
+            // (ffprobe lists the streams once per program too.)
+            assert!(subtitles >= 2, "{input}: {found:?}");
+        }
+        // Subtitles are read (DASH's text sets), but the null muxer cannot
+        // take them: every picture and sound is decoded.
         let output = Command::new("ffmpeg")
             .args([
-                "-v", "error", "-nostdin", "-i", &input, "-map", "0", "-f", "null", "-",
+                "-v", "error", "-nostdin", "-i", &input, "-map", "0:v", "-map", "0:a", "-f",
+                "null", "-",
             ])
             .output()
             .expect("ffmpeg");
@@ -218,7 +226,8 @@ fn the_manifest_has_one_video_set_with_a_representation_per_rendition() {
     let server = server();
     let mpd = text(&server, &format!("{LADDER}/manifest.mpd"));
     let sets: Vec<&str> = mpd.split("<AdaptationSet ").skip(1).collect();
-    assert_eq!(sets.len(), 3, "{mpd}");
+    // Video, two audio languages, two subtitle files.
+    assert_eq!(sets.len(), 5, "{mpd}");
     assert!(
         sets[0].contains("contentType=\"video\"") && sets[0].contains("segmentAlignment=\"true\"")
     );
@@ -444,4 +453,110 @@ fn a_signed_link_to_the_set_admits_its_parts_and_the_monitor_counts_them() {
         metrics.contains("loomiere_packaged_set_responses_total{kind=\"segment\"} 1"),
         "{metrics}"
     );
+}
+
+#[test]
+fn sidecar_subtitles_become_renditions_of_sets_and_files() {
+    let server = server();
+    for master_path in [
+        format!("{LADDER}/master.m3u8"),
+        "/generated/ladder_180.mp4/master.m3u8".to_string(),
+    ] {
+        let master = text(&server, &master_path);
+        let subtitles: Vec<&str> = master
+            .lines()
+            .filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=SUBTITLES"))
+            .collect();
+        assert_eq!(subtitles.len(), 2, "{master}");
+        for (line, (language, name, uri)) in subtitles.iter().zip([
+            ("en", "English", "index-s1.m3u8"),
+            ("fr", "French", "index-s2.m3u8"),
+        ]) {
+            assert_eq!(attribute(line, "GROUP-ID"), Some("subs"));
+            assert_eq!(attribute(line, "LANGUAGE"), Some(language), "{line}");
+            assert_eq!(attribute(line, "NAME"), Some(name), "{line}");
+            assert_eq!(attribute(line, "DEFAULT"), Some("NO"), "{line}");
+            assert_eq!(attribute(line, "URI"), Some(uri), "{line}");
+        }
+        for variant in master
+            .lines()
+            .filter(|l| l.starts_with("#EXT-X-STREAM-INF:"))
+        {
+            assert_eq!(attribute(variant, "SUBTITLES"), Some("subs"), "{variant}");
+        }
+        assert!(!master.contains("\"de\""), "{master}");
+    }
+    // The file that is not subtitles is left out, and the log says where.
+    let logged = server
+        .log_line("ladder_180.de.srt: line 1:")
+        .expect("a log line for the broken subtitle file");
+    assert!(logged.contains("left out of the presentation"), "{logged}");
+
+    let playlist = text(&server, &format!("{LADDER}/index-s2.m3u8"));
+    assert_eq!(extinfs(&playlist).len(), 1, "{playlist}");
+    assert!((extinfs(&playlist)[0] - 12.0).abs() < 0.1, "{playlist}");
+    assert!(playlist.contains("\nsub-s2.vtt\n"), "{playlist}");
+    let vtt = server.get(&format!("{LADDER}/sub-s2.vtt"), &[]);
+    assert_eq!(vtt.status, 200);
+    assert_eq!(vtt.header("content-type"), Some("text/vtt"));
+    let vtt = String::from_utf8(vtt.body).expect("utf8");
+    assert!(
+        vtt.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n"),
+        "{vtt}"
+    );
+    assert!(
+        vtt.contains("00:00:07.000 --> 00:00:10.500\nDeuxième réplique\n"),
+        "{vtt}"
+    );
+    assert!(vtt.contains("Bonjour <i>tout le monde</i>"), "{vtt}");
+    let english = text(&server, "/generated/ladder_180.mp4/sub-s1.vtt");
+    assert!(
+        english.contains("00:00:00.500 --> 00:00:04.000\nHello from the ladder"),
+        "{english}"
+    );
+    assert_eq!(server.get(&format!("{LADDER}/sub-s3.vtt"), &[]).status, 404);
+    assert_eq!(
+        server.get(&format!("{LADDER}/index-s3.m3u8"), &[]).status,
+        404
+    );
+
+    let mpd = text(&server, &format!("{LADDER}/manifest.mpd"));
+    let texts: Vec<&str> = mpd
+        .split("<AdaptationSet ")
+        .filter(|set| set.contains("mimeType=\"text/vtt\""))
+        .collect();
+    assert_eq!(texts.len(), 2, "{mpd}");
+    assert!(
+        texts[0].contains("lang=\"en\"") && texts[0].contains("<BaseURL>sub-s1.vtt</BaseURL>"),
+        "{mpd}"
+    );
+    assert!(texts[1].contains("lang=\"fr\""), "{mpd}");
+}
+
+#[test]
+fn a_host_names_the_default_subtitle_language_and_overrides_names() {
+    ensure_fixtures();
+    let dir = TempDir::new("sets-subtitles");
+    let options = options_file(
+        &dir,
+        &format!(
+            "options.workers = 1\n\
+             options.hosts[''] = {{ folder = '{}', subtitle_default = 'fr',\n\
+               subtitle_names = {{ fr = 'Français' }} }}\n",
+            media_folder().display()
+        ),
+    );
+    let server = Server::start(&["-o", options.to_str().expect("utf8")]);
+    let master = text(&server, &format!("{LADDER}/master.m3u8"));
+    let french = master
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-MEDIA:TYPE=SUBTITLES") && l.contains("LANGUAGE=\"fr\""))
+        .expect("French subtitles");
+    assert_eq!(attribute(french, "DEFAULT"), Some("YES"), "{master}");
+    assert_eq!(attribute(french, "NAME"), Some("Français"), "{master}");
+    let english = master
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-MEDIA:TYPE=SUBTITLES") && l.contains("LANGUAGE=\"en\""))
+        .expect("English subtitles");
+    assert_eq!(attribute(english, "DEFAULT"), Some("NO"));
 }

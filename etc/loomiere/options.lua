@@ -100,6 +100,9 @@ options.segment_seconds = 6
 -- The empty pattern matches every host, so put it last. A host may set its
 -- own throttle, period, throttle_from, rate, rate_after, min_slice, send_timeout and
 -- segment_seconds,
+-- subtitle_default (the language tag of the sidecar subtitles shown unasked,
+-- e.g. 'en'; by default none is) and subtitle_names (names over the built-in
+-- table: { ['pt-BR'] = 'Português (Brasil)' }),
 -- and list several folders, tried in order for each file (the first that
 -- has it serves it): folders = { '/srv/new', '/srv/archive' }.
 -- options.hosts['^video\\.example\\.com$'] = { folder = '/srv/video' }

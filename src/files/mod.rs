@@ -8,6 +8,7 @@
 
 pub mod open_files;
 pub mod sandbox;
+pub mod sidecars;
 
 use std::fs::File;
 use std::path::PathBuf;

@@ -142,6 +142,54 @@ pub fn srt_to_webvtt(input: &[u8]) -> Result<String, SubtitleError> {
     Ok(out)
 }
 
+/// A sidecar WebVTT file as served: UTF-8 without its byte-order mark,
+/// starting with the `WEBVTT` signature; anything else is refused with the
+/// line at fault.
+pub fn check_webvtt(input: &[u8]) -> Result<String, SubtitleError> {
+    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    let text = std::str::from_utf8(input).map_err(|e| SubtitleError {
+        line: 1 + input[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
+        reason: "not UTF-8, which WebVTT must be",
+    })?;
+    let first = text.lines().next().unwrap_or("");
+    let signed = first
+        .strip_prefix("WEBVTT")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']));
+    if !signed {
+        return Err(SubtitleError {
+            line: 1,
+            reason: "a WebVTT file starts with WEBVTT",
+        });
+    }
+    if let Some(at) = text.find(|c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(SubtitleError {
+            line: 1 + text[..at].matches('\n').count(),
+            reason: "control characters: this is not a text file",
+        });
+    }
+    Ok(text.to_string())
+}
+
+/// `vtt` with HLS's `X-TIMESTAMP-MAP` header (cue time 0 is media time 0,
+/// where the packaged segments' decode times start), unless it has one.
+pub fn with_timestamp_map(vtt: &str) -> String {
+    let (first, rest) = vtt.split_once('\n').unwrap_or((vtt, ""));
+    if rest
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .any(|l| l.starts_with("X-TIMESTAMP-MAP"))
+    {
+        return vtt.to_string();
+    }
+    format!(
+        "{}\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n{rest}",
+        first.trim_end_matches('\r')
+    )
+}
+
 /// `HH:MM:SS.mmm`, hours with at least two digits (WebVTT takes more).
 pub fn push_timestamp(out: &mut String, ms: u64) {
     use std::fmt::Write;

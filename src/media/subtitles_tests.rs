@@ -135,3 +135,40 @@ fn a_line_of_dropped_tags_leaves_no_blank_line() {
     let srt = "1\n00:00:01,000 --> 00:00:02,000\nA\n<font color=red></font>\nB\n";
     assert_eq!(vtt(srt), "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nA\nB\n");
 }
+
+#[test]
+fn webvtt_sidecars_are_checked_and_get_a_timestamp_map() {
+    let text = check_webvtt(b"\xEF\xBB\xBFWEBVTT - a film\n\n00:01.000 --> 00:02.000\nhi\n")
+        .expect("valid");
+    assert!(text.starts_with("WEBVTT - a film\n"), "{text}");
+    let mapped = with_timestamp_map(&text);
+    assert!(
+        mapped.starts_with(
+            "WEBVTT - a film\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n00:01.000"
+        ),
+        "{mapped}"
+    );
+    // A file that has one keeps it.
+    let own = "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:900000,LOCAL:00:00:00.000\n\n";
+    assert_eq!(with_timestamp_map(own), own);
+    assert_eq!(
+        check_webvtt(b"WEBVTTX\n").expect_err("no signature").line,
+        1
+    );
+    assert_eq!(
+        check_webvtt(b"1\n00:00:01,000 --> 00:00:02,000\n")
+            .expect_err("srt")
+            .line,
+        1
+    );
+    assert_eq!(
+        check_webvtt(b"WEBVTT\n\nok\n\xff\xfe\n")
+            .expect_err("not utf-8")
+            .line,
+        4
+    );
+    assert_eq!(
+        check_webvtt(b"WEBVTT\n\n\x01\n").expect_err("binary").line,
+        3
+    );
+}

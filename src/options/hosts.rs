@@ -259,6 +259,23 @@ pub(super) fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
         let access: AccessOptions = access::read_host(&host, &pattern)?;
         let hints = host.get::<Option<bool>>("hints")?.unwrap_or(false);
         let segment_seconds = host.get::<Option<f64>>("segment_seconds")?;
+        let subtitle_default = host.get::<Option<String>>("subtitle_default")?;
+        let subtitle_names = match host.get::<Option<Table>>("subtitle_names")? {
+            Some(names) => {
+                let mut pairs = names
+                    .pairs::<String, String>()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        OptionsError::option(
+                            "subtitle_names",
+                            "maps language tags to names: { ['pt-BR'] = 'Português' }",
+                        )
+                    })?;
+                pairs.sort();
+                pairs
+            }
+            None => Vec::new(),
+        };
         let tls = tls::read_host(&host, &pattern)?;
         result.push(HostOptions {
             pattern,
@@ -268,6 +285,8 @@ pub(super) fn read_hosts(store: &Table) -> Result<Vec<HostOptions>, ReadError> {
             access,
             hints,
             segment_seconds,
+            subtitle_default,
+            subtitle_names,
             tls,
         });
     }

@@ -176,6 +176,8 @@ const HOST_OPTION_TYPES: &[(&str, &str)] = &[
     ("send_timeout", "number"),
     ("hints", "boolean"),
     ("segment_seconds", "number"),
+    ("subtitle_default", "string"),
+    ("subtitle_names", "table"),
 ];
 
 /// Every key options.lua accepts, with where it goes: `options`, `host`,

@@ -51,6 +51,11 @@ pub struct HostOptions {
     pub hints: bool,
     /// The HLS/DASH segment length this host overrides.
     pub segment_seconds: Option<f64>,
+    /// The subtitle language players show unasked (`subtitle_default = 'en'`).
+    pub subtitle_default: Option<String>,
+    /// Names shown for subtitle languages, over the built-in table
+    /// (`subtitle_names = { ['pt-BR'] = 'Português (Brasil)' }`).
+    pub subtitle_names: Vec<(String, String)>,
     /// Its certificate for HTTPS, the redirect to HTTPS and HSTS.
     pub tls: HostTlsOptions,
 }
@@ -94,6 +99,8 @@ impl HostOptions {
             access: AccessOptions::default(),
             hints: false,
             segment_seconds: None,
+            subtitle_default: None,
+            subtitle_names: Vec::new(),
             tls: HostTlsOptions::default(),
         }
     }

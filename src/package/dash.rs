@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::codecs::TrackInfo;
 use super::hls::bitrates;
+use super::text::{self, TextTrack};
 
 /// One representation: a track group and its segments' timing.
 pub struct Representation<'a> {
@@ -61,7 +62,7 @@ fn frame_rate(rate: f64) -> String {
 }
 
 /// The MPD of a presentation lasting `total` seconds.
-pub fn manifest(sets: &[Set], total: f64) -> String {
+pub fn manifest(sets: &[Set], texts: &[TextTrack], query: &str, total: f64) -> String {
     let longest = sets
         .iter()
         .flat_map(|s| &s.representations)
@@ -98,6 +99,7 @@ pub fn manifest(sets: &[Set], total: f64) -> String {
         }
         out.push_str("    </AdaptationSet>\n");
     }
+    text::dash_sets(texts, sets.len(), query, xml, &mut out);
     out.push_str("  </Period>\n</MPD>\n");
     out
 }

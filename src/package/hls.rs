@@ -3,8 +3,10 @@
 
 use std::fmt::Write;
 
+use super::attributes::{UniqueNames, quoted};
 use super::codecs::TrackInfo;
 use super::plan::Plan;
+use super::text::{self, TextTrack};
 
 /// Bits per second of `bytes` over `seconds`, rounded up.
 fn bitrate(bytes: u64, seconds: f64) -> u64 {
@@ -26,35 +28,23 @@ pub fn bitrates(bytes: &[u64], durations: &[f64]) -> (u64, u64) {
     (peak, bitrate(bytes.iter().sum(), total))
 }
 
-/// Quotes an attribute value: HLS quoted strings cannot hold `"` or line breaks.
-fn quoted(value: &str) -> String {
-    let clean: String = value
-        .chars()
-        .filter(|c| *c != '"' && *c != '\r' && *c != '\n')
-        .collect();
-    format!("\"{clean}\"")
-}
-
 /// The multivariant playlist: one variant (video with the main audio), and
 /// each further audio track as an EXT-X-MEDIA rendition. `query` ("" or
 /// "?…") is carried into every URI.
-pub fn master(plan: &Plan, infos: &[TrackInfo], extra_infos: &[TrackInfo], query: &str) -> String {
+pub fn master(
+    plan: &Plan,
+    (infos, extra_infos): (&[TrackInfo], &[TrackInfo]),
+    texts: &[TextTrack],
+    query: &str,
+) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    text::hls_media(texts, query, &mut out);
     let (mut peak, mut average) = bitrates(&plan.main_bytes, &plan.durations);
     let has_renditions = !extra_infos.is_empty();
     if has_renditions {
         let main_audio = infos.iter().find(|i| i.width == 0);
-        let mut names: Vec<String> = Vec::new();
-        let mut name_for = |language: &str| {
-            let mut name = language.to_string();
-            let mut n = 2;
-            while names.contains(&name) {
-                name = format!("{language} {n}");
-                n += 1;
-            }
-            names.push(name.clone());
-            name
-        };
+        let mut names = UniqueNames::default();
+        let mut name_for = |language: &str| names.name(language);
         if let Some(audio) = main_audio {
             // The main audio plays from the variant's own segments: no URI.
             let _ = writeln!(
@@ -93,6 +83,9 @@ pub fn master(plan: &Plan, infos: &[TrackInfo], extra_infos: &[TrackInfo], query
     if has_renditions {
         out.push_str(",AUDIO=\"audio\"");
     }
+    if !texts.is_empty() {
+        let _ = write!(out, ",SUBTITLES=\"{}\"", text::GROUP);
+    }
     let _ = writeln!(out, "\nindex.m3u8{query}");
     out
 }
@@ -125,17 +118,17 @@ pub struct AudioMember<'a> {
 /// rendition, lowest bandwidth first. A variant's `BANDWIDTH` is its video's
 /// peak segment bitrate plus the group's highest, its `CODECS` the video's
 /// and every audio codec of the group.
-pub fn multivariant(variants: &[Variant], audios: &[AudioMember]) -> String {
+pub fn multivariant(
+    variants: &[Variant],
+    audios: &[AudioMember],
+    texts: &[TextTrack],
+    query: &str,
+) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let mut names: Vec<String> = Vec::new();
+    text::hls_media(texts, query, &mut out);
+    let mut names = UniqueNames::default();
     for audio in audios {
-        let mut name = audio.name.clone();
-        let mut n = 2;
-        while names.contains(&name) {
-            name = format!("{} {n}", audio.name);
-            n += 1;
-        }
-        names.push(name.clone());
+        let name = names.name(&audio.name);
         let _ = write!(
             out,
             "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",LANGUAGE={},NAME={},DEFAULT={},AUTOSELECT=YES",
@@ -174,6 +167,9 @@ pub fn multivariant(variants: &[Variant], audios: &[AudioMember]) -> String {
         );
         if !audios.is_empty() {
             out.push_str(",AUDIO=\"audio\"");
+        }
+        if !texts.is_empty() {
+            let _ = write!(out, ",SUBTITLES=\"{}\"", text::GROUP);
         }
         let _ = writeln!(out, "\n{}", variant.uri);
     }

@@ -71,6 +71,15 @@ impl Ladder {
         self.videos.first().map_or(0, |v| v.ranges.len())
     }
 
+    /// The presentation's length: its longest rendition's.
+    pub fn duration(&self) -> f64 {
+        self.videos
+            .iter()
+            .chain(&self.audios)
+            .map(|r| r.durations.iter().sum::<f64>())
+            .fold(0.0, f64::max)
+    }
+
     /// Memory held, for the cache's budget.
     pub fn weight(&self) -> usize {
         let per_segment = 16 + 8 + 8;

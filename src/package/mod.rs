@@ -7,6 +7,7 @@
 //! Layer: imports only `media`; plans and writes are pure, and the cache and
 //! the worker hold and send what is built here.
 
+mod attributes;
 pub mod codecs;
 pub mod dash;
 pub mod fmp4;
@@ -16,6 +17,7 @@ pub mod ladder;
 pub mod language;
 pub mod plan;
 pub mod set_parts;
+pub mod text;
 pub mod urlset;
 
 use std::hash::{Hash, Hasher};
@@ -31,6 +33,7 @@ use fmp4::Segment;
 pub use kind::Kind;
 use kind::number;
 use plan::{Clip, Plan};
+use text::TextTrack;
 
 /// What a packaged URL names, after the media file's path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,10 +59,36 @@ pub enum Name {
     AudioSegment(u32, u32),
     /// `seg-v-<n>.m4s`
     VideoSegment(u32),
+    /// `index-s<k>.m3u8`: subtitle rendition k (from 1).
+    SubtitleMedia(u32),
+    /// `sub-s<k>.vtt`: its WebVTT text, whole.
+    Subtitle(u32),
+}
+
+/// `index-s<k>.m3u8` and `sub-s<k>.vtt` (k from 1, no leading zero), for
+/// single files and sets alike.
+/// Whether `name` is a subtitle playlist (true) or file (false), and which.
+pub fn subtitle_name(name: &str) -> Option<(bool, u32)> {
+    let ordinal = |k: &str| number(k).filter(|&n| n > 0 && !k.starts_with('0'));
+    if let Some(k) = name
+        .strip_prefix("index-s")
+        .and_then(|r| r.strip_suffix(".m3u8"))
+    {
+        return ordinal(k).map(|k| (true, k));
+    }
+    let k = name.strip_prefix("sub-s")?.strip_suffix(".vtt")?;
+    ordinal(k).map(|k| (false, k))
 }
 
 impl Name {
     pub fn parse(name: &str) -> Option<Name> {
+        if let Some((playlist, k)) = subtitle_name(name) {
+            return Some(if playlist {
+                Name::SubtitleMedia(k)
+            } else {
+                Name::Subtitle(k)
+            });
+        }
         match name {
             "master.m3u8" => return Some(Name::Master),
             "index.m3u8" => return Some(Name::Media),
@@ -94,7 +123,10 @@ impl Name {
     /// The Content-Type of the answer (`audio` for a file without video).
     pub fn content_type(&self, audio_only: bool) -> &'static str {
         match self {
-            Name::Master | Name::Media | Name::AudioMedia(_) => "application/vnd.apple.mpegurl",
+            Name::Master | Name::Media | Name::AudioMedia(_) | Name::SubtitleMedia(_) => {
+                "application/vnd.apple.mpegurl"
+            }
+            Name::Subtitle(_) => "text/vtt",
             Name::Manifest => "application/dash+xml",
             Name::Init if !audio_only => "video/mp4",
             Name::VideoInit => "video/mp4",
@@ -114,6 +146,15 @@ impl Name {
         )
     }
 
+    /// Whether the answer lists or is a subtitle rendition (so the
+    /// sidecar files are looked for).
+    pub fn lists_subtitles(&self) -> bool {
+        matches!(
+            self,
+            Name::Master | Name::Manifest | Name::SubtitleMedia(_) | Name::Subtitle(_)
+        )
+    }
+
     /// Whether the answer is an initialisation segment.
     pub fn is_init(&self) -> bool {
         matches!(self, Name::Init | Name::AudioInit(_) | Name::VideoInit)
@@ -122,9 +163,16 @@ impl Name {
     /// For the counters: playlist or manifest, init segment, media segment.
     pub fn kind(&self) -> Kind {
         match self {
-            Name::Master | Name::Media | Name::AudioMedia(_) | Name::Manifest => Kind::Playlist,
+            Name::Master
+            | Name::Media
+            | Name::AudioMedia(_)
+            | Name::Manifest
+            | Name::SubtitleMedia(_) => Kind::Playlist,
             Name::Init | Name::AudioInit(_) | Name::VideoInit => Kind::Init,
-            Name::Segment(_) | Name::AudioSegment(..) | Name::VideoSegment(_) => Kind::Segment,
+            Name::Segment(_)
+            | Name::AudioSegment(..)
+            | Name::VideoSegment(_)
+            | Name::Subtitle(_) => Kind::Segment,
         }
     }
 }
@@ -215,6 +263,8 @@ pub enum PackageKey {
     Ladder(u64, CutKey),
     /// A part of a set; playlists also by the query they carry.
     SetPart(u64, CutKey, urlset::SetName, u64),
+    /// A sidecar subtitle file as served (WebVTT), by its own identity.
+    Subtitle,
 }
 
 /// A built packaged answer.
@@ -286,7 +336,7 @@ fn alone(plan: &Plan, which: Alone) -> Result<(usize, Vec<Range<u64>>), MediaErr
 pub fn build(
     index: &Mp4Index,
     plan: &Plan,
-    name: Name,
+    (name, texts): (Name, &[TextTrack]),
     carried: &str,
 ) -> Result<Output, MediaError> {
     let infos = |tracks: &[usize]| -> Vec<TrackInfo> {
@@ -307,8 +357,8 @@ pub fn build(
             let extra = infos(&plan.roles.extra_audio);
             Ok(document(hls::master(
                 plan,
-                &infos(&plan.roles.main),
-                &extra,
+                (&infos(&plan.roles.main), &extra),
+                texts,
                 carried,
             )))
         }
@@ -327,7 +377,19 @@ pub fn build(
                 carried,
             )))
         }
-        Name::Manifest => Ok(document(manifest(index, plan, carried)?)),
+        Name::Manifest => Ok(document(manifest(index, plan, texts, carried)?)),
+        Name::SubtitleMedia(k) => {
+            if k as usize > texts.len() {
+                return Err(not_found("such subtitle track"));
+            }
+            Ok(document(text::hls_playlist(
+                k as usize,
+                plan.duration(),
+                carried,
+            )))
+        }
+        // The worker answers with the file itself.
+        Name::Subtitle(_) => Err(not_found("such subtitle track")),
         Name::Init => Ok(document_bytes(fmp4::init_segment(index, &plan.roles.main))),
         Name::AudioInit(k) => {
             let (track, _) = alone(plan, Alone::Audio(k))?;
@@ -384,7 +446,12 @@ fn set_timing(track: &Track, ranges: &[Range<u64>]) -> SetTiming {
 /// a file with video and audio lists them apart (`init-v.mp4`,
 /// `seg-v-<n>.m4s`; `init-a0.mp4`, `seg-a0-<n>.m4s`); each extra audio track
 /// is another adaptation set over the HLS renditions' segments.
-fn manifest(index: &Mp4Index, plan: &Plan, carried: &str) -> Result<String, MediaError> {
+fn manifest(
+    index: &Mp4Index,
+    plan: &Plan,
+    texts: &[TextTrack],
+    carried: &str,
+) -> Result<String, MediaError> {
     // (selection, track, names' stem, init name)
     let mut parts: Vec<(usize, Vec<Range<u64>>, String, String)> = Vec::new();
     if plan.roles.main.len() == 2 {
@@ -436,7 +503,7 @@ fn manifest(index: &Mp4Index, plan: &Plan, carried: &str) -> Result<String, Medi
             }],
         })
         .collect();
-    Ok(dash::manifest(&sets, plan.duration()))
+    Ok(dash::manifest(&sets, texts, carried, plan.duration()))
 }
 
 #[cfg(test)]

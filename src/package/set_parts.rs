@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use super::codecs::TrackInfo;
 use super::ladder::{Ladder, Rendition};
+use super::text::{self, TextTrack};
 use super::urlset::SetName;
 use super::{Output, dash, fmp4, hls, language, not_found, set_timing};
 use crate::media::MediaError;
@@ -22,7 +23,9 @@ fn rendition(ladder: &Ladder, name: SetName) -> Result<&Rendition, MediaError> {
         SetName::AudioMedia(k) | SetName::AudioInit(k) | SetName::AudioSegment(k, _) => {
             (&ladder.audios, k, "such audio track")
         }
-        SetName::Master | SetName::Manifest => return Err(not_found("such part")),
+        SetName::Master | SetName::Manifest | SetName::SubtitleMedia(_) | SetName::Subtitle(_) => {
+            return Err(not_found("such part"));
+        }
     };
     (ordinal as usize)
         .checked_sub(1)
@@ -52,13 +55,25 @@ fn info_of(indexes: &[&Mp4Index], rendition: &Rendition) -> TrackInfo {
 pub fn build(
     indexes: &[&Mp4Index],
     ladder: &Ladder,
-    name: SetName,
+    (name, texts): (SetName, &[TextTrack]),
     carried: &str,
 ) -> Result<Output, MediaError> {
     let document = |text: String| Output::Document(Rc::from(text.into_bytes().into_boxed_slice()));
     match name {
-        SetName::Master => Ok(document(master(indexes, ladder, carried))),
-        SetName::Manifest => Ok(document(manifest(indexes, ladder, carried))),
+        SetName::Master => Ok(document(master(indexes, ladder, texts, carried))),
+        SetName::Manifest => Ok(document(manifest(indexes, ladder, texts, carried))),
+        SetName::SubtitleMedia(k) => {
+            if k as usize > texts.len() {
+                return Err(not_found("such subtitle track"));
+            }
+            Ok(document(text::hls_playlist(
+                k as usize,
+                ladder.duration(),
+                carried,
+            )))
+        }
+        // The worker answers with the file itself.
+        SetName::Subtitle(_) => Err(not_found("such subtitle track")),
         SetName::VideoMedia(r) => {
             let video = rendition(ladder, name)?;
             Ok(document(hls::media(
@@ -99,7 +114,7 @@ pub fn build(
     }
 }
 
-fn master(indexes: &[&Mp4Index], ladder: &Ladder, carried: &str) -> String {
+fn master(indexes: &[&Mp4Index], ladder: &Ladder, texts: &[TextTrack], carried: &str) -> String {
     let video_infos: Vec<TrackInfo> = ladder.videos.iter().map(|v| info_of(indexes, v)).collect();
     let audio_infos: Vec<TrackInfo> = ladder.audios.iter().map(|a| info_of(indexes, a)).collect();
     let variants: Vec<hls::Variant> = ladder
@@ -137,12 +152,12 @@ fn master(indexes: &[&Mp4Index], ladder: &Ladder, carried: &str) -> String {
             }
         })
         .collect();
-    hls::multivariant(&variants, &audios)
+    hls::multivariant(&variants, &audios, texts, carried)
 }
 
 /// One video adaptation set with a representation per rendition, and an
 /// audio adaptation set per audio member (each with its language).
-fn manifest(indexes: &[&Mp4Index], ladder: &Ladder, carried: &str) -> String {
+fn manifest(indexes: &[&Mp4Index], ladder: &Ladder, texts: &[TextTrack], carried: &str) -> String {
     let infos: Vec<Vec<TrackInfo>> = ladder
         .videos
         .iter()
@@ -194,16 +209,5 @@ fn manifest(indexes: &[&Mp4Index], ladder: &Ladder, carried: &str) -> String {
             )],
         });
     }
-    let total = ladder
-        .videos
-        .first()
-        .map_or(0.0, |v| v.durations.iter().sum::<f64>())
-        .max(
-            ladder
-                .audios
-                .iter()
-                .map(|a| a.durations.iter().sum::<f64>())
-                .fold(0.0, f64::max),
-        );
-    dash::manifest(&sets, total)
+    dash::manifest(&sets, texts, carried, ladder.duration())
 }

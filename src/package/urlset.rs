@@ -62,6 +62,10 @@ pub enum SetName {
     AudioInit(u32),
     /// `seg-a<k>-<n>.m4s`
     AudioSegment(u32, u32),
+    /// `index-s<k>.m3u8`: subtitle rendition k.
+    SubtitleMedia(u32),
+    /// `sub-s<k>.vtt`
+    Subtitle(u32),
 }
 
 /// A rendition's or member's number: 1 to 999, no sign, no leading zero.
@@ -80,6 +84,13 @@ fn ordinal_and_number(text: &str) -> Option<(u32, u32)> {
 
 impl SetName {
     pub fn parse(name: &str) -> Option<SetName> {
+        if let Some((playlist, k)) = super::subtitle_name(name) {
+            return Some(if playlist {
+                SetName::SubtitleMedia(k)
+            } else {
+                SetName::Subtitle(k)
+            });
+        }
         match name {
             "master.m3u8" => return Some(SetName::Master),
             "manifest.mpd" => return Some(SetName::Manifest),
@@ -115,14 +126,24 @@ impl SetName {
 
     pub fn content_type(&self) -> &'static str {
         match self {
-            SetName::Master | SetName::VideoMedia(_) | SetName::AudioMedia(_) => {
-                "application/vnd.apple.mpegurl"
-            }
+            SetName::Master
+            | SetName::VideoMedia(_)
+            | SetName::AudioMedia(_)
+            | SetName::SubtitleMedia(_) => "application/vnd.apple.mpegurl",
+            SetName::Subtitle(_) => "text/vtt",
             SetName::Manifest => "application/dash+xml",
             SetName::VideoInit(_) => "video/mp4",
             SetName::AudioInit(_) => "audio/mp4",
             SetName::VideoSegment(..) | SetName::AudioSegment(..) => "video/iso.segment",
         }
+    }
+
+    /// Whether the answer lists or is a subtitle rendition.
+    pub fn lists_subtitles(&self) -> bool {
+        matches!(
+            self,
+            SetName::Master | SetName::Manifest | SetName::SubtitleMedia(_) | SetName::Subtitle(_)
+        )
     }
 
     /// For the counters: playlist or manifest, init segment, media segment.
@@ -131,9 +152,12 @@ impl SetName {
             SetName::Master
             | SetName::Manifest
             | SetName::VideoMedia(_)
-            | SetName::AudioMedia(_) => Kind::Playlist,
+            | SetName::AudioMedia(_)
+            | SetName::SubtitleMedia(_) => Kind::Playlist,
             SetName::VideoInit(_) | SetName::AudioInit(_) => Kind::Init,
-            SetName::VideoSegment(..) | SetName::AudioSegment(..) => Kind::Segment,
+            SetName::VideoSegment(..) | SetName::AudioSegment(..) | SetName::Subtitle(_) => {
+                Kind::Segment
+            }
         }
     }
 
@@ -154,6 +178,8 @@ impl SetName {
             SetName::AudioMedia(k) => format!("ia{k}"),
             SetName::AudioInit(k) => format!("na{k}"),
             SetName::AudioSegment(k, n) => format!("sa{k}-{n}"),
+            SetName::SubtitleMedia(k) => format!("is{k}"),
+            SetName::Subtitle(k) => format!("t{k}"),
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct VirtualHost {
     pub hints: bool,
     /// Seconds per HLS/DASH segment (the host's, else the global option).
     pub segment_seconds: f64,
+    /// The default subtitle language, and names over the built-in table.
+    pub subtitle_default: Option<String>,
+    pub subtitle_names: Vec<(String, String)>,
 }
 
 /// A host's pattern (caseless, with the JIT where available); None for the
@@ -91,6 +94,8 @@ impl VirtualHosts {
                 routes,
                 hints: host.hints,
                 segment_seconds: host.segment_seconds.unwrap_or(options.segment_seconds),
+                subtitle_default: host.subtitle_default.clone(),
+                subtitle_names: host.subtitle_names.clone(),
             });
         }
         Ok(VirtualHosts { hosts: compiled })

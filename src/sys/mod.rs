@@ -15,7 +15,7 @@ pub use shared::SharedRegion;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -93,6 +93,28 @@ pub fn send(socket: RawFd, buf: &[u8], more: bool) -> io::Result<usize> {
         unsafe { libc::send(socket, buf.as_ptr().cast(), buf.len(), flags) } as libc::c_long,
     )?;
     Ok(sent as usize)
+}
+
+/// The names in the directory `relative` beneath `dir` (opened as
+/// `open_beneath` opens files, so it cannot leave `dir`), without `.` and
+/// `..`.
+pub fn list_beneath(dir: &File, dir_path: &Path, relative: &Path) -> io::Result<Vec<Vec<u8>>> {
+    let relative = if relative.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        relative
+    };
+    let opened = open_beneath(dir, dir_path, relative)?;
+    let mut listing = nix::dir::Dir::from_fd(opened.into_raw_fd()).map_err(io::Error::from)?;
+    let mut names = Vec::new();
+    for entry in listing.iter() {
+        let entry = entry.map_err(io::Error::from)?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    }
+    Ok(names)
 }
 
 /// Opens `relative` for reading beneath the directory `dir`, refusing any path

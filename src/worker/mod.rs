@@ -11,10 +11,12 @@ mod file_head;
 mod hint_urls;
 mod https;
 mod packaged;
+mod packaged_answer;
 mod packaged_set;
 mod representation;
 pub mod respond;
 pub mod site;
+mod subtitle_files;
 pub mod timer_wheel;
 mod transport;
 

@@ -6,18 +6,16 @@
 use std::rc::Rc;
 
 use super::context::{Context, Reply};
-use super::file_head::{FileAnswer, Head, answer_head};
-use super::representation::refusal_of;
+use super::packaged_answer::{PackagedAnswer, answer, logged_refusal};
+use super::subtitle_files;
 use crate::access::Grant;
-use crate::files::OpenFile;
+use crate::http::Refusal;
 use crate::http::target::Target;
-use crate::http::{Refusal, Status};
 use crate::media::{FileSource, MediaError};
 use crate::package::plan::Plan;
-use crate::package::{self, Cut, Kind, Name, Output, PackageKey};
+use crate::package::text::TextTrack;
+use crate::package::{self, Cut, Name, Output, PackageKey};
 use crate::route::{self, VirtualHost};
-use crate::stats::StatsSlot;
-use crate::stream::Stream;
 
 /// Answers `name` of the MP4 file at `media_path` (the routed `target`
 /// names both).
@@ -29,9 +27,22 @@ pub fn serve(
 ) -> Result<Reply, Refusal> {
     let site = context.site;
     let slot = context.slot;
-    let caches = &mut *context.caches;
-    let file = route::open_target(&mut caches.open_files, &site.mimes, vhost, media_path)?;
+    let file = route::open_target(
+        &mut context.caches.open_files,
+        &site.mimes,
+        vhost,
+        media_path,
+    )?;
     let opened = &file.opened;
+    let texts = if name.lists_subtitles() {
+        subtitle_files::load(context, vhost, opened.folder, &file.relative)
+    } else {
+        Vec::new()
+    };
+    if let Name::Subtitle(k) = name {
+        return subtitle_files::answer(context, vhost, grant, &texts, k);
+    }
+    let caches = &mut *context.caches;
     let folder = &vhost.folders[opened.folder].path;
     let file_path = format!(
         "{}/{}",
@@ -73,12 +84,17 @@ pub fn serve(
     let key = if name.is_segment() || name.is_init() {
         PackageKey::Segment(cut.key(), name)
     } else {
-        PackageKey::Document(cut.key(), name, package::query_hash(&carried))
+        PackageKey::Document(
+            cut.key(),
+            name,
+            subtitle_files::documents_hash(&carried, &texts),
+        )
     };
+    let tracks: Vec<TextTrack> = texts.iter().map(|t| t.track.clone()).collect();
     let output = caches
         .media
         .packaged(identity, key, || {
-            package::build(&index, &plan, name, &carried)
+            package::build(&index, &plan, (name, &tracks), &carried)
         })
         .map_err(&failed)?;
     let audio_only = !index.tracks[plan.roles.main[0]].is_video();
@@ -112,93 +128,6 @@ pub fn serve(
     )
 }
 
-/// A packaged answer ready to go out.
-pub struct PackagedAnswer<'a> {
-    /// The file whose Last-Modified the answer carries.
-    pub validators: &'a Rc<OpenFile>,
-    /// The file a media segment's bytes come from.
-    pub source: &'a Rc<OpenFile>,
-    pub etag: &'a str,
-    pub content_type: &'static str,
-    pub kind: Kind,
-    pub output: Output,
-}
-
-/// The headers phase and the body of a packaged answer: a document from
-/// memory (the Range asked of it), a media segment from its file. Counts it
-/// by kind.
-pub fn answer(
-    context: &mut Context,
-    vhost: &VirtualHost,
-    grant: &Grant,
-    answer: PackagedAnswer,
-) -> Result<Reply, Refusal> {
-    let slot = context.slot;
-    let kind = answer.kind as usize;
-    let size = match &answer.output {
-        Output::Document(bytes) => bytes.len() as u64,
-        Output::Segment(segment) => segment.len(),
-        Output::Plan(_) | Output::Ladder(_) => 0,
-    };
-    StatsSlot::add(&slot.packaged[kind], 1);
-    let head = answer_head(
-        context,
-        vhost,
-        grant,
-        FileAnswer {
-            opened: answer.validators,
-            etag: answer.etag,
-            content_type: answer.content_type,
-            size,
-        },
-    )?;
-    let (status, first, end) = match head {
-        Head::Done(status) => return Ok(context.bodiless(status)),
-        Head::Body { status, first, end } => (status, first, end),
-    };
-    let keep_alive = context.keep_alive;
-    match answer.output {
-        Output::Document(bytes) => {
-            context
-                .out
-                .extend_from_slice(&bytes[first as usize..end as usize]);
-            StatsSlot::add(&slot.packaged_bytes[kind], end - first);
-            Ok(Reply {
-                status,
-                body: None,
-                keep_alive,
-            })
-        }
-        Output::Segment(segment) => Ok(Reply {
-            status,
-            body: Some(Stream::segment(
-                Rc::clone(answer.source),
-                segment,
-                first,
-                end,
-                &vhost.pacing,
-            )),
-            keep_alive,
-        }),
-        Output::Plan(_) | Output::Ladder(_) => Err(Refusal::new(
-            Status::INTERNAL_ERROR,
-            "The presentation could not be built.",
-        )),
-    }
-}
-
-/// Logs what a packaging failure's status calls for (a damaged file as an
-/// error, a set that does not fit as a warning) and returns its refusal.
-pub fn logged_refusal(what: &dyn std::fmt::Display, e: &MediaError) -> Refusal {
-    let refusal = refusal_of(e);
-    if refusal.status == Status::INTERNAL_ERROR {
-        log::error!("{what}: {e}");
-    } else if refusal.status == Status::CONFLICT {
-        log::warn!("{what}: {e}");
-    }
-    refusal
-}
-
 /// The part of an ETag that tells a presentation's answers apart.
 fn name_tag(name: Name) -> String {
     match name {
@@ -212,5 +141,7 @@ fn name_tag(name: Name) -> String {
         Name::AudioSegment(k, n) => format!("a{k}s{n}"),
         Name::VideoInit => "initv".into(),
         Name::VideoSegment(n) => format!("vs{n}"),
+        Name::SubtitleMedia(k) => format!("is{k}"),
+        Name::Subtitle(k) => format!("t{k}"),
     }
 }

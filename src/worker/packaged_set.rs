@@ -9,8 +9,9 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::rc::Rc;
 
 use super::context::{Context, Reply};
-use super::packaged::{self, PackagedAnswer, logged_refusal};
+use super::packaged_answer::{self, PackagedAnswer, logged_refusal};
 use super::representation::refusal_of;
+use super::subtitle_files;
 use crate::access::Grant;
 use crate::files::OpenFile;
 use crate::http::target::Target;
@@ -18,14 +19,17 @@ use crate::http::{Refusal, Status};
 use crate::media::mp4::Mp4Index;
 use crate::media::{FileSource, MediaError, MediaKind};
 use crate::package::ladder::{self, LadderError};
+use crate::package::text::TextTrack;
 use crate::package::urlset::{SetName, UrlSet};
-use crate::package::{self, Cut, Output, PackageKey, set_parts};
+use crate::package::{Cut, Output, PackageKey, set_parts};
 use crate::route::{self, VirtualHost};
 use crate::stats::StatsSlot;
 
 /// One file of the set: what the sandbox opened and its index.
 struct Member {
     path: String,
+    /// Its path relative to its folder.
+    relative: Vec<u8>,
     opened: Rc<OpenFile>,
     index: Rc<Mp4Index>,
 }
@@ -39,6 +43,16 @@ pub fn serve(
 ) -> Result<Reply, Refusal> {
     let slot = context.slot;
     let members = open_members(context, vhost, &set)?;
+    // Subtitles lie beside the first file, named after it.
+    let texts = if name.lists_subtitles() {
+        let first = &members[0];
+        subtitle_files::load(context, vhost, first.opened.folder, &first.relative)
+    } else {
+        Vec::new()
+    };
+    if let SetName::Subtitle(k) = name {
+        return subtitle_files::answer(context, vhost, grant, &texts, k);
+    }
     let caches = &mut *context.caches;
     let cut = Cut::of_query(target.query, vhost.segment_seconds).map_err(|e| refusal_of(&e))?;
     let set_hash = identity_hash(&members);
@@ -71,13 +85,14 @@ pub fn serve(
     let query_hash = if name.is_media() {
         0
     } else {
-        package::query_hash(&carried)
+        subtitle_files::documents_hash(&carried, &texts)
     };
+    let tracks: Vec<TextTrack> = texts.iter().map(|t| t.track.clone()).collect();
     let key = PackageKey::SetPart(set_hash, cut.key(), name, query_hash);
     let output = caches
         .media
         .packaged(first, key, || {
-            set_parts::build(&indexes, &ladder, name, &carried)
+            set_parts::build(&indexes, &ladder, (name, &tracks), &carried)
         })
         .map_err(&failed)?;
     let cut_key = cut.key();
@@ -104,7 +119,7 @@ pub fn serve(
     let source = set_parts::file_of(&ladder, name)
         .and_then(|f| members.get(f))
         .map_or(newest, |m| &m.opened);
-    packaged::answer(
+    packaged_answer::answer(
         context,
         vhost,
         grant,
@@ -160,6 +175,7 @@ fn open_members(
             })?;
         members.push(Member {
             path,
+            relative: file.relative,
             opened,
             index,
         });

@@ -27,7 +27,7 @@ exec 9>generated/.lock
 flock 9
 stamp="generated/.stamp-$(sha256sum generate.sh | cut -c1-16)"
 [ -e "$stamp" ] && exit 0
-rm -f generated/*.mp4 generated/*.m4a generated/*.flv generated/.stamp-*
+rm -f generated/*.mp4 generated/*.m4a generated/*.flv generated/*.vtt generated/*.srt generated/.stamp-*
 cd generated
 
 # nginx's test layout: a 10 s video track and a 20 s audio track, a keyframe every second.
@@ -87,6 +87,12 @@ ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=640x360:rate=25:duration=12" \
 ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=640x360:rate=25:duration=30" \
     -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=30" \
     "${h264[@]}" -b:v 400k "${aac[@]}" ladder_long.mp4
+# Sidecar subtitles beside the ladder's first file: WebVTT in English, SRT in
+# French (with a BOM and CRLF, as SRT files come), and German that is not
+# subtitles at all (left out of the presentation).
+printf 'WEBVTT\n\n00:00:00.500 --> 00:00:04.000\nHello from the ladder\n\n00:00:06.000 --> 00:00:09.000\nA second cue\n' > ladder_180.en.vtt
+printf '\xef\xbb\xbf1\r\n00:00:01,000 --> 00:00:05,000\r\nBonjour <i>tout le monde</i>\r\n\r\n2\r\n00:00:07,000 --> 00:00:10,500\r\nDeuxième réplique\r\n' > ladder_180.fr.srt
+printf 'this is not\na subtitle file\n' > ladder_180.de.srt
 # Fragmented.
 ffmpeg "${common[@]}" -i ../sample.mp4 -c copy -movflags frag_keyframe+empty_moov fragmented.mp4
 # FLV: H.264/AAC with a keyframe index in onMetaData, and Sorenson Spark/MP3 with one.
