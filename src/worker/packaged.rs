@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use super::context::{Context, Reply};
-use super::packaged_answer::{PackagedAnswer, answer, logged_refusal};
+use super::packaged_answer::{self, PackagedAnswer, answer, logged_refusal};
 use super::subtitle_files;
 use crate::access::Grant;
 use crate::http::Refusal;
@@ -76,11 +76,7 @@ pub fn serve(
     };
     // Playlists carry the request's own arguments (a signed link's token,
     // the clip) into every URI they list.
-    let carried = context
-        .target
-        .query
-        .filter(|q| !q.is_empty())
-        .map_or_else(String::new, |q| format!("?{q}"));
+    let carried = packaged_answer::carried_query(context.target.query);
     let key = if name.is_segment() || name.is_init() {
         PackageKey::Segment(cut.key(), name)
     } else {

@@ -103,3 +103,11 @@ pub fn logged_refusal(what: &dyn std::fmt::Display, e: &MediaError) -> Refusal {
     }
     refusal
 }
+
+/// What a playlist carries into every URI it lists: the request's own
+/// arguments (a signed link's token, the clip), as "" or "?…".
+pub fn carried_query(query: Option<&str>) -> String {
+    query
+        .filter(|q| !q.is_empty())
+        .map_or_else(String::new, |q| format!("?{q}"))
+}

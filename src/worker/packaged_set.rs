@@ -77,11 +77,7 @@ pub fn serve(
     };
     // Playlists carry the request's own arguments (a signed link's token,
     // the clip) into every URI they list.
-    let carried = context
-        .target
-        .query
-        .filter(|q| !q.is_empty())
-        .map_or_else(String::new, |q| format!("?{q}"));
+    let carried = packaged_answer::carried_query(context.target.query);
     let query_hash = if name.is_media() {
         0
     } else {
