@@ -6,6 +6,7 @@ mod common;
 
 use std::process::Command;
 
+use common::playlists::{attribute, extinfs};
 use common::*;
 
 const LADDER: &str = "/generated/ladder_,180,360,720,.mp4.urlset";
@@ -39,29 +40,6 @@ fn text(server: &Server, path: &str) -> String {
     String::from_utf8(response.body).expect("utf8")
 }
 
-/// An attribute of an `#EXT-X-…:` line (quotes kept off).
-fn attribute<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let (_, attributes) = line.split_once(':')?;
-    let mut rest = attributes;
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once('=')?;
-        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
-            let end = quoted.find('"')?;
-            (&quoted[..end], quoted[end + 1..].trim_start_matches(','))
-        } else {
-            match after.split_once(',') {
-                Some((v, n)) => (v, n),
-                None => (after, ""),
-            }
-        };
-        if key == name {
-            return Some(value);
-        }
-        rest = next;
-    }
-    None
-}
-
 /// The streams ffprobe finds: (codec type, width × height).
 fn streams(input: &str) -> Vec<(String, String)> {
     let output = Command::new("ffprobe")
@@ -89,15 +67,6 @@ fn streams(input: &str) -> Vec<(String, String)> {
             let size: Vec<&str> = fields.filter(|f| !f.is_empty()).collect();
             (kind, size.join("x"))
         })
-        .collect()
-}
-
-/// The EXTINF durations of a media playlist.
-fn extinfs(playlist: &str) -> Vec<f64> {
-    playlist
-        .lines()
-        .filter_map(|l| l.strip_prefix("#EXTINF:"))
-        .map(|d| d.trim_end_matches(',').parse().expect("a duration"))
         .collect()
 }
 

@@ -7,6 +7,7 @@ use super::attributes::{UniqueNames, quoted};
 use super::codecs::TrackInfo;
 use super::plan::Plan;
 use super::text::{self, TextTrack};
+use super::trick::IFrames;
 
 /// Bits per second of `bytes` over `seconds`, rounded up.
 fn bitrate(bytes: u64, seconds: f64) -> u64 {
@@ -28,13 +29,14 @@ pub fn bitrates(bytes: &[u64], durations: &[f64]) -> (u64, u64) {
     (peak, bitrate(bytes.iter().sum(), total))
 }
 
-/// The multivariant playlist: one variant (video with the main audio), and
-/// each further audio track as an EXT-X-MEDIA rendition. `query` ("" or
-/// "?…") is carried into every URI.
+/// The multivariant playlist: one variant (video with the main audio),
+/// each further audio track as an EXT-X-MEDIA rendition, the subtitles and
+/// the video's I-frame rendition. `query` ("" or "?…") is carried into
+/// every URI.
 pub fn master(
     plan: &Plan,
     (infos, extra_infos): (&[TrackInfo], &[TrackInfo]),
-    texts: &[TextTrack],
+    (texts, iframes): (&[TextTrack], &[IFrameVariant]),
     query: &str,
 ) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
@@ -87,7 +89,45 @@ pub fn master(
         let _ = write!(out, ",SUBTITLES=\"{}\"", text::GROUP);
     }
     let _ = writeln!(out, "\nindex.m3u8{query}");
+    for iframe in iframes {
+        iframe.write(&mut out);
+    }
     out
+}
+
+/// What a multivariant playlist says of one I-frame rendition.
+pub struct IFrameVariant<'a> {
+    pub video: &'a TrackInfo,
+    pub frames: &'a IFrames,
+    /// The size of a fragment's generated head (the same for every
+    /// fragment of a track: one sample each).
+    pub head: u64,
+    /// Its I-frame playlist's URI (with the carried query).
+    pub uri: String,
+}
+
+impl IFrameVariant<'_> {
+    /// The `EXT-X-I-FRAME-STREAM-INF` line.
+    pub fn write(&self, out: &mut String) {
+        if self.frames.is_empty() {
+            return;
+        }
+        let sizes: Vec<u64> = self.frames.bytes.iter().map(|b| b + self.head).collect();
+        let (peak, average) = bitrates(&sizes, &self.frames.durations);
+        let _ = write!(
+            out,
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},CODECS={}",
+            quoted(&self.video.codec)
+        );
+        if self.video.width > 0 {
+            let _ = write!(
+                out,
+                ",RESOLUTION={}x{}",
+                self.video.width, self.video.height
+            );
+        }
+        let _ = writeln!(out, ",URI={}", quoted(&self.uri));
+    }
 }
 
 /// A video rendition of a set, as its multivariant playlist lists it.
@@ -117,11 +157,12 @@ pub struct AudioMember<'a> {
 /// member per audio track), then one `EXT-X-STREAM-INF` per video
 /// rendition, lowest bandwidth first. A variant's `BANDWIDTH` is its video's
 /// peak segment bitrate plus the group's highest, its `CODECS` the video's
-/// and every audio codec of the group.
+/// and every audio codec of the group. The video renditions' I-frame
+/// renditions follow, in the same order.
 pub fn multivariant(
     variants: &[Variant],
     audios: &[AudioMember],
-    texts: &[TextTrack],
+    (texts, iframes): (&[TextTrack], &[IFrameVariant]),
     query: &str,
 ) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
@@ -149,9 +190,10 @@ pub fn multivariant(
             audio_codecs.push(&audio.info.codec);
         }
     }
-    let mut order: Vec<&Variant> = variants.iter().collect();
-    order.sort_by_key(|v| v.peak);
-    for variant in order {
+    let mut order: Vec<usize> = (0..variants.len()).collect();
+    order.sort_by_key(|&v| variants[v].peak);
+    for &v in &order {
+        let variant = &variants[v];
         let codecs: Vec<&str> = std::iter::once(variant.video.codec.as_str())
             .chain(audio_codecs.iter().copied())
             .collect();
@@ -172,6 +214,11 @@ pub fn multivariant(
             let _ = write!(out, ",SUBTITLES=\"{}\"", text::GROUP);
         }
         let _ = writeln!(out, "\n{}", variant.uri);
+    }
+    for &v in &order {
+        if let Some(iframe) = iframes.get(v) {
+            iframe.write(&mut out);
+        }
     }
     out
 }
@@ -229,5 +276,38 @@ mod tests {
     fn peak_and_average_bitrates() {
         assert_eq!(bitrates(&[1000, 3000], &[1.0, 1.0]), (24000, 16000));
         assert_eq!(bitrates(&[], &[]), (0, 0));
+    }
+
+    fn iframes() -> IFrames {
+        IFrames {
+            samples: vec![0, 25, 50],
+            durations: vec![1.0, 1.0, 0.4],
+            bytes: vec![1000, 2000, 500],
+        }
+    }
+
+    #[test]
+    fn the_stream_inf_counts_each_fragment_over_its_duration() {
+        let info = TrackInfo {
+            codec: "avc1.64001e".into(),
+            width: 640,
+            height: 360,
+            ..TrackInfo::default()
+        };
+        let frames = iframes();
+        let mut out = String::new();
+        IFrameVariant {
+            video: &info,
+            frames: &frames,
+            head: 100,
+            uri: "iframes.m3u8".into(),
+        }
+        .write(&mut out);
+        // Peak: (2 000 + 100) bytes over 1 s; average: 3 800 bytes over 2.4 s.
+        assert_eq!(
+            out,
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=16800,AVERAGE-BANDWIDTH=12667,\
+             CODECS=\"avc1.64001e\",RESOLUTION=640x360,URI=\"iframes.m3u8\"\n"
+        );
     }
 }

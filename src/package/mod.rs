@@ -18,6 +18,7 @@ pub mod language;
 pub mod plan;
 pub mod set_parts;
 pub mod text;
+pub mod trick;
 pub mod urlset;
 
 use std::hash::{Hash, Hasher};
@@ -63,6 +64,10 @@ pub enum Name {
     SubtitleMedia(u32),
     /// `sub-s<k>.vtt`: its WebVTT text, whole.
     Subtitle(u32),
+    /// `iframes.m3u8`: the video's I-frame playlist.
+    IFrames,
+    /// `iframe-<n>.m4s` (from 0): its keyframe n alone.
+    IFrame(u32),
 }
 
 /// `index-s<k>.m3u8` and `sub-s<k>.vtt` (k from 1, no leading zero), for
@@ -95,7 +100,14 @@ impl Name {
             "manifest.mpd" => return Some(Name::Manifest),
             "init.mp4" => return Some(Name::Init),
             "init-v.mp4" => return Some(Name::VideoInit),
+            "iframes.m3u8" => return Some(Name::IFrames),
             _ => {}
+        }
+        if let Some(n) = name
+            .strip_prefix("iframe-")
+            .and_then(|r| r.strip_suffix(".m4s"))
+        {
+            return number(n).map(Name::IFrame);
         }
         if let Some(n) = name
             .strip_prefix("audio-")
@@ -123,15 +135,17 @@ impl Name {
     /// The Content-Type of the answer (`audio` for a file without video).
     pub fn content_type(&self, audio_only: bool) -> &'static str {
         match self {
-            Name::Master | Name::Media | Name::AudioMedia(_) | Name::SubtitleMedia(_) => {
-                "application/vnd.apple.mpegurl"
-            }
+            Name::Master
+            | Name::Media
+            | Name::AudioMedia(_)
+            | Name::SubtitleMedia(_)
+            | Name::IFrames => "application/vnd.apple.mpegurl",
             Name::Subtitle(_) => "text/vtt",
             Name::Manifest => "application/dash+xml",
             Name::Init if !audio_only => "video/mp4",
             Name::VideoInit => "video/mp4",
             Name::Init | Name::AudioInit(_) => "audio/mp4",
-            Name::Segment(_) | Name::AudioSegment(..) | Name::VideoSegment(_) => {
+            Name::Segment(_) | Name::AudioSegment(..) | Name::VideoSegment(_) | Name::IFrame(_) => {
                 "video/iso.segment"
             }
         }
@@ -142,7 +156,7 @@ impl Name {
     pub fn is_segment(&self) -> bool {
         matches!(
             self,
-            Name::Segment(_) | Name::AudioSegment(..) | Name::VideoSegment(_)
+            Name::Segment(_) | Name::AudioSegment(..) | Name::VideoSegment(_) | Name::IFrame(_)
         )
     }
 
@@ -167,11 +181,13 @@ impl Name {
             | Name::Media
             | Name::AudioMedia(_)
             | Name::Manifest
-            | Name::SubtitleMedia(_) => Kind::Playlist,
+            | Name::SubtitleMedia(_)
+            | Name::IFrames => Kind::Playlist,
             Name::Init | Name::AudioInit(_) | Name::VideoInit => Kind::Init,
             Name::Segment(_)
             | Name::AudioSegment(..)
             | Name::VideoSegment(_)
+            | Name::IFrame(_)
             | Name::Subtitle(_) => Kind::Segment,
         }
     }
@@ -355,12 +371,41 @@ pub fn build(
     match name {
         Name::Master => {
             let extra = infos(&plan.roles.extra_audio);
+            let trick = video_iframes(index, plan);
+            let video_info = trick.as_ref().map(|(t, ..)| TrackInfo::of(index, *t));
+            let iframes: Vec<hls::IFrameVariant> = trick
+                .iter()
+                .zip(&video_info)
+                .map(|((track, _, frames), video)| hls::IFrameVariant {
+                    video,
+                    frames,
+                    head: trick::head_bytes(index, *track, frames),
+                    uri: format!("iframes.m3u8{carried}"),
+                })
+                .collect();
             Ok(document(hls::master(
                 plan,
                 (&infos(&plan.roles.main), &extra),
-                texts,
+                (texts, &iframes),
                 carried,
             )))
+        }
+        Name::IFrames => {
+            let (_, init, frames) = video_iframes(index, plan).ok_or_else(|| not_found("video"))?;
+            Ok(document(trick::playlist(
+                &frames,
+                init,
+                |n| format!("iframe-{n}.m4s"),
+                carried,
+            )))
+        }
+        Name::IFrame(n) => {
+            let (track, _, frames) =
+                video_iframes(index, plan).ok_or_else(|| not_found("video"))?;
+            let fragment = frames
+                .fragment(index, track, n as usize)
+                .ok_or_else(|| not_found("such keyframe"))?;
+            Ok(Output::Segment(Rc::new(fragment)))
         }
         Name::Media => Ok(document(hls::media(
             &plan.durations,
@@ -415,6 +460,21 @@ pub fn build(
             Ok(segment_of(&[track], &[nth(&ranges, n)?], n))
         }
     }
+}
+
+/// The video track, the init segment that holds it alone, and its
+/// keyframes; None for a file without video.
+fn video_iframes(index: &Mp4Index, plan: &Plan) -> Option<(usize, &'static str, trick::IFrames)> {
+    let lead = plan.roles.main[0];
+    if !index.tracks[lead].is_video() {
+        return None;
+    }
+    let (init, ranges): (_, Vec<Range<u64>>) = if plan.roles.main.len() == 2 {
+        ("init-v.mp4", alone(plan, Alone::Video).ok()?.1)
+    } else {
+        ("init.mp4", plan.main.iter().map(|r| r[0].clone()).collect())
+    };
+    Some((lead, init, trick::IFrames::of(&index.tracks[lead], &ranges)))
 }
 
 fn document_bytes(bytes: Vec<u8>) -> Output {
@@ -523,6 +583,8 @@ mod tests {
         assert_eq!(Name::parse("seg-a0-3.m4s"), Some(Name::AudioSegment(0, 3)));
         assert_eq!(Name::parse("seg-v-4.m4s"), Some(Name::VideoSegment(4)));
         assert_eq!(Name::parse("init-v.mp4"), Some(Name::VideoInit));
+        assert_eq!(Name::parse("iframes.m3u8"), Some(Name::IFrames));
+        assert_eq!(Name::parse("iframe-12.m4s"), Some(Name::IFrame(12)));
         for bad in [
             "audio-0.m3u8",
             "init-v1.mp4",
@@ -534,6 +596,8 @@ mod tests {
             "seg-1234567890.m4s",
             "Master.m3u8",
             "init-a.mp4",
+            "iframe--1.m4s",
+            "iframes-1.m3u8",
         ] {
             assert_eq!(Name::parse(bad), None, "{bad}");
         }

@@ -7,8 +7,10 @@
 use std::rc::Rc;
 
 use super::codecs::TrackInfo;
+use super::hls::IFrameVariant;
 use super::ladder::{Ladder, Rendition};
 use super::text::{self, TextTrack};
+use super::trick::{self, IFrames};
 use super::urlset::SetName;
 use super::{Output, dash, fmp4, hls, language, not_found, set_timing};
 use crate::media::MediaError;
@@ -17,9 +19,11 @@ use crate::media::mp4::Mp4Index;
 /// Which of the set's files a part's bytes come from, and the rendition.
 fn rendition(ladder: &Ladder, name: SetName) -> Result<&Rendition, MediaError> {
     let (list, ordinal, what) = match name {
-        SetName::VideoMedia(r) | SetName::VideoInit(r) | SetName::VideoSegment(r, _) => {
-            (&ladder.videos, r, "such video rendition")
-        }
+        SetName::VideoMedia(r)
+        | SetName::VideoInit(r)
+        | SetName::VideoSegment(r, _)
+        | SetName::IFrames(r)
+        | SetName::IFrame(r, _) => (&ladder.videos, r, "such video rendition"),
         SetName::AudioMedia(k) | SetName::AudioInit(k) | SetName::AudioSegment(k, _) => {
             (&ladder.audios, k, "such audio track")
         }
@@ -92,6 +96,22 @@ pub fn build(
                 carried,
             )))
         }
+        SetName::IFrames(r) => {
+            let video = rendition(ladder, name)?;
+            Ok(document(trick::playlist(
+                &iframes_of(indexes, video),
+                &format!("init-v{r}.mp4"),
+                |n| format!("iframe-v{r}-{n}.m4s"),
+                carried,
+            )))
+        }
+        SetName::IFrame(_, n) => {
+            let video = rendition(ladder, name)?;
+            let fragment = iframes_of(indexes, video)
+                .fragment(indexes[video.file], video.track, n as usize)
+                .ok_or_else(|| not_found("such keyframe"))?;
+            Ok(Output::Segment(Rc::new(fragment)))
+        }
         SetName::VideoInit(_) | SetName::AudioInit(_) => {
             let part = rendition(ladder, name)?;
             let bytes = fmp4::init_segment(indexes[part.file], &[part.track]);
@@ -112,6 +132,10 @@ pub fn build(
             ))))
         }
     }
+}
+
+fn iframes_of(indexes: &[&Mp4Index], video: &Rendition) -> IFrames {
+    IFrames::of(&indexes[video.file].tracks[video.track], &video.ranges)
 }
 
 fn master(indexes: &[&Mp4Index], ladder: &Ladder, texts: &[TextTrack], carried: &str) -> String {
@@ -152,7 +176,25 @@ fn master(indexes: &[&Mp4Index], ladder: &Ladder, texts: &[TextTrack], carried: 
             }
         })
         .collect();
-    hls::multivariant(&variants, &audios, texts, carried)
+    let frames: Vec<IFrames> = ladder
+        .videos
+        .iter()
+        .map(|v| iframes_of(indexes, v))
+        .collect();
+    let iframes: Vec<IFrameVariant> = ladder
+        .videos
+        .iter()
+        .zip(&video_infos)
+        .zip(&frames)
+        .enumerate()
+        .map(|(i, ((video, info), frames))| IFrameVariant {
+            video: info,
+            frames,
+            head: trick::head_bytes(indexes[video.file], video.track, frames),
+            uri: format!("iframes-v{}.m3u8{carried}", i + 1),
+        })
+        .collect();
+    hls::multivariant(&variants, &audios, (texts, &iframes), carried)
 }
 
 /// One video adaptation set with a representation per rendition, and an

@@ -66,6 +66,10 @@ pub enum SetName {
     SubtitleMedia(u32),
     /// `sub-s<k>.vtt`
     Subtitle(u32),
+    /// `iframes-v<r>.m3u8`: video rendition r's I-frame playlist.
+    IFrames(u32),
+    /// `iframe-v<r>-<n>.m4s`: its keyframe n alone.
+    IFrame(u32, u32),
 }
 
 /// A rendition's or member's number: 1 to 999, no sign, no leading zero.
@@ -95,6 +99,18 @@ impl SetName {
             "master.m3u8" => return Some(SetName::Master),
             "manifest.mpd" => return Some(SetName::Manifest),
             _ => {}
+        }
+        if let Some(r) = name
+            .strip_prefix("iframes-v")
+            .and_then(|r| r.strip_suffix(".m3u8"))
+        {
+            return ordinal(r).map(SetName::IFrames);
+        }
+        if let Some(rn) = name
+            .strip_prefix("iframe-v")
+            .and_then(|r| r.strip_suffix(".m4s"))
+        {
+            return ordinal_and_number(rn).map(|(r, n)| SetName::IFrame(r, n));
         }
         if let Some(rest) = name
             .strip_prefix("index-")
@@ -129,12 +145,15 @@ impl SetName {
             SetName::Master
             | SetName::VideoMedia(_)
             | SetName::AudioMedia(_)
-            | SetName::SubtitleMedia(_) => "application/vnd.apple.mpegurl",
+            | SetName::SubtitleMedia(_)
+            | SetName::IFrames(_) => "application/vnd.apple.mpegurl",
             SetName::Subtitle(_) => "text/vtt",
             SetName::Manifest => "application/dash+xml",
             SetName::VideoInit(_) => "video/mp4",
             SetName::AudioInit(_) => "audio/mp4",
-            SetName::VideoSegment(..) | SetName::AudioSegment(..) => "video/iso.segment",
+            SetName::VideoSegment(..) | SetName::AudioSegment(..) | SetName::IFrame(..) => {
+                "video/iso.segment"
+            }
         }
     }
 
@@ -153,11 +172,13 @@ impl SetName {
             | SetName::Manifest
             | SetName::VideoMedia(_)
             | SetName::AudioMedia(_)
-            | SetName::SubtitleMedia(_) => Kind::Playlist,
+            | SetName::SubtitleMedia(_)
+            | SetName::IFrames(_) => Kind::Playlist,
             SetName::VideoInit(_) | SetName::AudioInit(_) => Kind::Init,
-            SetName::VideoSegment(..) | SetName::AudioSegment(..) | SetName::Subtitle(_) => {
-                Kind::Segment
-            }
+            SetName::VideoSegment(..)
+            | SetName::AudioSegment(..)
+            | SetName::IFrame(..)
+            | SetName::Subtitle(_) => Kind::Segment,
         }
     }
 
@@ -180,6 +201,8 @@ impl SetName {
             SetName::AudioSegment(k, n) => format!("sa{k}-{n}"),
             SetName::SubtitleMedia(k) => format!("is{k}"),
             SetName::Subtitle(k) => format!("t{k}"),
+            SetName::IFrames(r) => format!("if{r}"),
+            SetName::IFrame(r, n) => format!("f{r}-{n}"),
         }
     }
 }
@@ -286,6 +309,11 @@ mod tests {
             Some(SetName::AudioMedia(1))
         );
         assert_eq!(SetName::parse("init-v3.mp4"), Some(SetName::VideoInit(3)));
+        assert_eq!(SetName::parse("iframes-v2.m3u8"), Some(SetName::IFrames(2)));
+        assert_eq!(
+            SetName::parse("iframe-v3-40.m4s"),
+            Some(SetName::IFrame(3, 40))
+        );
         assert_eq!(SetName::parse("init-a2.mp4"), Some(SetName::AudioInit(2)));
         assert_eq!(
             SetName::parse("seg-v1-17.m4s"),

@@ -139,5 +139,7 @@ fn name_tag(name: Name) -> String {
         Name::VideoSegment(n) => format!("vs{n}"),
         Name::SubtitleMedia(k) => format!("is{k}"),
         Name::Subtitle(k) => format!("t{k}"),
+        Name::IFrames => "iframes".into(),
+        Name::IFrame(n) => format!("f{n}"),
     }
 }
