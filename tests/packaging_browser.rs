@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-use common::*;
+use common::players::{play, server_with, value};
 
 /// The page's common part: plays, seeks to 8 s before the end once 2 s
 /// have played, then reports what happened by fetching `/done?…` (a 404
@@ -60,75 +57,6 @@ player.attach(video).then(function () {{ return player.load('{source}'); }}).the
     )
 }
 
-/// Runs `page` in headless Chromium against `server`; returns the /done line.
-fn play(server: &Server, page: &str) -> String {
-    let profile = TempDir::new("packaging-chromium");
-    let mut browser = headless_chromium(
-        &format!("http://127.0.0.1:{}/{page}", server.port),
-        &profile,
-    );
-    let deadline = Instant::now() + Duration::from_secs(70);
-    let done = loop {
-        if let Some(line) = server.log_line("GET /done?") {
-            break line;
-        }
-        if Instant::now() > deadline {
-            let _ = browser.kill();
-            panic!("{page} never finished:\n{}", server.log_text());
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    let _ = browser.kill();
-    let _ = browser.wait();
-    done
-}
-
-fn value(done: &str, name: &str) -> String {
-    done.split(&format!("{name}="))
-        .nth(1)
-        .and_then(|rest| rest.split(['&', ' ']).next())
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// A server with the player pages and libraries in one folder and the media
-/// fixtures in another.
-fn server_with(pages: &[(&str, String)]) -> (Server, TempDir) {
-    ensure_fixtures();
-    let libraries = Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/players/fetch.sh"
-    ))
-    .output()
-    .expect("tests/players/fetch.sh");
-    assert!(
-        libraries.status.success(),
-        "{}",
-        String::from_utf8_lossy(&libraries.stderr)
-    );
-    let libraries = String::from_utf8(libraries.stdout).expect("utf8");
-    let site = TempDir::new("packaging-site");
-    for name in ["hls.min.js", "shaka-player.compiled.js"] {
-        let bytes = std::fs::read(std::path::Path::new(libraries.trim()).join(name)).expect(name);
-        site.write(name, &bytes);
-    }
-    for (name, text) in pages {
-        site.write(name, text.as_bytes());
-    }
-    let options = options_file(
-        &site,
-        &format!(
-            "options.workers = 2\noptions.hosts[''] = {{ folders = {{ '{}', '{}' }} }}\n",
-            site.path().display(),
-            media_folder().join("generated").display()
-        ),
-    );
-    (
-        Server::start(&["-o", options.to_str().expect("utf8")]),
-        site,
-    )
-}
-
 fn assert_played_to_the_end(done: &str) {
     assert_eq!(value(done, "errors"), "", "{done}");
     assert_eq!(value(done, "why"), "ended", "{done}");
@@ -146,7 +74,7 @@ fn assert_played_to_the_end(done: &str) {
 
 #[test]
 fn hls_js_plays_the_hls_presentation_seeks_and_reaches_the_end() {
-    let (server, _site) = server_with(&[("hls.html", hls_page("/vbr60.mp4/master.m3u8"))]);
+    let (server, _site) = server_with(&[("hls.html", hls_page("/vbr60.mp4/master.m3u8"))], "");
     let done = play(&server, "hls.html");
     assert_played_to_the_end(&done);
     // hls.js fetched segments, never the whole file.
@@ -157,7 +85,7 @@ fn hls_js_plays_the_hls_presentation_seeks_and_reaches_the_end() {
 
 #[test]
 fn shaka_player_plays_the_dash_presentation_seeks_and_reaches_the_end() {
-    let (server, _site) = server_with(&[("dash.html", dash_page("/vbr60.mp4/manifest.mpd"))]);
+    let (server, _site) = server_with(&[("dash.html", dash_page("/vbr60.mp4/manifest.mpd"))], "");
     let done = play(&server, "dash.html");
     assert_played_to_the_end(&done);
     let log = server.log_text();

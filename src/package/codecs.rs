@@ -115,6 +115,7 @@ fn describe_entry(stsd: &Node, moov: &[u8]) -> Option<TrackInfo> {
                             format!("{name}.{:02x}{:02x}{:02x}", body[1], body[2], body[3]);
                     }
                     b"hvcC" => info.codec = hevc_codec(&name, body).unwrap_or(name.clone()),
+                    b"av1C" => info.codec = av1_codec(body).unwrap_or(name.clone()),
                     b"vpcC" if body.len() >= 7 => {
                         info.codec =
                             format!("vp09.{:02}.{:02}.{:02}", body[4], body[5], body[6] >> 4);
@@ -150,6 +151,29 @@ fn describe_entry(stsd: &Node, moov: &[u8]) -> Option<TrackInfo> {
         }
     }
     Some(info)
+}
+
+/// `av01.<profile>.<level><tier>.<bit depth>` from an av1C box (the AV1
+/// codec ISO media file format binding, section 5): the short form, which
+/// browsers and Apple's players take; the colour fields are optional.
+fn av1_codec(av1c: &[u8]) -> Option<String> {
+    let &[marker, profile_level, flags, ..] = av1c else {
+        return None;
+    };
+    if marker & 0x80 == 0 {
+        return None;
+    }
+    let profile = profile_level >> 5;
+    let level = profile_level & 0x1f;
+    let tier = if flags & 0x80 != 0 { 'H' } else { 'M' };
+    let high_bitdepth = flags & 0x40 != 0;
+    let twelve_bit = flags & 0x20 != 0;
+    let depth = match (profile, high_bitdepth, twelve_bit) {
+        (2, true, true) => 12,
+        (_, true, _) => 10,
+        _ => 8,
+    };
+    Some(format!("av01.{profile}.{level:02}{tier}.{depth:02}"))
 }
 
 /// `hvc1.<space><profile>.<compatibility>.<tier><level>[.<constraints>]`
@@ -249,6 +273,27 @@ fn mp4a_codec(esds: &[u8]) -> Option<(String, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn av1_strings_come_from_the_av1c_box() {
+        // ffmpeg's SVT-AV1 output at 320x180: main profile, level 2.0, 8 bits.
+        assert_eq!(
+            av1_codec(&[0x81, 0x00, 0x0c, 0x00]).as_deref(),
+            Some("av01.0.00M.08")
+        );
+        // High profile, level 5.1 (index 13), high tier, 10 bits.
+        assert_eq!(
+            av1_codec(&[0x81, 0x2d, 0xc0, 0x00]).as_deref(),
+            Some("av01.1.13H.10")
+        );
+        // Professional profile, 12 bits.
+        assert_eq!(
+            av1_codec(&[0x81, 0x48, 0x60]).as_deref(),
+            Some("av01.2.08M.12")
+        );
+        assert_eq!(av1_codec(&[0x01, 0x00, 0x0c]), None);
+        assert_eq!(av1_codec(&[0x81]), None);
+    }
 
     #[test]
     fn aac_lc_and_he_aac_from_esds() {

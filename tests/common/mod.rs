@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod curve;
+pub mod players;
 pub mod playlists;
 
 use std::io::{BufRead, BufReader, Read, Write};

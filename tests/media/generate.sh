@@ -93,6 +93,20 @@ ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=640x360:rate=25:duration=30" \
 printf 'WEBVTT\n\n00:00:00.500 --> 00:00:04.000\nHello from the ladder\n\n00:00:06.000 --> 00:00:09.000\nA second cue\n' > ladder_180.en.vtt
 printf '\xef\xbb\xbf1\r\n00:00:01,000 --> 00:00:05,000\r\nBonjour <i>tout le monde</i>\r\n\r\n2\r\n00:00:07,000 --> 00:00:10,500\r\nDeuxième réplique\r\n' > ladder_180.fr.srt
 printf 'this is not\na subtitle file\n' > ladder_180.de.srt
+# The codec matrix (issue 23): 4 s each, a keyframe every second, one of
+# each video and audio coding that packaging signals. HE-AAC needs an
+# encoder Debian's ffmpeg lacks (libfdk_aac): its esds is unit-tested.
+codecs=(-f lavfi -i "testsrc2=size=320x180:rate=25:duration=4" -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=4")
+x265=(-c:v libx265 -preset ultrafast -x265-params "keyint=25:min-keyint=25:scenecut=0:log-level=error")
+gop=(-g 25 -keyint_min 25)
+ffmpeg "${common[@]}" "${codecs[@]}" "${x265[@]}" -tag:v hvc1 -c:a eac3 -b:a 96k codec_hvc1.mp4
+ffmpeg "${common[@]}" "${codecs[@]}" "${x265[@]}" -c:a ac3 -b:a 96k codec_hev1.mp4
+ffmpeg "${common[@]}" "${codecs[@]}" -c:v libsvtav1 -preset 12 "${gop[@]}" -svtav1-params tune=0 \
+    -c:a libopus -b:a 48k codec_av1.mp4 >/dev/null 2>&1
+ffmpeg "${common[@]}" "${codecs[@]}" -c:v libvpx-vp9 -deadline realtime -cpu-used 8 "${gop[@]}" -b:v 200k \
+    -c:a flac -strict -2 codec_vp9.mp4
+ffmpeg "${common[@]}" "${codecs[@]}" -c:v libx264 -pix_fmt yuv420p -profile:v high -bf 2 "${gop[@]}" \
+    -sc_threshold 0 -tag:v avc3 -c:a aac -b:a 48k codec_avc3.mp4
 # Fragmented.
 ffmpeg "${common[@]}" -i ../sample.mp4 -c copy -movflags frag_keyframe+empty_moov fragmented.mp4
 # FLV: H.264/AAC with a keyframe index in onMetaData, and Sorenson Spark/MP3 with one.
