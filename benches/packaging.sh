@@ -13,6 +13,9 @@
 # first byte of a cold master.m3u8 (the first request after start-up, which
 # indexes the file and plans the presentation) and of a warm one.
 #
+# Then benches/sets.sh with the same arguments: a three-rendition one-hour
+# rendition set against nginx-vod-module with the same set URL.
+#
 #   benches/packaging.sh [DURATION_SECONDS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -149,3 +152,8 @@ result "$section" "the ceiling, a server costing no CPU, (nginx + wrk) / wrk" ""
 result "$section" "master.m3u8 time to first byte, cold (median of 5 starts; target ≤ 20 ms)" "" "$(printf '%.1f ms' "$(echo "$cold * 1000" | bc -l)")" ""
 result "$section" "playlist time to first byte, warm (mean of 20)" \
     "$(printf '%.2f ms' "$(echo "$nginx_master * 50" | bc -l)")" "$(printf '%.2f ms' "$(echo "$warm * 50" | bc -l)")" "$(ratio "$warm" "$nginx_master")"
+
+# The rendition sets against nginx-vod-module, on servers of their own.
+cleanup || true
+trap - EXIT
+exec benches/sets.sh "$duration" "$rounds"
