@@ -19,7 +19,12 @@ fn main() {
     {
         let started = Instant::now();
         for _ in 0..rounds {
-            mp4::index(&FileSource { file: &file, size }).expect("index");
+            mp4::index(&FileSource {
+                file: &file,
+                size,
+                name: "hour.mp4",
+            })
+            .expect("index");
         }
         println!(
             "index: {:?} (mean of {rounds})",
@@ -32,7 +37,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
     {
-        let index = mp4::index(&FileSource { file: &file, size }).expect("index");
+        let index = mp4::index(&FileSource {
+            file: &file,
+            size,
+            name: "hour.mp4",
+        })
+        .expect("index");
         let plan = plan::Plan::build(&index, plan::Clip::default(), 6.0).expect("plan");
         let segments = plan.segment_count() as u32;
         let started = Instant::now();
@@ -49,7 +59,14 @@ fn main() {
         return;
     }
     let started = Instant::now();
-    let index = Rc::new(mp4::index(&FileSource { file: &file, size }).expect("index"));
+    let index = Rc::new(
+        mp4::index(&FileSource {
+            file: &file,
+            size,
+            name: "hour.mp4",
+        })
+        .expect("index"),
+    );
     println!(
         "index: {:?} ({} tracks, {:.1} s)",
         started.elapsed(),

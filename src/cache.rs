@@ -46,7 +46,14 @@ pub struct MediaCache {
     entries: LruCache<Key, (Entry, usize)>,
     used: usize,
     budget: usize,
+    /// Files whose indexing was logged (what it left out, or that their
+    /// index is over the budget), so a file rebuilt on every request is
+    /// logged once, not on every request.
+    logged: LruCache<FileIdentity, ()>,
 }
+
+/// Files remembered as logged.
+const LOGGED_FILES: std::num::NonZeroUsize = std::num::NonZeroUsize::MIN.saturating_add(255);
 
 impl MediaCache {
     /// A cache of at most `megabytes` MiB (0 disables caching).
@@ -55,6 +62,7 @@ impl MediaCache {
             entries: LruCache::unbounded(),
             used: 0,
             budget: (megabytes as usize).saturating_mul(1 << 20),
+            logged: LruCache::new(LOGGED_FILES),
         }
     }
 
@@ -113,6 +121,7 @@ impl MediaCache {
             MediaKind::Mp4 => match contained(|| mp4::index(source)) {
                 Ok(index) => {
                     let weight = index.weight();
+                    self.log_indexing(source.name, identity, &index.notes, weight);
                     (Entry::Mp4(Rc::new(index)), weight)
                 }
                 Err(e) => (Entry::Failed(e), 256),
@@ -122,6 +131,31 @@ impl MediaCache {
             self.insert(index_key, entry.clone(), weight);
         }
         entry
+    }
+
+    /// Logs, once per file, what its indexing left out and whether its
+    /// index is too big to keep (it is then built for each request).
+    fn log_indexing(
+        &mut self,
+        name: &str,
+        identity: FileIdentity,
+        notes: &[String],
+        weight: usize,
+    ) {
+        let oversized = self.budget > 0 && weight > self.budget;
+        if (notes.is_empty() && !oversized) || self.logged.put(identity, ()).is_some() {
+            return;
+        }
+        for note in notes {
+            log::warn!("{name}: {note}");
+        }
+        if oversized {
+            log::warn!(
+                "{name}: its index takes {} MB, more than options.cache ({} MB), so it is built for every request; raise options.cache to keep it",
+                weight.div_ceil(1 << 20),
+                self.budget >> 20
+            );
+        }
     }
 
     /// The timeline of a whole file for a plain request, with the first

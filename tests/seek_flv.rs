@@ -18,6 +18,7 @@ fn keyframes(path: &str) -> (Vec<u8>, flv::FlvIndex) {
     let index = flv::index(&FileSource {
         file: &file,
         size: bytes.len() as u64,
+        name: "test",
     })
     .expect("index");
     (bytes, index)

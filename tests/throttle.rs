@@ -100,18 +100,36 @@ fn received_between(samples: &[(f64, u64)], from: f64, to: f64) -> u64 {
     at(to) - at(from)
 }
 
-#[test]
-fn a_plain_mp4_follows_its_variable_bitrate() {
+/// A plain request for `film` (one of the 64 s throttling films) follows
+/// its curve and its scenes' bitrates.
+fn follows_its_variable_bitrate(film: &str) {
     let server = server();
-    let curve = NeedCurve::probe(&media_folder().join("generated/vbr60.mp4"));
-    let samples = check_follows_curve(&server, "/vbr60.mp4", None, &curve);
+    let curve = NeedCurve::probe(&media_folder().join("generated").join(film));
+    let samples = check_follows_curve(&server, &format!("/{film}"), None, &curve);
     // Play head at elapsed + 3 s: a still scene from 4 s to 8 s, noise from 8 s to 12 s.
     let still = received_between(&samples, 1.5, 4.5);
     let noisy = received_between(&samples, 5.5, 8.5);
     assert!(
         noisy > 10 * still,
-        "noise scene got {noisy} bytes, still scene {still}: not following the bitrate"
+        "{film}: noise scene got {noisy} bytes, still scene {still}: not following the bitrate"
     );
+}
+
+#[test]
+fn a_plain_mp4_follows_its_variable_bitrate() {
+    follows_its_variable_bitrate("vbr60.mp4");
+}
+
+#[test]
+fn a_plain_fragmented_mp4_is_paced_from_its_start() {
+    follows_its_variable_bitrate("frag_vbr60.mp4");
+}
+
+#[test]
+fn a_range_into_a_fragmented_mp4_is_paced_from_its_media_time() {
+    let server = server();
+    let curve = NeedCurve::probe(&media_folder().join("generated/frag_vbr60.mp4"));
+    check_follows_curve(&server, "/frag_vbr60.mp4", Some(curve.size / 2), &curve);
 }
 
 #[test]

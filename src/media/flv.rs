@@ -10,6 +10,7 @@ use std::rc::Rc;
 use super::amf::{self, Value};
 use super::query::{Seek, Units};
 use super::timeline::{self, TimePoint, Timeline};
+use super::window::Window;
 use super::{MediaError, Prefix, Prepared, ReadAt, broken};
 
 const TAG_HEADER_BYTES: u64 = 11;
@@ -95,69 +96,28 @@ impl Tag {
     }
 }
 
-/// Sequential reads through a window, so a scan of many small tags costs few system calls.
-struct Window<'a, R: ReadAt + ?Sized> {
-    source: &'a R,
-    start: u64,
-    bytes: Vec<u8>,
-}
-
-impl<'a, R: ReadAt + ?Sized> Window<'a, R> {
-    fn new(source: &'a R) -> Self {
-        Window {
-            source,
-            start: 0,
-            bytes: Vec::new(),
-        }
+/// The tag at `offset`, through the scan's read-ahead window.
+fn read_tag<R: ReadAt + ?Sized>(
+    window: &mut Window<'_, R>,
+    offset: u64,
+) -> std::io::Result<Option<Tag>> {
+    let raw = window.get(offset, TAG_HEADER_BYTES as usize + 2)?;
+    if raw.len() < TAG_HEADER_BYTES as usize {
+        return Ok(None);
     }
-
-    /// Up to `len` bytes at `offset` (fewer at the end of the file).
-    fn get(&mut self, offset: u64, len: usize) -> std::io::Result<&[u8]> {
-        let end = offset + len as u64;
-        if offset < self.start || end > self.start + self.bytes.len() as u64 {
-            // Never more than the file holds: a small file (or a fuzzer's
-            // input) is not worth zeroing a whole window for.
-            let left =
-                usize::try_from(self.source.size().saturating_sub(offset)).unwrap_or(usize::MAX);
-            let want = SCAN_WINDOW_BYTES.min(left).max(len);
-            self.bytes.resize(want, 0);
-            let mut filled = 0;
-            while filled < want {
-                let n = self
-                    .source
-                    .read_at(offset + filled as u64, &mut self.bytes[filled..])?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
-            }
-            self.bytes.truncate(filled);
-            self.start = offset;
-        }
-        let from = (offset - self.start) as usize;
-        let to = (from + len).min(self.bytes.len());
-        Ok(&self.bytes[from.min(to)..to])
-    }
-
-    fn tag(&mut self, offset: u64) -> std::io::Result<Option<Tag>> {
-        let raw = self.get(offset, TAG_HEADER_BYTES as usize + 2)?;
-        if raw.len() < TAG_HEADER_BYTES as usize {
-            return Ok(None);
-        }
-        let data_size = u64::from(u32::from_be_bytes([0, raw[1], raw[2], raw[3]]));
-        let timestamp_ms = u32::from_be_bytes([raw[7], raw[4], raw[5], raw[6]]);
-        let first = [
-            raw.get(11).copied().unwrap_or(0),
-            raw.get(12).copied().unwrap_or(0),
-        ];
-        Ok(Some(Tag {
-            offset,
-            kind: raw[0] & 0x1f,
-            data_size,
-            timestamp_ms,
-            first,
-        }))
-    }
+    let data_size = u64::from(u32::from_be_bytes([0, raw[1], raw[2], raw[3]]));
+    let timestamp_ms = u32::from_be_bytes([raw[7], raw[4], raw[5], raw[6]]);
+    let first = [
+        raw.get(11).copied().unwrap_or(0),
+        raw.get(12).copied().unwrap_or(0),
+    ];
+    Ok(Some(Tag {
+        offset,
+        kind: raw[0] & 0x1f,
+        data_size,
+        timestamp_ms,
+        first,
+    }))
 }
 
 /// Builds the index of an FLV file.
@@ -184,7 +144,7 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<FlvIndex, MediaError> {
         )));
     }
     let first_tag = data_offset + PREVIOUS_TAG_SIZE_BYTES;
-    let mut window = Window::new(source);
+    let mut window = Window::new(source, SCAN_WINDOW_BYTES);
     let mut keyframes = Vec::new();
     let mut audio_points = Vec::new();
     let mut sequence_headers: Vec<Vec<u8>> = Vec::new();
@@ -196,7 +156,7 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<FlvIndex, MediaError> {
     let mut tag_count = 0usize;
     // Every tag's end by time, for the timeline of a scanned file.
     let mut tag_ends: Vec<(u64, u64)> = Vec::new();
-    while let Some(tag) = window.tag(offset)? {
+    while let Some(tag) = read_tag(&mut window, offset)? {
         if tag.end() > file_size + PREVIOUS_TAG_SIZE_BYTES {
             break; // truncated last tag: what came before is still usable
         }

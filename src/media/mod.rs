@@ -18,6 +18,7 @@ pub mod query;
 pub mod subtitles;
 
 pub mod timeline;
+pub mod window;
 
 use std::fmt;
 use std::io;
@@ -143,6 +144,8 @@ impl ReadAt for [u8] {
 pub struct FileSource<'a> {
     pub file: &'a std::fs::File,
     pub size: u64,
+    /// The file's path, for log lines about it.
+    pub name: &'a str,
 }
 
 impl ReadAt for FileSource<'_> {

@@ -10,6 +10,7 @@
 use std::ops::Range;
 
 use crate::media::mp4::Mp4Index;
+use crate::media::mp4::box_writer::{close, open, open_full, put32, put64};
 use crate::media::mp4::boxes::Node;
 use crate::media::mp4::tables::Track;
 
@@ -45,34 +46,6 @@ impl Segment {
     pub fn weight(&self) -> usize {
         std::mem::size_of::<Segment>() + self.head.capacity() + self.ranges.capacity() * 16
     }
-}
-
-/// Starts a box of `kind` in `out`; [`close`] writes its size.
-fn open(out: &mut Vec<u8>, kind: &[u8; 4]) -> usize {
-    let at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(kind);
-    at
-}
-
-fn close(out: &mut [u8], at: usize) {
-    let size = (out.len() - at) as u32;
-    out[at..at + 4].copy_from_slice(&size.to_be_bytes());
-}
-
-/// Starts a full box (version and flags).
-fn open_full(out: &mut Vec<u8>, kind: &[u8; 4], version: u8, flags: u32) -> usize {
-    let at = open(out, kind);
-    out.extend_from_slice(&(u32::from(version) << 24 | (flags & 0x00ff_ffff)).to_be_bytes());
-    at
-}
-
-fn put32(out: &mut Vec<u8>, value: u32) {
-    out.extend_from_slice(&value.to_be_bytes());
-}
-
-fn put64(out: &mut Vec<u8>, value: u64) {
-    out.extend_from_slice(&value.to_be_bytes());
 }
 
 /// The initialisation segment of the tracks `tracks` (indexes into `index.tracks`).

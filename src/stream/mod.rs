@@ -250,9 +250,11 @@ impl Stream {
                 let timeline = MediaKind::of_path(relative)
                     .filter(|_| wants_timeline)
                     .and_then(|kind| {
+                        let name = String::from_utf8_lossy(relative);
                         let source = FileSource {
                             file: &file.handle,
                             size: file.identity.size,
+                            name: &name,
                         };
                         media.whole_file_timeline(&source, file.identity, kind, slot)
                     })

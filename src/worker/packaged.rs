@@ -54,6 +54,7 @@ pub fn serve(
     let source = FileSource {
         file: &opened.handle,
         size: opened.identity.size,
+        name: &file_path,
     };
     let identity = opened.identity;
     let index = caches

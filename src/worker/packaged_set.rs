@@ -154,21 +154,20 @@ fn open_members(
         let file = route::open_target(&mut caches.open_files, &site.mimes, vhost, &path)
             .map_err(naming)?;
         let opened = file.opened;
+        let file_path = format!(
+            "{}/{}",
+            vhost.folders[opened.folder].path.display(),
+            String::from_utf8_lossy(&file.relative)
+        );
         let source = FileSource {
             file: &opened.handle,
             size: opened.identity.size,
+            name: &file_path,
         };
         let index = caches
             .media
             .mp4_index(&source, opened.identity, slot)
-            .map_err(|e| {
-                let file_path = format!(
-                    "{}/{}",
-                    vhost.folders[opened.folder].path.display(),
-                    String::from_utf8_lossy(&file.relative)
-                );
-                naming(logged_refusal(&file_path, &e))
-            })?;
+            .map_err(|e| naming(logged_refusal(&file_path, &e)))?;
         members.push(Member {
             path,
             relative: file.relative,

@@ -48,9 +48,11 @@ pub fn prepare<'a>(
         Ok(None) => return Ok(plain),
         Err(e) => return Err(Refusal::new(Status::BAD_REQUEST, e.0)),
     };
+    let name = format!("{}/{}", folder.display(), String::from_utf8_lossy(relative));
     let source = FileSource {
         file: &file.handle,
         size: file.identity.size,
+        name: &name,
     };
     match cache.prepare(&source, file.identity, kind, &seek, mode, slot) {
         // The seek arguments are part of the representation's identity.
@@ -62,11 +64,7 @@ pub fn prepare<'a>(
         Err(e) => {
             let refusal = refusal_of(&e);
             if refusal.status == Status::INTERNAL_ERROR {
-                log::error!(
-                    "{}/{}: {e}",
-                    folder.display(),
-                    String::from_utf8_lossy(relative)
-                );
+                log::error!("{name}: {e}");
             }
             Err(refusal)
         }

@@ -514,6 +514,27 @@ pub fn probe(input: &str) -> Result<Probe, String> {
     Ok(probe)
 }
 
+/// Decodes every stream of `input` (`-map 0`) with ffmpeg; Ok when it
+/// reports nothing but lines containing one of `tolerated`.
+pub fn decode_every_stream(input: &str, tolerated: &[&str]) -> Result<(), String> {
+    let output = Command::new("ffmpeg")
+        .args([
+            "-v", "error", "-nostdin", "-i", input, "-map", "0", "-f", "null", "-",
+        ])
+        .output()
+        .map_err(|e| format!("ffmpeg: {e}"))?;
+    let errors: Vec<&str> = std::str::from_utf8(&output.stderr)
+        .unwrap_or("(not UTF-8)")
+        .lines()
+        .filter(|line| !tolerated.iter().any(|t| line.contains(t)))
+        .collect();
+    if output.status.success() && errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
 /// Decodes every frame with ffmpeg; Ok when it reports nothing at all.
 pub fn decode_cleanly(input: &str) -> Result<(), String> {
     let output = Command::new("ffmpeg")

@@ -107,8 +107,36 @@ ffmpeg "${common[@]}" "${codecs[@]}" -c:v libvpx-vp9 -deadline realtime -cpu-use
     -c:a flac -strict -2 codec_vp9.mp4
 ffmpeg "${common[@]}" "${codecs[@]}" -c:v libx264 -pix_fmt yuv420p -profile:v high -bf 2 "${gop[@]}" \
     -sc_threshold 0 -tag:v avc3 -c:a aac -b:a 48k codec_avc3.mp4
-# Fragmented.
-ffmpeg "${common[@]}" -i ../sample.mp4 -c copy -movflags frag_keyframe+empty_moov fragmented.mp4
+# Fragmented files (issue 24), each the same 20 s film (B-frames, a
+# keyframe every second) as regular.mp4, fragmented as the tools do it.
+ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25:duration=20" \
+    -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=20" \
+    "${h264[@]}" -b:v 100k "${aac[@]}" regular.mp4
+fragment() { # NAME INPUT MUXER-OPTIONS...
+    local name=$1 input=$2
+    shift 2
+    ffmpeg "${common[@]}" -i "$input" -map 0 -c copy "$@" "$name"
+}
+fragment frag_keyframe.mp4 regular.mp4 -movflags frag_keyframe+empty_moov
+# The fragmented file made regular again (-c copy, no fragments): what its
+# seeks must decode to, audio included.
+ffmpeg "${common[@]}" -i frag_keyframe.mp4 -map 0 -c copy unfragmented.mp4
+fragment frag_every_frame.mp4 regular.mp4 -movflags frag_every_frame+empty_moov
+fragment frag_dash.mp4 regular.mp4 -movflags dash+global_sidx
+# 0.7 s fragments: most start between keyframes.
+fragment frag_duration.mp4 regular.mp4 -movflags empty_moov -frag_duration 700000
+fragment frag_cmaf.mp4 regular.mp4 -movflags cmaf
+fragment frag_negative_cts.mp4 regular.mp4 -movflags frag_keyframe+empty_moov+negative_cts_offsets
+# The first fragment's samples in the moov's own tables, the rest in moofs.
+fragment frag_moov_samples.mp4 regular.mp4 -movflags frag_keyframe
+fragment frag_two_audio.mp4 two-audio.mp4 -movflags frag_keyframe+empty_moov
+fragment frag_audio.m4a audio.m4a -movflags empty_moov -frag_duration 1000000
+# The throttling film, fragmented: paced on its media time like the original.
+fragment frag_vbr60.mp4 vbr60.mp4 -movflags frag_keyframe+empty_moov
+# Encrypted (CENC): refused, not misread.
+fragment frag_encrypted.mp4 regular.mp4 -movflags frag_keyframe+empty_moov \
+    -encryption_scheme cenc-aes-ctr -encryption_key 00112233445566778899aabbccddeeff \
+    -encryption_kid 00112233445566778899aabbccddeeff
 # FLV: H.264/AAC with a keyframe index in onMetaData, and Sorenson Spark/MP3 with one.
 ffmpeg "${common[@]}" -i v10a20.mp4 -t 10 -c copy -flvflags add_keyframe_index indexed.flv
 ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25:duration=10" \
@@ -157,6 +185,41 @@ data = bytearray(faststart)
 stco_at, _ = find(data, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stco"])
 data[stco_at + 16:stco_at + 20] = struct.pack(">I", 0xFFFFFF00)
 open("bad-stco.mp4", "wb").write(data)
+# Fragmented files cut short and damaged. The moofs of frag_keyframe.mp4:
+fragmented = open("frag_keyframe.mp4", "rb").read()
+moofs = [pos for pos, size, kind in boxes(fragmented) if kind == b"moof"]
+# Cut in the middle of the sixth fragment (a recording that crashed).
+open("frag_cut.mp4", "wb").write(fragmented[: moofs[5] + 3000])
+
+def traf_boxes(data, moof):
+    """(tfhd at, trun at) of the first traf of the moof at `moof`."""
+    size = struct.unpack(">I", data[moof:moof + 4])[0]
+    traf, traf_size = find(data, [b"traf"], moof + 8, moof + size)
+    tfhd, _ = find(data, [b"tfhd"], traf + 8, traf + traf_size)
+    trun, _ = find(data, [b"trun"], traf + 8, traf + traf_size)
+    return tfhd, trun
+
+def damaged(name, fragment, change):
+    data = bytearray(fragmented)
+    tfhd, trun = traf_boxes(data, moofs[fragment])
+    change(data, tfhd, trun)
+    open(name, "wb").write(data)
+
+def claim_more_samples(data, tfhd, trun):
+    data[trun + 12:trun + 16] = struct.pack(">I", 100000)
+
+def offset_outside(data, tfhd, trun):
+    data[trun + 16:trun + 20] = struct.pack(">i", 0x7FFFFFF0)
+
+def unknown_track(data, tfhd, trun):
+    data[tfhd + 12:tfhd + 16] = struct.pack(">I", 77)
+
+# The fourth fragment damaged: the three before it are served.
+damaged("frag_bad_count.mp4", 3, claim_more_samples)
+damaged("frag_bad_offset.mp4", 3, offset_outside)
+damaged("frag_unknown_track.mp4", 3, unknown_track)
+# The first fragment damaged: nothing to serve.
+damaged("frag_bad_first.mp4", 0, claim_more_samples)
 # Not an FLV at all, with an .flv name.
 open("not-flv.flv", "wb").write(b"this is not a video\n" * 10)
 PY

@@ -4,12 +4,20 @@
 //! Every size is checked against the box's parent, so a hostile size can
 //! neither loop nor read past the data.
 
+use crate::media::window::Window;
 use crate::media::{MediaError, ReadAt, broken};
 
 /// Largest `moov` loaded into memory.
 pub const MOOV_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
-/// Most top-level boxes scanned (each is a read).
-const TOP_LEVEL_LIMIT: usize = 10_000;
+/// Most top-level boxes scanned: a moof and an mdat for each fragment kept,
+/// and room for the rest.
+const TOP_LEVEL_LIMIT: usize = 2 * FRAGMENTS_LIMIT + 10_000;
+/// Most fragments indexed: one a frame for 23 hours at 60 frames a second
+/// (16 bytes each while the file is indexed).
+pub const FRAGMENTS_LIMIT: usize = 5_000_000;
+/// Read-ahead of the top-level scan: a fragment's moof and the next mdat's
+/// header in one read.
+const SCAN_AHEAD_BYTES: usize = 64 * 1024;
 /// Deepest box nesting parsed.
 const DEPTH_LIMIT: usize = 16;
 
@@ -134,17 +142,23 @@ pub struct TopLevel {
     /// The whole moov box and its file offset.
     pub moov: Vec<u8>,
     pub moov_offset: u64,
-    /// Set for files a seek cannot handle, with the reason.
-    pub unsupported: Option<String>,
+    /// The moof boxes after the moov (offset, size), in file order.
+    pub fragments: Vec<(u64, u64)>,
+    /// Where the whole boxes end, when the file goes on with a box that
+    /// runs past its end or is not a box (a recording cut short).
+    pub cut_at: Option<u64>,
 }
 
-/// Scans the top level of a file with positioned reads (moov may be anywhere).
+/// Scans the top level of a file (moov may be anywhere), reading ahead so
+/// that a fragmented file's many small boxes cost few system calls.
 pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaError> {
     let size = source.size();
+    let mut window = Window::new(source, SCAN_AHEAD_BYTES);
     let mut offset = 0;
     let mut ftyp = None;
     let mut moov = None;
-    let mut fragmented = false;
+    let mut fragments = Vec::new();
+    let mut cut_at = None;
     let mut count = 0;
     while offset < size {
         count += 1;
@@ -153,14 +167,20 @@ pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaE
                 "more than {TOP_LEVEL_LIMIT} top-level boxes"
             )));
         }
-        let mut raw = [0u8; 16];
-        let n = source.read_at(offset, &mut raw)?;
-        if n < 8 {
+        let raw = window.get(offset, 16)?;
+        if raw.len() < 8 {
             // A few stray bytes after the last box: tolerated, as players do.
             break;
         }
-        let header = parse_header(&raw[..n], 0, size - offset, offset)?;
-        let header = BoxHeader { offset, ..header };
+        let header = match parse_header(raw, 0, size - offset, offset) {
+            Ok(header) => BoxHeader { offset, ..header },
+            // Once the moov is read, what follows a damaged box is left out.
+            Err(_) if moov.is_some() => {
+                cut_at = Some(offset);
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         match &header.kind {
             b"ftyp" if ftyp.is_none() && header.size <= 4096 => {
                 ftyp = Some(source.read_exact_at(offset, header.size as usize)?);
@@ -174,7 +194,10 @@ pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaE
                 }
                 moov = Some((source.read_exact_at(offset, header.size as usize)?, offset));
             }
-            b"moof" => fragmented = true,
+            // Fragments before the moov describe tracks not yet declared.
+            b"moof" if moov.is_some() && fragments.len() < FRAGMENTS_LIMIT => {
+                fragments.push((offset, header.size));
+            }
             _ => {}
         }
         offset = header.end();
@@ -182,16 +205,12 @@ pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaE
     let Some((moov, moov_offset)) = moov else {
         return Err(broken("no moov box in the file"));
     };
-    let unsupported = if fragmented {
-        Some("fragmented MP4 (moof boxes) cannot be seeked".to_string())
-    } else {
-        None
-    };
     Ok(TopLevel {
         ftyp,
         moov,
         moov_offset,
-        unsupported,
+        fragments,
+        cut_at,
     })
 }
 
@@ -299,21 +318,24 @@ mod tests {
     }
 
     #[test]
-    fn top_level_scan_finds_moov_at_the_end_and_flags_fragments() {
+    fn top_level_scan_finds_moov_at_the_end_fragments_and_a_cut() {
         let mut file = boxed(b"ftyp", b"isom\0\0\0\0");
         file.extend(boxed(b"mdat", &[1, 2, 3]));
         file.extend(boxed(b"moov", &boxed(b"mvhd", &[0; 100])));
         let top = scan_top_level(file.as_slice()).expect("ok");
         assert_eq!(top.moov_offset, 27);
-        assert!(top.unsupported.is_none());
+        assert!(top.fragments.is_empty());
         assert_eq!(top.ftyp.expect("ftyp").len(), 16);
+        let moof_at = file.len() as u64;
         file.extend(boxed(b"moof", &[]));
-        assert!(
-            scan_top_level(file.as_slice())
-                .expect("ok")
-                .unsupported
-                .is_some()
-        );
+        let top = scan_top_level(file.as_slice()).expect("ok");
+        assert_eq!(top.fragments, vec![(moof_at, 8)]);
+        assert_eq!(top.cut_at, None);
+        // A last box that runs past the end: the boxes before it are kept.
+        let cut_at = file.len() as u64;
+        file.extend(&boxed(b"mdat", &[0; 100])[..50]);
+        let top = scan_top_level(file.as_slice()).expect("ok");
+        assert_eq!((top.fragments.len(), top.cut_at), (1, Some(cut_at)));
         assert!(
             scan_top_level(&boxed(b"mdat", &[0; 9])[..]).is_err(),
             "no moov"

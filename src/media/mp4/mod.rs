@@ -2,7 +2,10 @@
 //! decoded sample tables) and seeked responses with a rewritten, fast-start
 //! header.
 
+pub mod box_writer;
 pub mod boxes;
+mod defragment;
+pub mod fragments;
 pub mod header;
 mod moov_writer;
 pub mod runs;
@@ -46,8 +49,11 @@ pub struct Mp4Index {
     /// Longest track, in seconds.
     pub duration: f64,
     pub file_size: u64,
-    /// Why seeks are refused for this file (fragmented, compressed moov), if they are.
+    /// Why seeks are refused for this file (compressed moov, encrypted
+    /// fragments), if they are.
     pub unsupported: Option<String>,
+    /// What indexing left out of a damaged or cut-short file, for the log.
+    pub notes: Vec<String>,
 }
 
 impl Mp4Index {
@@ -92,14 +98,47 @@ impl Mp4Index {
 pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
     let file_size = source.size();
     let top = boxes::scan_top_level(source)?;
-    let moov = boxes::MoovBytes::new(top.moov);
-    let tree = boxes::parse_tree(&moov, top.moov_offset)?;
-    let mut unsupported = top.unsupported;
+    let mut notes = Vec::new();
+    if let Some(cut) = top.cut_at {
+        notes.push(format!(
+            "the file ends inside a box at offset {cut} (cut short?): what follows is left out"
+        ));
+    }
+    let original = boxes::MoovBytes::new(top.moov);
+    let original_tree = boxes::parse_tree(&original, top.moov_offset)?;
+    let mut unsupported = encrypted_entry(&original_tree, &original).map(|kind| {
+        format!(
+            "encrypted samples (sample entry '{}') cannot be served",
+            boxes::name(kind)
+        )
+    });
+    // A fragmented file is indexed as the regular file it stands for.
+    let fragmented = original_tree.child(b"mvex").is_some() || !top.fragments.is_empty();
+    let (moov, tree) = if fragmented && unsupported.is_none() {
+        match defragment::defragment(
+            source,
+            &top.fragments,
+            &original_tree,
+            &original,
+            TRACK_SAMPLES_MAX,
+        ) {
+            Ok(defragmented) => {
+                notes.extend(defragmented.notes);
+                let moov = boxes::MoovBytes::new(defragmented.moov);
+                let tree = boxes::parse_tree(&moov, top.moov_offset)?;
+                (moov, tree)
+            }
+            Err(MediaError::Unsupported(reason)) => {
+                unsupported = Some(reason);
+                (original, original_tree)
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        (original, original_tree)
+    };
     if tree.child(b"cmov").is_some() {
         unsupported = Some("a compressed moov (cmov) cannot be seeked".to_string());
-    }
-    if tree.child(b"mvex").is_some() {
-        unsupported = Some("fragmented MP4 (mvex) cannot be seeked".to_string());
     }
     let mvhd = tree
         .child(b"mvhd")
@@ -194,13 +233,29 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
         duration,
         file_size,
         unsupported,
+        notes,
     })
+}
+
+/// The kind of the first encrypted sample entry (encv, enca: Common
+/// Encryption) of any track, whose samples cannot be cut without the keys.
+fn encrypted_entry(tree: &Node, moov: &[u8]) -> Option<boxes::FourCc> {
+    tree.children
+        .iter()
+        .filter(|c| &c.kind() == b"trak")
+        .filter_map(|trak| {
+            let stbl = trak.child(b"mdia")?.child(b"minf")?.child(b"stbl")?;
+            let entry = stbl.child(b"stsd")?.payload(moov).get(12..16)?;
+            let kind: boxes::FourCc = entry.try_into().ok()?;
+            matches!(&kind, b"encv" | b"enca").then_some(kind)
+        })
+        .next()
 }
 
 /// Most samples a track may have (about 100 hours of 50 fps video): indexing
 /// walks every sample, and a hostile file can declare billions of tiny ones
 /// in a few bytes of tables.
-const TRACK_SAMPLES_MAX: u64 = 20_000_000;
+pub const TRACK_SAMPLES_MAX: u64 = 20_000_000;
 
 /// The honest timeline of a file from every sample of every track (see
 /// [`timeline::from_sample_ends`]); each track contributes one entry per step

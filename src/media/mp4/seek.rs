@@ -37,6 +37,15 @@ pub fn land(index: &Mp4Index, seek: &Seek, mode: SeekMode) -> Result<Landing, Me
     }
     let (start, stop) = match seek.units {
         Units::Seconds => (seek.start, seek.stop),
+        Units::Bytes if seek.start >= media_end(index) as f64 => {
+            // Past the reference track's last byte there is no keyframe to
+            // land on: the film would have no samples.
+            return Err(MediaError::BadSeek(format!(
+                "start={} is past the end of the media (byte {})",
+                seek.start,
+                media_end(index)
+            )));
+        }
         Units::Bytes => (
             seconds_at_offset(index, seek.start),
             if seek.stop > 0.0 {
@@ -237,6 +246,11 @@ pub fn prepare_landing(index: &Rc<Mp4Index>, landing: &Landing) -> Result<Prepar
         file_end,
         timeline,
     })
+}
+
+/// Where the reference track's samples end in the file (its last point).
+fn media_end(index: &Mp4Index) -> u64 {
+    index.points.last().map_or(0, |p| p.offset)
 }
 
 /// The reference-track time reached at file offset `offset` (for `units=bytes`).

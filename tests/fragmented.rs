@@ -1,0 +1,252 @@
+//! Fragmented MP4 (issue 24): files made by ffmpeg's fragmenting muxers
+//! (frag_keyframe, frag_every_frame, dash with a sidx, fragments that start
+//! between keyframes, CMAF, negative composition offsets, samples in the moov
+//! and in fragments, two audio tracks, audio only) seeked, served whole,
+//! packaged and put in a rendition set; cut short, damaged and encrypted
+//! files answered clearly.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Server, TempDir, ensure_fixtures, media_folder, options_file, probe, sha256_bytes};
+
+/// The fragmented fixtures of one 20 s film (keyframe every second).
+const FILMS: [&str; 8] = [
+    "frag_keyframe.mp4",
+    "frag_every_frame.mp4",
+    "frag_dash.mp4",
+    "frag_duration.mp4",
+    "frag_cmaf.mp4",
+    "frag_negative_cts.mp4",
+    "frag_moov_samples.mp4",
+    "frag_two_audio.mp4",
+];
+
+fn server() -> Server {
+    ensure_fixtures();
+    let dir = TempDir::new("fragmented");
+    let path = options_file(
+        &dir,
+        &format!(
+            "options.hosts[''] = {{ folder = '{}' }}\n",
+            media_folder().join("generated").display()
+        ),
+    );
+    let server = Server::start(&["-o", path.to_str().expect("utf8"), "-w", "1"]);
+    std::mem::forget(dir);
+    server
+}
+
+fn url(server: &Server, path: &str) -> String {
+    format!("http://127.0.0.1:{}/{path}", server.port)
+}
+
+/// Decodes every stream of `input`; Ok when ffmpeg reports nothing but the
+/// repeated decode times ffmpeg's own frag_every_frame muxer writes for
+/// audio (zero-duration samples, which it reads the same way from the
+/// source file).
+fn decodes(input: &str) -> Result<(), String> {
+    common::decode_every_stream(input, &["non monotonically increasing dts to muxer"])
+}
+
+/// The video frames' hashes (ffmpeg's framemd5, without timestamps).
+fn frame_hashes(input: &str, stream: &str) -> Vec<String> {
+    let output = Command::new("ffmpeg")
+        .args([
+            "-v", "error", "-nostdin", "-i", input, "-map", stream, "-f", "framemd5", "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_string()))
+        .collect()
+}
+
+/// Ten start points in (0, 18), the same on every run.
+fn start_points() -> Vec<f64> {
+    let mut state = 0x2545_f491_u64;
+    (0..10)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            0.1 + (state >> 33) as f64 / (1u64 << 31) as f64 * 17.8
+        })
+        .collect()
+}
+
+#[test]
+fn every_fragmented_film_seeks_to_the_keyframe_at_or_before_start() {
+    let server = server();
+    for film in FILMS {
+        let whole = probe(&url(&server, film)).expect("probe the film");
+        let video_length = whole.stream("video").expect("video").1;
+        for start in start_points() {
+            let target = format!("{film}?start={start:.2}");
+            let response = server.get(&format!("/{target}"), &[]);
+            assert_eq!(response.status, 200, "{target}");
+            let seeked = probe(&url(&server, &target)).expect("probe");
+            // A keyframe every second: the video starts at floor(start).
+            let kept = seeked.stream("video").expect("video").1;
+            let expected = video_length - start.floor();
+            assert!(
+                (kept - expected).abs() < 0.1,
+                "{target}: {kept:.3} s of video, expected {expected:.3}"
+            );
+            decodes(&url(&server, &target)).unwrap_or_else(|e| panic!("{target}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn a_fragmented_audio_file_seeks_to_the_frame() {
+    let server = server();
+    let whole = probe(&url(&server, "frag_audio.m4a"))
+        .expect("probe")
+        .duration;
+    for start in [0.5, 3.3, 7.77, 11.0] {
+        let target = format!("frag_audio.m4a?start={start}");
+        let seeked = probe(&url(&server, &target)).expect("probe");
+        assert!(
+            (seeked.duration - (whole - start)).abs() < 0.05,
+            "{target}: {:.3} s",
+            seeked.duration
+        );
+        decodes(&url(&server, &target)).unwrap_or_else(|e| panic!("{target}: {e}"));
+    }
+}
+
+#[test]
+fn a_fragmented_seek_gives_the_frames_of_the_same_seek_on_the_regular_file() {
+    let server = server();
+    for start in ["3.5", "7.5", "12", "19.2"] {
+        let regular = frame_hashes(&url(&server, &format!("regular.mp4?start={start}")), "0:v");
+        assert!(regular.len() > 10, "start={start}");
+        for film in FILMS {
+            let source = if film == "frag_two_audio.mp4" {
+                "two-audio.mp4"
+            } else {
+                "regular.mp4"
+            };
+            let regular = frame_hashes(&url(&server, &format!("{source}?start={start}")), "0:v");
+            let target = url(&server, &format!("{film}?start={start}"));
+            assert_eq!(
+                frame_hashes(&target, "0:v"),
+                regular,
+                "{film}?start={start}: video"
+            );
+        }
+        // Audio against the same file made regular by ffmpeg -c copy (the
+        // original's edit list, which hides the AAC encoder's priming frame,
+        // is not in a fragmented file).
+        for stream in ["0:v", "0:a"] {
+            let regular = url(&server, &format!("unfragmented.mp4?start={start}"));
+            let target = url(&server, &format!("frag_keyframe.mp4?start={start}"));
+            assert_eq!(
+                frame_hashes(&target, stream),
+                frame_hashes(&regular, stream),
+                "start={start}: {stream}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_plain_request_is_the_file_byte_for_byte() {
+    let server = server();
+    for film in FILMS {
+        let file = std::fs::read(media_folder().join("generated").join(film)).expect("fixture");
+        let response = server.get(&format!("/{film}"), &[]);
+        assert_eq!(response.status, 200);
+        assert_eq!(sha256_bytes(&response.body), sha256_bytes(&file), "{film}");
+    }
+}
+
+#[test]
+fn fragmented_films_are_packaged_and_put_in_sets() {
+    let server = server();
+    for film in [
+        "frag_keyframe.mp4",
+        "frag_duration.mp4",
+        "frag_two_audio.mp4",
+    ] {
+        for name in ["master.m3u8", "manifest.mpd"] {
+            let target = url(&server, &format!("{film}/{name}"));
+            let probed = probe(&target).unwrap_or_else(|e| panic!("{target}: {e}"));
+            let audio = probed.streams.iter().filter(|s| s.0 == "audio").count();
+            assert!(probed.stream("video").is_some(), "{target}");
+            let tracks = if film == "frag_two_audio.mp4" { 2 } else { 1 };
+            // ffprobe lists a stream again for each program it is in.
+            assert!(audio >= tracks, "{target}: {audio} audio streams");
+            decodes(&target).unwrap_or_else(|e| panic!("{target}: {e}"));
+        }
+        let clipped = url(&server, &format!("{film}/master.m3u8?start=5&stop=11"));
+        let probed = probe(&clipped).expect("probe");
+        assert!(
+            (probed.duration - 6.0).abs() < 0.2,
+            "{clipped}: {}",
+            probed.duration
+        );
+    }
+    // Two layouts of the same film share their keyframes: a rendition set.
+    let master = server.get("/frag_,keyframe,cmaf,.mp4.urlset/master.m3u8", &[]);
+    assert_eq!(master.status, 200);
+    let variants = String::from_utf8_lossy(&master.body)
+        .matches("#EXT-X-STREAM-INF:")
+        .count();
+    assert_eq!(variants, 2);
+    let set = url(&server, "frag_,keyframe,cmaf,.mp4.urlset/master.m3u8");
+    decodes(&set).unwrap_or_else(|e| panic!("{set}: {e}"));
+}
+
+#[test]
+fn cut_short_and_damaged_fragments_serve_what_comes_before_them() {
+    let server = server();
+    // Cut in the sixth fragment: five whole seconds are left.
+    for (film, seconds, logged) in [
+        ("frag_cut.mp4", 5.0, "runs past the end of the file"),
+        ("frag_bad_count.mp4", 3.0, "claims 100000 samples"),
+        ("frag_bad_offset.mp4", 3.0, "runs past the end of the file"),
+        ("frag_unknown_track.mp4", 3.0, "track 77"),
+    ] {
+        let target = format!("{film}?start=1");
+        let response = server.get(&format!("/{target}"), &[]);
+        assert_eq!(response.status, 200, "{target}");
+        let probed = probe(&url(&server, &target)).expect("probe");
+        let video = probed.stream("video").expect("video").1;
+        assert!(
+            (video - (seconds - 1.0)).abs() < 0.15,
+            "{target}: {video:.3} s of video, expected about {}",
+            seconds - 1.0
+        );
+        decodes(&url(&server, &target)).unwrap_or_else(|e| panic!("{target}: {e}"));
+        assert!(
+            server.wait_for_log(&format!("{film}: "), Duration::from_secs(5))
+                && server.log_text().contains(logged),
+            "{film}: no log line saying what was left out ({logged})"
+        );
+        // Past what is left: a clear 400, as past the end of any film.
+        assert_eq!(server.get(&format!("/{film}?start=9"), &[]).status, 400);
+    }
+    // Damage in the first fragment leaves nothing to serve: a logged 500.
+    let response = server.get("/frag_bad_first.mp4?start=1", &[]);
+    assert_eq!(response.status, 500);
+    assert!(server.wait_for_log(
+        "frag_bad_first.mp4: fragment at offset",
+        Duration::from_secs(5)
+    ));
+    // Encrypted samples cannot be cut: 501, and the file is still served whole.
+    let response = server.get("/frag_encrypted.mp4?start=1", &[]);
+    assert_eq!(response.status, 501);
+    assert!(String::from_utf8_lossy(&response.body).contains("encrypted"));
+    assert_eq!(server.get("/frag_encrypted.mp4", &[]).status, 200);
+    assert_eq!(
+        server.get("/frag_encrypted.mp4/master.m3u8", &[]).status,
+        501
+    );
+    assert!(!server.log_text().contains("panicked"));
+}
