@@ -194,6 +194,12 @@ pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaE
                 }
                 moov = Some((source.read_exact_at(offset, header.size as usize)?, offset));
             }
+            // A moof is read whole: one claiming more than a moov may is
+            // damage, and ends the file there.
+            b"moof" if moov.is_some() && header.size > MOOV_LIMIT_BYTES => {
+                cut_at = Some(offset);
+                break;
+            }
             // Fragments before the moov describe tracks not yet declared.
             b"moof" if moov.is_some() && fragments.len() < FRAGMENTS_LIMIT => {
                 fragments.push((offset, header.size));
@@ -340,5 +346,45 @@ mod tests {
             scan_top_level(&boxed(b"mdat", &[0; 9])[..]).is_err(),
             "no moov"
         );
+    }
+
+    /// A file whose bytes past `head` read as zeros, up to `size`: a huge
+    /// file that costs nothing, and panics if the scan reads deep into it.
+    struct Sparse {
+        head: Vec<u8>,
+        size: u64,
+    }
+
+    impl ReadAt for Sparse {
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+            assert!(
+                offset < 1 << 20,
+                "read at {offset}: the scan read a moof body"
+            );
+            let n = buf.len().min(self.size.saturating_sub(offset) as usize);
+            for (i, byte) in buf[..n].iter_mut().enumerate() {
+                *byte = self.head.get(offset as usize + i).copied().unwrap_or(0);
+            }
+            Ok(n)
+        }
+        fn size(&self) -> u64 {
+            self.size
+        }
+    }
+
+    #[test]
+    fn a_moof_claiming_more_than_a_moov_may_ends_the_file_unread() {
+        let mut head = boxed(b"moov", &boxed(b"mvhd", &[0; 100]));
+        let moof_at = head.len() as u64;
+        let claimed = MOOV_LIMIT_BYTES + 8;
+        head.extend_from_slice(&[0, 0, 0, 1]);
+        head.extend_from_slice(b"moof");
+        head.extend_from_slice(&claimed.to_be_bytes());
+        let file = Sparse {
+            head,
+            size: moof_at + claimed + 1000,
+        };
+        let top = scan_top_level(&file).expect("ok");
+        assert_eq!((top.fragments.len(), top.cut_at), (0, Some(moof_at)));
     }
 }

@@ -101,7 +101,7 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
     let mut notes = Vec::new();
     if let Some(cut) = top.cut_at {
         notes.push(format!(
-            "the file ends inside a box at offset {cut} (cut short?): what follows is left out"
+            "the box at offset {cut} runs past the end of the file or is damaged (cut short?): it and what follows are left out"
         ));
     }
     let original = boxes::MoovBytes::new(top.moov);
