@@ -237,7 +237,7 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<FlvIndex, MediaError> {
         });
         timeline::monotonic(points)
     } else {
-        timeline::from_sample_ends(tag_ends, end_seconds)
+        timeline::from_sample_ends(tag_ends, end_seconds, timeline::TIMELINE_STEP_SECS)
     };
     Ok(FlvIndex {
         header_flags: header[4],

@@ -31,19 +31,33 @@ pub fn monotonic(points: impl IntoIterator<Item = TimePoint>) -> Rc<[TimePoint]>
     result.into()
 }
 
-/// The resolution of [`from_sample_ends`]: a player is never more than this
-/// much media short of what a timeline promises, and the timeline of an hour
-/// holds at most 36 000 points.
+/// The finest resolution of [`from_sample_ends`]: a player is never more
+/// than one step of media short of what a timeline promises.
 pub const TIMELINE_STEP_SECS: f64 = 0.1;
+
+/// Most steps a timeline spans: 0.1 s steps up to an hour, then longer ones,
+/// so that a ten-hour film's timeline (1 s steps) takes no more memory than
+/// an hour's, and never more than a fraction of its sample tables.
+pub const TIMELINE_STEPS_MAX: f64 = 36_000.0;
+
+/// The step of the timeline of a film of `duration` seconds.
+pub fn timeline_step(duration: f64) -> f64 {
+    let step = duration / TIMELINE_STEPS_MAX;
+    if step.is_finite() && step > TIMELINE_STEP_SECS {
+        step
+    } else {
+        TIMELINE_STEP_SECS
+    }
+}
 
 /// The honest timeline of a file from the end offset of each of its samples
 /// (or tags), given as `(step index, end offset)` with step index =
-/// `floor(decode time / TIMELINE_STEP_SECS)`: at time `k × step`, the offset
+/// `floor(decode time / step)`: at time `k × step`, the offset
 /// that holds every sample decoded before `(k + 1) × step`. Sending that many
 /// bytes lets a player decode everything up to the time, however the tracks
 /// are interleaved and whatever the bitrate; it errs by at most one step on
 /// the generous side. `duration` (seconds) ends the timeline.
-pub fn from_sample_ends(mut ends: Vec<(u64, u64)>, duration: f64) -> Rc<[TimePoint]> {
+pub fn from_sample_ends(mut ends: Vec<(u64, u64)>, duration: f64, step: f64) -> Rc<[TimePoint]> {
     // Each track (or an FLV's tags) gives its entries in time order: the
     // stable sort finds those runs and merges them in linear time, where an
     // unstable sort would start over (a tenth of indexing a one-hour film).
@@ -58,14 +72,14 @@ pub fn from_sample_ends(mut ends: Vec<(u64, u64)>, duration: f64) -> Rc<[TimePoi
             at += 1;
         }
         points.push(TimePoint {
-            seconds: step_index as f64 * TIMELINE_STEP_SECS,
+            seconds: step_index as f64 * step,
             offset: reached,
         });
     }
     if let Some(last) = points.last().copied() {
         // Holding everything means the player can play to the end.
         points.push(TimePoint {
-            seconds: duration.max(last.seconds + TIMELINE_STEP_SECS),
+            seconds: duration.max(last.seconds + step),
             offset: last.offset,
         });
     }
@@ -74,8 +88,8 @@ pub fn from_sample_ends(mut ends: Vec<(u64, u64)>, duration: f64) -> Rc<[TimePoi
 
 /// Gathers the `(step index, end offset)` entries of [`from_sample_ends`]
 /// into one slot per step of time when the steps are few against the
-/// entries (the case of every real file: 8 bytes per 0.1 s, 288 KB for an
-/// hour), so that a long film's timeline needs no list of entries and no
+/// entries (the case of every real file: 8 bytes per step, 288 KB for an
+/// hour or longer), so that a long film's timeline needs no list of entries and no
 /// sort; a file whose duration is out of proportion to its samples (a
 /// hostile one) keeps the list, so memory never exceeds what the list takes.
 pub struct StepReach {
@@ -84,13 +98,16 @@ pub struct StepReach {
     /// Entries past the slots (or all of them, without slots).
     rest: Vec<(u64, u64)>,
     duration: f64,
+    /// Seconds per step ([`timeline_step`] of the duration).
+    step: f64,
 }
 
 impl StepReach {
     /// `duration` in seconds ends the timeline; `entries` bounds how many
     /// distinct (track, step) entries will be added.
     pub fn new(duration: f64, entries: u64) -> Self {
-        let steps = duration / TIMELINE_STEP_SECS + 2.0;
+        let step = timeline_step(duration);
+        let steps = duration / step + 2.0;
         // A slot takes 8 bytes, a listed entry 16.
         let dense = steps.is_finite() && steps >= 0.0 && steps <= 2.0 * entries as f64 + 1024.0;
         let slots = if dense {
@@ -102,7 +119,13 @@ impl StepReach {
             slots,
             rest: Vec::new(),
             duration,
+            step,
         }
+    }
+
+    /// Seconds per step: entries are added as `floor(decode time / step)`.
+    pub fn step(&self) -> f64 {
+        self.step
     }
 
     pub fn add(&mut self, step: u64, end: u64) {
@@ -121,7 +144,7 @@ impl StepReach {
         if !self.rest.is_empty() {
             let mut ends = self.rest;
             ends.extend(filled.map(|(step, &slot)| (step as u64, slot - 1)));
-            return from_sample_ends(ends, self.duration);
+            return from_sample_ends(ends, self.duration, self.step);
         }
         // Built straight into the shared slice (an exact-length iterator:
         // one allocation, no Vec to copy from, for a list of 36 000 points an
@@ -133,9 +156,9 @@ impl StepReach {
         if count == 0 {
             return Rc::from([]);
         }
-        let last_seconds = last_step as f64 * TIMELINE_STEP_SECS;
+        let last_seconds = last_step as f64 * self.step;
         let end = TimePoint {
-            seconds: self.duration.max(last_seconds + TIMELINE_STEP_SECS),
+            seconds: self.duration.max(last_seconds + self.step),
             offset: last_offset,
         };
         let mut reached = 0u64;
@@ -147,7 +170,7 @@ impl StepReach {
                 let (step, &slot) = steps.next().unwrap_or((last_step, &0));
                 reached = reached.max(slot.saturating_sub(1));
                 TimePoint {
-                    seconds: step as f64 * TIMELINE_STEP_SECS,
+                    seconds: step as f64 * self.step,
                     offset: reached,
                 }
             })
@@ -297,7 +320,7 @@ mod tests {
     fn sample_ends_give_what_a_player_needs_by_each_step() {
         // Video and audio interleaved: audio of 0.05 s stored after video of 0.1 s.
         let ends = vec![(0, 500), (1, 900), (0, 700), (3, 2000), (1, 1000)];
-        let points = from_sample_ends(ends, 0.4);
+        let points = from_sample_ends(ends, 0.4, TIMELINE_STEP_SECS);
         let offsets: Vec<_> = points.iter().map(|p| (p.seconds, p.offset)).collect();
         assert_eq!(
             offsets,
@@ -325,10 +348,10 @@ mod tests {
             (1, 1000),
             (3, 1500),
         ];
-        let expected = from_sample_ends(ends.clone(), 0.4);
         // Slots for every step, for some (the rest listed), and none.
         for (duration, entries) in [(0.4, 6), (0.15, 0), (1e12, 6)] {
             let mut reach = StepReach::new(duration, entries);
+            let expected = from_sample_ends(ends.clone(), 0.4, reach.step());
             for &(step, end) in &ends {
                 reach.add(step, end);
             }
@@ -341,6 +364,30 @@ mod tests {
             StepReach::new(1e12, 6).slots.is_empty(),
             "a hostile duration gets no slots"
         );
+    }
+
+    #[test]
+    fn a_long_film_gets_longer_steps_and_no_more_points_than_an_hour() {
+        assert_eq!(timeline_step(600.0), TIMELINE_STEP_SECS);
+        assert_eq!(timeline_step(3600.0), TIMELINE_STEP_SECS);
+        assert!((timeline_step(36_000.0) - 1.0).abs() < 1e-12);
+        assert_eq!(timeline_step(f64::NAN), TIMELINE_STEP_SECS);
+        // Ten hours of 25 fps video, one entry per frame.
+        let duration = 36_000.0;
+        let mut reach = StepReach::new(duration, 900_000);
+        let step = reach.step();
+        for frame in 0..900_000u64 {
+            let seconds = frame as f64 / 25.0;
+            reach.add((seconds / step) as u64, frame * 100 + 99);
+        }
+        let points = reach.finish();
+        assert!(points.len() <= 36_001, "{} points", points.len());
+        // Still honest: by each point's time, every frame decoded before
+        // the next step is held.
+        for point in points.iter().take(points.len() - 1) {
+            let frames_by_next_step = ((point.seconds + step) * 25.0).ceil() as u64;
+            assert!(point.offset + 1 >= (frames_by_next_step.min(900_000)) * 100);
+        }
     }
 
     #[test]

@@ -15,6 +15,9 @@ const TOP_LEVEL_LIMIT: usize = 2 * FRAGMENTS_LIMIT + 10_000;
 /// Most fragments indexed: one a frame for 23 hours at 60 frames a second
 /// (16 bytes each while the file is indexed).
 pub const FRAGMENTS_LIMIT: usize = 5_000_000;
+/// Most bytes of moof boxes held while a fragmented file is indexed (the
+/// moov they become is held under the same limit).
+pub const MOOFS_LIMIT_BYTES: u64 = MOOV_LIMIT_BYTES;
 /// Read-ahead of the top-level scan: a fragment's moof and the next mdat's
 /// header in one read.
 const SCAN_AHEAD_BYTES: usize = 64 * 1024;
@@ -142,11 +145,17 @@ pub struct TopLevel {
     /// The whole moov box and its file offset.
     pub moov: Vec<u8>,
     pub moov_offset: u64,
-    /// The moof boxes after the moov (offset, size), in file order.
+    /// The moof boxes after the moov (offset, size), in file order, and
+    /// their bytes one after the other: read in the same pass as the
+    /// top-level headers, so a fragmented film is read once.
     pub fragments: Vec<(u64, u64)>,
+    pub moofs: Vec<u8>,
     /// Where the whole boxes end, when the file goes on with a box that
     /// runs past its end or is not a box (a recording cut short).
     pub cut_at: Option<u64>,
+    /// Where the fragments kept end, when there are more than
+    /// [`FRAGMENTS_LIMIT`] or their moofs take more than [`MOOFS_LIMIT_BYTES`].
+    pub fragments_capped_at: Option<u64>,
 }
 
 /// Scans the top level of a file (moov may be anywhere), reading ahead so
@@ -158,7 +167,9 @@ pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaE
     let mut ftyp = None;
     let mut moov = None;
     let mut fragments = Vec::new();
+    let mut moofs = Vec::new();
     let mut cut_at = None;
+    let mut fragments_capped_at = None;
     let mut count = 0;
     while offset < size {
         count += 1;
@@ -195,14 +206,25 @@ pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaE
                 moov = Some((source.read_exact_at(offset, header.size as usize)?, offset));
             }
             // A moof is read whole: one claiming more than a moov may is
-            // damage, and ends the file there.
+            // damage, and ends the file there. (Fragments before the moov
+            // describe tracks not yet declared: ignored, as players do.)
             b"moof" if moov.is_some() && header.size > MOOV_LIMIT_BYTES => {
                 cut_at = Some(offset);
                 break;
             }
-            // Fragments before the moov describe tracks not yet declared.
-            b"moof" if moov.is_some() && fragments.len() < FRAGMENTS_LIMIT => {
-                fragments.push((offset, header.size));
+            b"moof" if moov.is_some() && fragments_capped_at.is_none() => {
+                if fragments.len() >= FRAGMENTS_LIMIT
+                    || moofs.len() as u64 + header.size > MOOFS_LIMIT_BYTES
+                {
+                    fragments_capped_at = Some(offset);
+                } else {
+                    let moof = window.get(offset, header.size as usize)?;
+                    if moof.len() as u64 != header.size {
+                        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+                    }
+                    moofs.extend_from_slice(moof);
+                    fragments.push((offset, header.size));
+                }
             }
             _ => {}
         }
@@ -216,7 +238,9 @@ pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaE
         moov,
         moov_offset,
         fragments,
+        moofs,
         cut_at,
+        fragments_capped_at,
     })
 }
 

@@ -9,11 +9,7 @@ use super::box_writer::{close, open, open_full, put32, put64};
 use super::boxes::{MoovBytes, Node};
 use super::fragments::{self, Sample, TrackFragment};
 use super::tables::{self, Track};
-use crate::media::window::Window;
-use crate::media::{MediaError, ReadAt, broken};
-
-/// Read-ahead over the fragments: many moof boxes a read.
-const FRAGMENT_AHEAD_BYTES: usize = 256 * 1024;
+use crate::media::{MediaError, broken};
 
 /// The moov of a fragmented file rewritten with every sample in its tables,
 /// and what was left out of it (for the log).
@@ -22,18 +18,18 @@ pub struct Defragmented {
     pub notes: Vec<String>,
 }
 
-/// Reads the moof boxes at `fragments` (offset, size; the moov is `moov`,
-/// parsed as `tree`)
-/// into a regular moov. An encrypted fragment is `Unsupported`; a damaged
+/// Reads the moof boxes at `fragments_at` (offset, size), whose bytes are
+/// `moofs` one after the other (the moov is `moov`, parsed as `tree`), into
+/// a regular moov. An encrypted fragment is `Unsupported`; a damaged
 /// one ends the file there (logged), unless no sample came before it.
-pub fn defragment<R: ReadAt + ?Sized>(
-    source: &R,
+pub fn defragment(
+    file_size: u64,
     fragments_at: &[(u64, u64)],
+    moofs: &[u8],
     tree: &Node,
     moov: &MoovBytes,
     samples_limit: u64,
 ) -> Result<Defragmented, MediaError> {
-    let file_size = source.size();
     let defaults = match tree.child(b"mvex") {
         Some(mvex) => fragments::track_defaults(mvex, moov)?,
         None => Vec::new(),
@@ -44,11 +40,12 @@ pub fn defragment<R: ReadAt + ?Sized>(
         tables.push(SampleTables::from_track(&track));
     }
     let mut notes = Vec::new();
-    let mut window = Window::new(source, FRAGMENT_AHEAD_BYTES);
+    let mut next_moof = 0usize;
     for &(offset, size) in fragments_at {
-        let read = window
-            .get(offset, size as usize)
-            .map_err(MediaError::from)
+        let moof = moofs.get(next_moof..next_moof.saturating_add(size as usize));
+        next_moof = next_moof.saturating_add(size as usize);
+        let read = moof
+            .ok_or_else(|| broken(format!("moof at offset {offset}: its bytes were not read")))
             .and_then(|moof| fragments::read_moof(moof, offset, &defaults))
             .and_then(|found| check(found, &tables, file_size, samples_limit));
         match read {

@@ -104,6 +104,13 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
             "the box at offset {cut} runs past the end of the file or is damaged (cut short?): it and what follows are left out"
         ));
     }
+    if let Some(capped) = top.fragments_capped_at {
+        notes.push(format!(
+            "the fragments from offset {capped} on are left out: more than {} fragments or {} MB of moof boxes",
+            boxes::FRAGMENTS_LIMIT,
+            boxes::MOOFS_LIMIT_BYTES >> 20
+        ));
+    }
     let original = boxes::MoovBytes::new(top.moov);
     let original_tree = boxes::parse_tree(&original, top.moov_offset)?;
     let mut unsupported = encrypted_entry(&original_tree, &original).map(|kind| {
@@ -116,8 +123,9 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
     let fragmented = original_tree.child(b"mvex").is_some() || !top.fragments.is_empty();
     let (moov, tree) = if fragmented && unsupported.is_none() {
         match defragment::defragment(
-            source,
+            file_size,
             &top.fragments,
+            &top.moofs,
             &original_tree,
             &original,
             TRACK_SAMPLES_MAX,
@@ -269,17 +277,15 @@ fn needed_bytes(
 ) -> Result<Rc<[TimePoint]>, (usize, MediaError)> {
     let seconds = |track: &Track| track.duration() as f64 / f64::from(track.timescale);
     let duration = tracks.iter().map(seconds).fold(0.0, f64::max);
+    let step = timeline::timeline_step(duration);
     let entries = tracks
         .iter()
-        .map(|t| {
-            t.sample_count
-                .min((seconds(t) / timeline::TIMELINE_STEP_SECS) as u64 + 2)
-        })
+        .map(|t| t.sample_count.min((seconds(t) / step) as u64 + 2))
         .fold(0u64, u64::saturating_add);
     let mut reach = timeline::StepReach::new(duration, entries);
     for (position, track) in tracks.iter_mut().enumerate() {
         // parse_track refuses a timescale of 0.
-        let step_ticks = timeline::TIMELINE_STEP_SECS * f64::from(track.timescale);
+        let step_ticks = reach.step() * f64::from(track.timescale);
         track.chunks_in_order = track
             .walk_steps(step_ticks, file_size, |step, end| reach.add(step, end))
             .map_err(|e| (position, e))?;
