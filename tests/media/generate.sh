@@ -133,6 +133,18 @@ fragment frag_two_audio.mp4 two-audio.mp4 -movflags frag_keyframe+empty_moov
 fragment frag_audio.m4a audio.m4a -movflags empty_moov -frag_duration 1000000
 # The throttling film, fragmented: paced on its media time like the original.
 fragment frag_vbr60.mp4 vbr60.mp4 -movflags frag_keyframe+empty_moov
+# Ten hours (issue 24): 160x90 at 25 fps, a keyframe every 2 s, moov at the
+# end. Ten minutes are encoded and copied end to end sixty times (900 000
+# video and 775 260 audio frames, a 22 MB moov: what nginx's mp4 module calls
+# "too large"), then the same fragmented, one moof a keyframe (18 000).
+ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25:duration=600" \
+    -f lavfi -i "sine=frequency=440:sample_rate=22050:duration=600" \
+    -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -b:v 20k \
+    -c:a aac -b:a 16k -ac 1 ten_minutes.mp4
+for _ in $(seq 60); do echo "file 'ten_minutes.mp4'"; done > ten_hours.txt
+ffmpeg "${common[@]}" -f concat -safe 0 -i ten_hours.txt -c copy ten_hours.mp4
+fragment ten_hours_frag.mp4 ten_hours.mp4 -movflags frag_keyframe+empty_moov
+rm ten_minutes.mp4 ten_hours.txt
 # Encrypted (CENC): refused, not misread.
 fragment frag_encrypted.mp4 regular.mp4 -movflags frag_keyframe+empty_moov \
     -encryption_scheme cenc-aes-ctr -encryption_key 00112233445566778899aabbccddeeff \

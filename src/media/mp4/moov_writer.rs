@@ -79,10 +79,31 @@ impl MoovWriter<'_> {
             return (0, 0);
         }
         let media = track.time_of(cut.end) - track.time_of(cut.first);
-        let shown = media - cut.skip;
+        let shown = media - cut.skip + self.presentation_delay(t);
         let movie = (u128::from(shown) * u128::from(self.index.movie_timescale)
             / u128::from(track.timescale)) as u64;
         (media, movie)
+    }
+
+    /// How much later than its edit's shift says the first kept sample of
+    /// track `t` is presented (B-frames in a file without an edit list, as
+    /// ffmpeg fragments them): the last frame ends that much later, and the
+    /// edit must last that much longer to show it.
+    fn presentation_delay(&self, t: usize) -> u64 {
+        let (track, cut) = (&self.index.tracks[t], self.cuts[t]);
+        let shift = match track.edit {
+            Edit::Shift { media_time } => media_time,
+            Edit::None | Edit::Complex => 0,
+        };
+        let Some(raw) = track.composition_offsets_from(cut.first).next() else {
+            return 0;
+        };
+        let offset = match track.ctts {
+            // Version 1 offsets are signed.
+            Some((1, _)) => i64::from(raw as i32),
+            _ => i64::from(raw),
+        };
+        u64::try_from(offset.saturating_sub(shift)).unwrap_or(0)
     }
 
     /// ftyp, the rewritten moov and the mdat header for `span` media bytes.
