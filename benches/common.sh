@@ -157,6 +157,29 @@ make_hour_film() {
     fi
 }
 
+# make_long_films: the films of issue 24 in $media, generated once: the
+# one-hour film fragmented (ffmpeg -c copy, one moof a keyframe), and a
+# ten-hour film as tests/media/generate.sh makes it (160x90, 25 fps, a
+# keyframe every 2 s, moov at the end: ten minutes encoded and copied end to
+# end, 900 000 video frames, a 22 MB moov) with the same fragmented.
+make_long_films() {
+    make_hour_film
+    if [ ! -e "$media/long.done" ]; then
+        echo "generating $media/hour_frag.mp4 and $media/ten_hours{,_frag}.mp4 (about a minute)"
+        local quiet=(-hide_banner -loglevel error -y -nostdin)
+        ffmpeg "${quiet[@]}" -i "$media/hour.mp4" -map 0 -c copy -movflags frag_keyframe+empty_moov "$media/hour_frag.mp4"
+        ffmpeg "${quiet[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25:duration=600" \
+            -f lavfi -i "sine=frequency=440:sample_rate=22050:duration=600" \
+            -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -b:v 20k \
+            -c:a aac -b:a 16k -ac 1 "$media/ten_minutes.mp4"
+        for _ in $(seq 60); do echo "file 'ten_minutes.mp4'"; done > "$media/ten_hours.txt"
+        ffmpeg "${quiet[@]}" -f concat -safe 0 -i "$media/ten_hours.txt" -c copy "$media/ten_hours.mp4"
+        ffmpeg "${quiet[@]}" -i "$media/ten_hours.mp4" -map 0 -c copy -movflags frag_keyframe+empty_moov "$media/ten_hours_frag.mp4"
+        rm -f "$media/ten_minutes.mp4" "$media/ten_hours.txt"
+        touch "$media/long.done"
+    fi
+}
+
 # stop_servers: stops the nginx and the Loomiere a script started (the
 # scripts that start them more than once, and their EXIT traps).
 stop_servers() {

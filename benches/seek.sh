@@ -23,17 +23,20 @@ for tool in nginx wrk ffmpeg curl; do
 done
 build_release
 
-make_hour_film
+make_long_films
 
 work=$(mktemp -d /tmp/loomiere-seek.XXXXXX)
 cleanup() {
     [ -e "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+    [ -e "$work/vod/nginx.pid" ] && kill "$(cat "$work/vod/nginx.pid")" 2>/dev/null
     [ -n "${lpid:-}" ] && kill -QUIT "$lpid" 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
 mkdir -p "$work/www"
-ln "$media/hour.mp4" "$work/www/hour.mp4" 2>/dev/null || cp "$media/hour.mp4" "$work/www/hour.mp4"
+for film in hour hour_frag ten_hours ten_hours_frag; do
+    ln "$media/$film.mp4" "$work/www/$film.mp4" 2>/dev/null || cp "$media/$film.mp4" "$work/www/$film.mp4"
+done
 # A plain 64 KiB file: sent with sendfile and no seek work, it is the most
 # 64 KiB answers per second this machine can move.
 head -c 65536 /dev/urandom > "$work/www/plain64k.mp4"
@@ -125,3 +128,106 @@ result "seeking (MP4, ?start=, Range 0-65535)" "time to first byte, warm (mean o
     "$(printf '%.2f ms' "$(echo "$nginx_ttfb * 50" | bc -l)")" "$(printf '%.2f ms' "$(echo "$warm * 50" | bc -l)")" "$(ratio "$warm" "$nginx_ttfb")"
 result "seeking (MP4, ?start=, Range 0-65535)" "time to first byte, cold (index built, median of 5 starts; target ≤ 10 ms)" \
     "" "$(printf '%.1f ms' "$(echo "$cold * 1000" | bc -l)")" ""
+
+# Fragmented and very long films (issue 24): the same seeks into the
+# fragmented one-hour film, the ten-hour film and the same fragmented, each
+# beside the regular one-hour film measured above (goals: a fragmented seek
+# costs at most 1.2x a regular one; the ten-hour film's warm seek at most
+# 1.5x the one-hour film's; a cold first seek under 150 ms).
+cat > "$work/film.lua" <<'LUA'
+math.randomseed(os.time())
+local film, span = os.getenv("FILM"), tonumber(os.getenv("SPAN"))
+request = function()
+    local start = math.random(0, span) + math.random(0, 99) / 100
+    return wrk.format("GET", "/" .. film .. "?start=" .. start, { ["Range"] = "bytes=0-65535" })
+end
+LUA
+film_ttfb() { # port film start
+    curl -s -o /dev/null -H 'Range: bytes=0-65535' -w '%{time_starttransfer}' "http://127.0.0.1:$1/$2?start=$3"
+}
+hour_cpu=$(echo "$cpu_loomiere / $rounds" | bc -l)
+hour_warm=$(echo "$warm * 50" | bc -l)
+section="seeking fragmented and ten-hour films (MP4, ?start=, Range 0-65535)"
+for spec in hour_frag:3500:"fragmented one-hour film" ten_hours:35900:"ten-hour film (900 000 frames, 22 MB moov)" \
+    ten_hours_frag:35900:"ten-hour film, fragmented (18 000 moofs)"; do
+    film=${spec%%:*} rest=${spec#*:}
+    span=${rest%%:*} label=${rest#*:}
+    # nginx's answer with this benchmark's mp4_max_buffer_size 64m (its
+    # default, 500k, refuses even the one-hour film's moov).
+    nginx_code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Range: bytes=0-65535' "http://127.0.0.1:$nginx_port/$film.mp4?start=$((span / 2))")
+    nginx_said=
+    case $nginx_code in 2*) ;; *) nginx_said=$(tail -n 1 "$work/nginx-error.log" 2>/dev/null | sed 's/.*\] [0-9#]*: \*[0-9]* //; s/, client.*//; s|"[^"]*/www/|"|' | cut -c1-80 || true) ;; esac
+    before=$(tree_ticks "$lpid")
+    out=$(FILM=$film.mp4 SPAN=$span wrk -t2 -c8 -d"${duration}s" -s "$work/film.lua" "http://127.0.0.1:$loomiere_port")
+    after=$(tree_ticks "$lpid")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
+    non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+    cpu=$(cpu_us_per "$before" "$after" "$requests")
+    colds=()
+    for _ in 1 2 3 4 5; do
+        kill -QUIT "$lpid"; wait "$lpid" 2>/dev/null || true
+        lpid=""
+        start_loomiere
+        colds+=("$(film_ttfb $loomiere_port "$film.mp4" $((span - 1234)).5)")
+    done
+    cold=$(printf '%s\n' "${colds[@]}" | sort -g | sed -n 3p)
+    for i in $(seq 10); do film_ttfb $loomiere_port "$film.mp4" $((i * 13)) > /dev/null; done
+    film_warm=0
+    for i in $(seq 20); do
+        w=$(film_ttfb $loomiere_port "$film.mp4" $((i * span / 21)).25)
+        film_warm=$(echo "$film_warm + $w" | bc -l)
+    done
+    film_warm=$(echo "$film_warm * 50" | bc -l)
+    rss=$(for pid in $(cat "/proc/$lpid/task/$lpid/children"); do grep VmRSS "/proc/$pid/status" | awk '{print $2}'; done | sort -n | tail -1)
+    printf '%s: loomiere %.1f seeks/s (non-2xx %s), %.1f us CPU/seek (%.2fx the one-hour film), TTFB cold %.1f ms, warm %.2f ms (%.2fx the one-hour film), largest worker RSS %s KiB after indexing; nginx mp4 answers %s %s\n' \
+        "$label" "$rps" "${non2xx:-0}" "$cpu" "$(echo "$cpu / $hour_cpu" | bc -l)" "$(echo "$cold * 1000" | bc -l)" "$film_warm" \
+        "$(echo "$film_warm / $hour_warm" | bc -l)" "$rss" "$nginx_code" "${nginx_said:+($nginx_said)}"
+    result "$section" "$label: seeks/s, wrk -c8 (nginx mp4 module: HTTP $nginx_code)" "" "$(printf %.0f "$rps")" ""
+    result "$section" "$label: server CPU per seek (÷ the regular one-hour film's)" "" "$(printf '%.0f µs' "$cpu")" "$(ratio "$cpu" "$hour_cpu")"
+    result "$section" "$label: time to first byte cold (median of 5 starts; goal < 150 ms) / warm (÷ the one-hour film's)" "" \
+        "$(printf '%.1f ms / %.2f ms' "$(echo "$cold * 1000" | bc -l)" "$film_warm")" "$(ratio "$film_warm" "$hour_warm")"
+    result "$section" "$label: largest worker's memory after indexing (RSS)" "" "$(printf '%.1f MB' "$(echo "$rss / 1024" | bc -l)")" ""
+done
+
+# nginx-vod-module on the same films (where built, as in benches/sets.sh):
+# its HLS index and last segment of each, to say what it answers.
+vod=${VOD_NGINX:-/opt/vod-nginx/sbin/nginx}
+if [ -x "$vod" ]; then
+    mkdir -p "$work/vod/logs"
+    cat > "$work/vod/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/vod/nginx.pid;
+error_log $work/vod/error.log;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $work/vod;
+    proxy_temp_path $work/vod;
+    fastcgi_temp_path $work/vod;
+    uwsgi_temp_path $work/vod;
+    scgi_temp_path $work/vod;
+    vod_mode local;
+    vod_segment_duration 6000;
+    vod_hls_container_format fmp4;
+    server {
+        listen 127.0.0.1:18293;
+        location / { root $work/www; vod hls; }
+    }
+}
+CONF
+    "$vod" -c "$work/vod/nginx.conf" -p "$work/vod"
+    sleep 0.5
+    for film in hour hour_frag ten_hours ten_hours_frag; do
+        index=$(curl -s "http://127.0.0.1:18293/$film.mp4/index-v1-a1.m3u8")
+        code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:18293/$film.mp4/index-v1-a1.m3u8")
+        last= segment=-
+        [ "$code" = 200 ] && last=$( (grep -v '^#' <<<"$index" || true) | tail -n 1)
+        case $last in http*) ;; ?*) last=http://127.0.0.1:18293/$film.mp4/$last ;; esac
+        [ -n "$last" ] && segment=$(curl -s -o /dev/null -w '%{http_code}' "$last" || true)
+        said=$( (grep -h "$film.mp4" "$work/vod/error.log" 2>/dev/null || true) | tail -n 1 | sed 's/.*\] [0-9#]*: \*[0-9]* //; s/, client.*//' | cut -c1-90)
+        echo "nginx-vod-module on $film.mp4: index HTTP $code, last segment (${last##*/}) HTTP $segment ${said:+($said)}"
+        result "$section" "nginx-vod-module on $film.mp4: HLS index / last segment" "HTTP $code / $segment" "" ""
+    done
+    kill -QUIT "$(cat "$work/vod/nginx.pid")" 2>/dev/null || true
+fi
