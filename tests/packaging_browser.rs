@@ -1,6 +1,7 @@
 //! HLS and DASH in a real browser: headless Chromium plays the packaged
 //! presentations with hls.js and Shaka Player (from the npm registry, served
-//! by Loomiere itself), seeks once, and plays to the end without an error.
+//! by Loomiere itself), seeks once, and plays to the end without an error;
+//! so does a fragmented copy of the same film.
 
 mod common;
 
@@ -91,4 +92,29 @@ fn shaka_player_plays_the_dash_presentation_seeks_and_reaches_the_end() {
     let log = server.log_text();
     assert!(log.contains("GET /vbr60.mp4/seg-v-"), "{log}");
     assert!(log.contains("GET /vbr60.mp4/seg-a0-"), "{log}");
+}
+
+/// The same film fragmented by ffmpeg (frag_keyframe+empty_moov, issue 24):
+/// packaged from its moof boxes, it plays, seeks and ends as the regular one.
+#[test]
+fn hls_js_plays_a_fragmented_file_seeks_and_reaches_the_end() {
+    let (server, _site) = server_with(&[("hls.html", hls_page("/frag_vbr60.mp4/master.m3u8"))], "");
+    let done = play(&server, "hls.html");
+    assert_played_to_the_end(&done);
+    let log = server.log_text();
+    assert!(log.contains("GET /frag_vbr60.mp4/seg-"), "{log}");
+    assert!(!log.contains("GET /frag_vbr60.mp4 "), "{log}");
+}
+
+#[test]
+fn shaka_player_plays_a_fragmented_file_seeks_and_reaches_the_end() {
+    let (server, _site) = server_with(
+        &[("dash.html", dash_page("/frag_vbr60.mp4/manifest.mpd"))],
+        "",
+    );
+    let done = play(&server, "dash.html");
+    assert_played_to_the_end(&done);
+    let log = server.log_text();
+    assert!(log.contains("GET /frag_vbr60.mp4/seg-v-"), "{log}");
+    assert!(log.contains("GET /frag_vbr60.mp4/seg-a0-"), "{log}");
 }
