@@ -17,6 +17,14 @@ targets=("$@")
 for target in "${all[@]}"; do mkdir -p "corpus/$target"; done
 cp -n ../tests/media/*.flv corpus/flv/ 2>/dev/null || true
 cp -n ../tests/media/*.mp4 corpus/mp4/ 2>/dev/null || true
+# Fragmented seeds (issue 24): the first second of the committed film as
+# ffmpeg's fragmenting muxers write it.
+if command -v ffmpeg >/dev/null; then
+    for flags in frag_keyframe+empty_moov frag_every_frame+empty_moov dash+global_sidx cmaf frag_keyframe; do
+        seed=corpus/mp4/frag-${flags//+/-}.mp4
+        [ -e "$seed" ] || ffmpeg -hide_banner -loglevel error -nostdin -i ../tests/media/sample.mp4 -t 1 -c copy -movflags "$flags" "$seed"
+    done
+fi
 # segments: 3 bytes of settings (segment length, clip start, clip length), then a film.
 for film in ../tests/media/*.mp4; do
     [ -e "corpus/segments/$(basename "$film")" ] || { printf '\x0b\x00\x00'; cat "$film"; } > "corpus/segments/$(basename "$film")"
@@ -26,6 +34,7 @@ printf '\x00\x10\x00\x00\x00\x00\x00\x00bytes=0-99,200-' > corpus/range_query/ra
 printf '\x00\x10\x00\x00\x00\x00\x00\x00start=1.5&stop=3&units=s&hint=abc' > corpus/range_query/query
 printf '\x02\x00\x0aonMetaData\x08\x00\x00\x00\x01\x00\x08duration\x00\x40\x24\x00\x00\x00\x00\x00\x00\x00\x00\x09' > corpus/amf0/metadata
 printf '\x40\x42\x0f\x00\x00\x00\x00\x00\x00' > corpus/mp4_seek/one-second
+printf '\x40\x42\x0f\x00\x20\xa1\x07\x00\x05' > corpus/mp4_seek/fragmented-exact
 printf '\x0c\x04\x80\x40\x40\x10\x20\x00\x10\x00\x00\x08\x00\x00\x00\x00\x08\x40\x08\x40\x08\x10' > corpus/schedule/steps
 printf '^/old/(.*)$\x01/new/$1?x=${1}\x01/old/a/b.mp4?start=1' > corpus/routes/rewrite
 # The CI run on 545d0a2's finding: a pattern past PCRE2's match limit in `alter`.

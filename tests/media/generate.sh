@@ -4,7 +4,7 @@
 #   tests/media/generate.sh            generate tests/media/generated/ (skipped when up to date)
 #   tests/media/generate.sh --commit   also regenerate the small committed fixtures
 #
-# The committed fixtures (sample.mp4, sample.flv) are small; everything else
+# The committed fixtures (sample.mp4, sample_frag.mp4, sample.flv) are small; everything else
 # is generated at test time into tests/media/generated/ (not committed).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,6 +19,8 @@ if [ "${1:-}" = "--commit" ]; then
     ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25" -f lavfi -i "sine=frequency=440:sample_rate=44100" \
         -t 4 "${h264[@]}" -b:v 120k "${aac[@]}" sample.mp4
     ffmpeg "${common[@]}" -i sample.mp4 -c copy sample.flv
+    # The same fragmented (a moof a keyframe): the mp4_seek fuzz target's second film.
+    ffmpeg "${common[@]}" -i sample.mp4 -c copy -movflags frag_keyframe+empty_moov sample_frag.mp4
 fi
 
 # Several test processes may ask at once: one generates, the others wait.

@@ -297,26 +297,42 @@ fn needed_bytes(
 /// second) as (time, file offset), ending at the file's end.
 fn reference_points(track: &Track, file_size: u64) -> Rc<[TimePoint]> {
     let timescale = f64::from(track.timescale);
-    let point = |s: u64| TimePoint {
-        seconds: track.time_of(s) as f64 / timescale,
-        offset: track.offset_of(s),
+    // A sample's offset sums the sizes before it in its chunk: the points
+    // come in sample order, so each is found from the one before in the
+    // same chunk, and a chunk of a million samples is walked once, not once
+    // a keyframe.
+    let mut cursor: Option<(u64, u64, u64)> = None;
+    let mut point = |s: u64, time: u64| {
+        let (chunk, _) = track.chunk_of(s);
+        let offset = match cursor {
+            Some((c, at, offset)) if c == chunk && at <= s => offset + track.sizes_sum(at..s),
+            _ => track.offset_of(s),
+        };
+        cursor = Some((chunk, s, offset));
+        TimePoint {
+            seconds: time as f64 / timescale,
+            offset,
+        }
     };
     let mut points = Vec::new();
     match &track.sync {
-        Some(sync) => points.extend(
-            sync.iter()
-                .map(|&n| u64::from(n) - 1)
-                .filter(|&s| s < track.sample_count)
-                .map(point),
-        ),
-        None => {
-            let mut next_second = 0.0;
-            for s in 0..track.sample_count {
-                let seconds = track.time_of(s) as f64 / timescale;
-                if seconds >= next_second {
-                    points.push(point(s));
-                    next_second = seconds.floor() + 1.0;
+        Some(sync) => {
+            for s in sync.iter().map(|&n| u64::from(n) - 1) {
+                if s < track.sample_count {
+                    points.push(point(s, track.time_of(s)));
                 }
+            }
+        }
+        None => {
+            // About one point a second, the decode times summed as walked.
+            let (mut time, mut next_tick) = (0u64, 0u64);
+            for (s, duration) in (0..track.sample_count).zip(track.durations_from(0)) {
+                if time >= next_tick {
+                    points.push(point(s, time));
+                    next_tick =
+                        (time / u64::from(track.timescale) + 1) * u64::from(track.timescale);
+                }
+                time = time.saturating_add(u64::from(duration));
             }
         }
     }
