@@ -22,7 +22,10 @@ cp -n ../tests/media/*.mp4 corpus/mp4/ 2>/dev/null || true
 if command -v ffmpeg >/dev/null; then
     for flags in frag_keyframe+empty_moov frag_every_frame+empty_moov dash+global_sidx cmaf frag_keyframe; do
         seed=corpus/mp4/frag-${flags//+/-}.mp4
-        [ -e "$seed" ] || ffmpeg -hide_banner -loglevel error -nostdin -i ../tests/media/sample.mp4 -t 1 -c copy -movflags "$flags" "$seed"
+        # Two runs may seed at once (tests/run fuzzes targets in pairs):
+        # each writes its own file and renames it into place.
+        [ -e "$seed" ] || { ffmpeg -hide_banner -loglevel error -nostdin -y -i ../tests/media/sample.mp4 -t 1 \
+            -c copy -movflags "$flags" -f mp4 "$seed.$$" && mv -f "$seed.$$" "$seed"; } || rm -f "$seed.$$"
     done
 fi
 # segments: 3 bytes of settings (segment length, clip start, clip length), then a film.
