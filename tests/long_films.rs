@@ -4,6 +4,9 @@
 //! keyframe and decode to the same frames as ffmpeg's own seek in the
 //! original; with `options.seek = 'exact'` the first frame shown is the one
 //! at `start`; the index the cache keeps stays under 16 bytes a sample.
+//! A film of 6 000 000 short samples whose moov takes 71 MB is indexed and
+//! seeked the same way, and served from an index built for each request
+//! when its index is larger than `options.cache`.
 
 mod common;
 
@@ -19,6 +22,10 @@ const FRAGMENTED: &str = "ten_hours_frag.mp4";
 /// Where the tenth hour's seeks start: away from keyframes (every 2 s), so
 /// that the keyframe before each is not a matter of rounding.
 const STARTS: [f64; 3] = [32_401.3, 35_000.9, 35_987.5];
+/// 6 000 000 frames of 4 ms and a 71 MB moov (tests/media/generate.sh).
+const BIG_MOOV: &str = "big_moov.mp4";
+/// In its last hour, off its keyframes (every 2 s).
+const BIG_MOOV_STARTS: [f64; 2] = [22_000.3, 23_977.9];
 
 struct Running {
     server: Server,
@@ -67,7 +74,7 @@ fn original(name: &str) -> String {
 
 /// The presentation time of the last video keyframe at or before `t` in the
 /// original file, as ffprobe reads its packets (not Loomiere's parser).
-fn keyframe_before(t: f64) -> f64 {
+fn keyframe_before(film: &str, t: f64) -> f64 {
     let output = Command::new("ffprobe")
         .args([
             "-v",
@@ -80,7 +87,7 @@ fn keyframe_before(t: f64) -> f64 {
             "packet=pts_time,flags",
             "-of",
             "csv=p=0",
-            &original(REGULAR),
+            &original(film),
         ])
         .output()
         .expect("ffprobe");
@@ -116,8 +123,8 @@ fn frame_hashes(input: &str, from: Option<f64>, frames: usize) -> Vec<String> {
 /// ffmpeg's concat delays the copy's video by the AAC priming it turns into
 /// audio samples (46 ms); `start` is media time from the first frame, as
 /// the file's own tables count it, so ffmpeg's times are that much later.
-fn video_span() -> (f64, f64) {
-    let probed = probe(&original(REGULAR)).expect("probe the original");
+fn video_span(film: &str) -> (f64, f64) {
+    let probed = probe(&original(film)).expect("probe the original");
     let (_, length, start) = probed.stream("video").expect("video").clone();
     (start, start + length)
 }
@@ -125,10 +132,10 @@ fn video_span() -> (f64, f64) {
 #[test]
 fn tenth_hour_seeks_start_at_the_keyframe_and_decode_to_the_original_frames() {
     let running = server("");
-    let (first, end) = video_span();
+    let (first, end) = video_span(REGULAR);
     for film in [REGULAR, FRAGMENTED] {
         for start in STARTS {
-            let keyframe = keyframe_before(first + start);
+            let keyframe = keyframe_before(REGULAR, first + start);
             assert!(start - keyframe < 2.1, "keyframe {keyframe} for {start}");
             let target = format!("{film}?start={start}");
             let seeked = url(&running.server, &target);
@@ -155,7 +162,7 @@ fn tenth_hour_seeks_start_at_the_keyframe_and_decode_to_the_original_frames() {
 #[test]
 fn exact_seeks_in_the_tenth_hour_show_the_frame_at_start_first() {
     let running = server("options.seek = 'exact'");
-    let (first, end) = video_span();
+    let (first, end) = video_span(REGULAR);
     // On a frame (frame n at n / 25 s of media time): no rounding decides
     // which frame is first. ffmpeg fragmented the copy without an edit
     // list, so there every frame is presented two frames (its B-frame
@@ -184,22 +191,7 @@ fn exact_seeks_in_the_tenth_hour_show_the_frame_at_start_first() {
 
 #[test]
 fn the_index_of_a_ten_hour_film_keeps_under_16_bytes_a_sample() {
-    let probed = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=nb_frames",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(original(REGULAR))
-        .output()
-        .expect("ffprobe");
-    let samples: u64 = String::from_utf8_lossy(&probed.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse::<u64>().ok())
-        .sum();
+    let samples = sample_count(REGULAR);
     assert!(samples > 1_600_000, "{samples} samples");
     for film in [REGULAR, FRAGMENTED] {
         // A fresh server for each: the gauge then holds this film's index.
@@ -224,6 +216,127 @@ fn the_index_of_a_ten_hour_film_keeps_under_16_bytes_a_sample() {
             "{metrics}"
         );
     }
+}
+
+/// The samples of every track of a film, as ffprobe counts them.
+fn sample_count(film: &str) -> u64 {
+    let probed = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=nb_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(original(film))
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&probed.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// The size of a file's moov box, read from its top-level box headers.
+fn moov_size(film: &str) -> u64 {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(original(film)).expect("open the film");
+    let size = file.metadata().expect("stat").len();
+    let mut offset = 0;
+    while offset + 8 <= size {
+        let mut header = [0u8; 16];
+        file.seek(SeekFrom::Start(offset)).expect("seek");
+        file.read_exact(&mut header[..8]).expect("a box header");
+        let mut length = u64::from(u32::from_be_bytes([
+            header[0], header[1], header[2], header[3],
+        ]));
+        if length == 1 {
+            file.read_exact(&mut header[8..]).expect("a 64-bit size");
+            length = u64::from_be_bytes(header[8..16].try_into().expect("8 bytes"));
+        }
+        if &header[4..8] == b"moov" {
+            return length;
+        }
+        assert!(length >= 8, "a box of {length} bytes at {offset}");
+        offset += length;
+    }
+    panic!("{film} has no moov");
+}
+
+#[test]
+fn a_moov_over_64_mb_is_cached_under_16_bytes_a_sample_and_seeks_to_the_frame() {
+    let moov = moov_size(BIG_MOOV);
+    assert!(moov > 64 << 20, "the moov takes {moov} bytes");
+    let samples = sample_count(BIG_MOOV);
+    assert!(samples >= 6_000_000, "{samples} samples");
+    let running = server("options.cache = 256");
+    let (first, end) = video_span(BIG_MOOV);
+    for (n, start) in BIG_MOOV_STARTS.into_iter().enumerate() {
+        let keyframe = keyframe_before(BIG_MOOV, first + start);
+        assert!(start - keyframe < 2.1, "keyframe {keyframe} for {start}");
+        let target = format!("{BIG_MOOV}?start={start}");
+        let seeked = url(&running.server, &target);
+        let probed = probe(&seeked).unwrap_or_else(|e| panic!("{target}: {e}"));
+        let kept = probed.stream("video").expect("video").1;
+        assert!(
+            (kept - (end - keyframe)).abs() < 0.05,
+            "{target}: {kept:.3} s of video, expected {:.3} (from the keyframe at {keyframe})",
+            end - keyframe
+        );
+        assert_eq!(
+            frame_hashes(&seeked, None, 50),
+            frame_hashes(&original(BIG_MOOV), Some(keyframe), 50),
+            "{target}: the first 50 frames differ from the original's at {keyframe}"
+        );
+        if n == 0 {
+            let bytes = cache_bytes(running.admin);
+            let per_sample = bytes as f64 / samples as f64;
+            eprintln!("{BIG_MOOV}: the cache holds {bytes} bytes, {per_sample:.1} a sample");
+            assert!(per_sample < 16.0, "{per_sample:.1} bytes a sample");
+        }
+    }
+    let last = url(
+        &running.server,
+        &format!("{BIG_MOOV}?start={}", BIG_MOOV_STARTS[1]),
+    );
+    decode_cleanly(&last).unwrap_or_else(|e| panic!("{last}: {e}"));
+    // Every seek was answered from the one index built first.
+    let metrics = admin_get(running.admin, "/metrics");
+    assert!(
+        metrics.contains("loomiere_cache_misses_total 1\n"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn an_index_larger_than_options_cache_is_built_for_each_request_and_logged_once() {
+    // The index of the 71 MB moov does not fit the default 64 MB: it is
+    // served all the same, from an index built for the request and dropped.
+    let running = server("options.cache = 64");
+    for start in BIG_MOOV_STARTS {
+        let target = format!("/{BIG_MOOV}?start={start}");
+        let response = running.server.get(&target, &["Range: bytes=0-65535"]);
+        assert_eq!(response.status, 206, "{target}");
+        assert_eq!(response.body.len(), 65_536, "{target}");
+        assert_eq!(&response.body[4..8], b"ftyp", "{target}");
+    }
+    let metrics = admin_get(running.admin, "/metrics");
+    assert!(
+        metrics.contains("loomiere_cache_misses_total 2\n"),
+        "{metrics}"
+    );
+    let seeked = url(
+        &running.server,
+        &format!("{BIG_MOOV}?start={}", BIG_MOOV_STARTS[1]),
+    );
+    decode_cleanly(&seeked).unwrap_or_else(|e| panic!("{seeked}: {e}"));
+    let said = running
+        .server
+        .log_text()
+        .matches("more than options.cache (64 MB), so it is built for every request; raise options.cache to keep it")
+        .count();
+    assert_eq!(said, 1, "{}", running.server.log_text());
 }
 
 /// The cache gauge of /metrics, once the workers have published it.

@@ -147,6 +147,16 @@ for _ in $(seq 60); do echo "file 'ten_minutes.mp4'"; done > ten_hours.txt
 ffmpeg "${common[@]}" -f concat -safe 0 -i ten_hours.txt -c copy ten_hours.mp4
 fragment ten_hours_frag.mp4 ten_hours.mp4 -movflags frag_keyframe+empty_moov
 rm ten_minutes.mp4 ten_hours.txt
+# A moov over 64 MB (issue 24): many short samples. A minute at 250 frames a
+# second (4 ms frames; B-frames, so ctts keeps an entry a frame) is copied end
+# to end 400 times: 6 000 000 video frames in 6 h 40 min and a 71 MB moov at
+# the end, past nginx's mp4_max_buffer_size and nginx-vod-module's frame caps.
+ffmpeg "${common[@]}" -f lavfi -i "testsrc2=size=160x90:rate=250:duration=60" \
+    -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 500 -keyint_min 500 -sc_threshold 0 -b:v 40k \
+    one_minute.mp4
+for _ in $(seq 400); do echo "file 'one_minute.mp4'"; done > big_moov.txt
+ffmpeg "${common[@]}" -f concat -safe 0 -i big_moov.txt -c copy big_moov.mp4
+rm one_minute.mp4 big_moov.txt
 # Encrypted (CENC): refused, not misread.
 fragment frag_encrypted.mp4 regular.mp4 -movflags frag_keyframe+empty_moov \
     -encryption_scheme cenc-aes-ctr -encryption_key 00112233445566778899aabbccddeeff \
