@@ -161,11 +161,14 @@ make_hour_film() {
 # one-hour film fragmented (ffmpeg -c copy, one moof a keyframe), and a
 # ten-hour film as tests/media/generate.sh makes it (160x90, 25 fps, a
 # keyframe every 2 s, moov at the end: ten minutes encoded and copied end to
-# end, 900 000 video frames, a 22 MB moov) with the same fragmented.
+# end, 900 000 video frames, a 22 MB moov) with the same fragmented, and a
+# film of 6 000 000 samples of 4 ms whose moov takes 71 MB (a minute at 250
+# frames a second copied end to end 400 times).
 make_long_films() {
     make_hour_film
+    [ -e "$media/big_moov.mp4" ] || rm -f "$media/long.done"
     if [ ! -e "$media/long.done" ]; then
-        echo "generating $media/hour_frag.mp4 and $media/ten_hours{,_frag}.mp4 (about a minute)"
+        echo "generating $media/hour_frag.mp4, $media/ten_hours{,_frag}.mp4 and $media/big_moov.mp4 (about two minutes)"
         local quiet=(-hide_banner -loglevel error -y -nostdin)
         ffmpeg "${quiet[@]}" -i "$media/hour.mp4" -map 0 -c copy -movflags frag_keyframe+empty_moov "$media/hour_frag.mp4"
         ffmpeg "${quiet[@]}" -f lavfi -i "testsrc2=size=160x90:rate=25:duration=600" \
@@ -176,6 +179,12 @@ make_long_films() {
         ffmpeg "${quiet[@]}" -f concat -safe 0 -i "$media/ten_hours.txt" -c copy "$media/ten_hours.mp4"
         ffmpeg "${quiet[@]}" -i "$media/ten_hours.mp4" -map 0 -c copy -movflags frag_keyframe+empty_moov "$media/ten_hours_frag.mp4"
         rm -f "$media/ten_minutes.mp4" "$media/ten_hours.txt"
+        ffmpeg "${quiet[@]}" -f lavfi -i "testsrc2=size=160x90:rate=250:duration=60" \
+            -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 500 -keyint_min 500 -sc_threshold 0 -b:v 40k \
+            "$media/one_minute.mp4"
+        for _ in $(seq 400); do echo "file 'one_minute.mp4'"; done > "$media/big_moov.txt"
+        ffmpeg "${quiet[@]}" -f concat -safe 0 -i "$media/big_moov.txt" -c copy "$media/big_moov.mp4"
+        rm -f "$media/one_minute.mp4" "$media/big_moov.txt"
         touch "$media/long.done"
     fi
 }

@@ -107,6 +107,17 @@ pub trait ReadAt {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
     fn size(&self) -> u64;
 
+    /// Whether the byte at `offset` is in memory, so reading it will not
+    /// wait on a disk. Sources in memory always are.
+    fn is_cached(&self, _offset: u64) -> bool {
+        true
+    }
+
+    /// A hint that `len` bytes at `offset` will be read soon: a file starts
+    /// reading them from its disk now, without waiting. Sources in memory
+    /// ignore it.
+    fn read_ahead(&self, _offset: u64, _len: u64) {}
+
     /// Reads exactly `len` bytes at `offset`, or fails naming what was short.
     fn read_exact_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
@@ -165,6 +176,14 @@ impl ReadAt for FileSource<'_> {
 
     fn size(&self) -> u64 {
         self.size
+    }
+
+    fn is_cached(&self, offset: u64) -> bool {
+        crate::sys::page_cache::is_cached(self.file, offset)
+    }
+
+    fn read_ahead(&self, offset: u64, len: u64) {
+        crate::sys::page_cache::read_ahead(self.file, offset, len);
     }
 }
 

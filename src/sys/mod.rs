@@ -6,6 +6,7 @@
 //! This is the only module with `unsafe` code. Each block says why it holds.
 
 pub mod ktls;
+pub mod page_cache;
 mod shared;
 pub mod signals;
 pub mod socket;

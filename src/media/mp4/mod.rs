@@ -5,12 +5,14 @@
 pub mod box_writer;
 pub mod boxes;
 mod defragment;
+pub mod fragment_map;
 pub mod fragments;
 pub mod header;
 mod moov_writer;
 pub mod runs;
 pub mod seek;
 pub mod tables;
+pub mod top_level;
 
 use std::rc::Rc;
 
@@ -97,7 +99,7 @@ impl Mp4Index {
 /// Builds the index of an MP4 file: the moov (wherever it is) and every track's tables.
 pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
     let file_size = source.size();
-    let top = boxes::scan_top_level(source)?;
+    let top = top_level::scan_top_level(source)?;
     let mut notes = Vec::new();
     if let Some(cut) = top.cut_at {
         notes.push(format!(
@@ -107,8 +109,8 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
     if let Some(capped) = top.fragments_capped_at {
         notes.push(format!(
             "the fragments from offset {capped} on are left out: more than {} fragments or {} MB of moof boxes",
-            boxes::FRAGMENTS_LIMIT,
-            boxes::MOOFS_LIMIT_BYTES >> 20
+            top_level::FRAGMENTS_LIMIT,
+            top_level::MOOFS_LIMIT_BYTES >> 20
         ));
     }
     let original = boxes::MoovBytes::new(top.moov);

@@ -551,7 +551,7 @@ mod tests {
             co64: false,
         };
         let (_, prepared, output) = assemble(&spec, 2.5, 4.0);
-        let top = boxes::scan_top_level(output.as_slice()).expect("parses");
+        let top = crate::media::mp4::top_level::scan_top_level(output.as_slice()).expect("parses");
         let tree = boxes::parse_tree(&top.moov, top.moov_offset).expect("tree");
         let mvhd = tree.child(b"mvhd").expect("mvhd");
         let (_, duration, _, _) =
