@@ -163,10 +163,11 @@ make_hour_film() {
 # keyframe every 2 s, moov at the end: ten minutes encoded and copied end to
 # end, 900 000 video frames, a 22 MB moov) with the same fragmented, and a
 # film of 6 000 000 samples of 4 ms whose moov takes 71 MB (a minute at 250
-# frames a second copied end to end 400 times).
+# frames a second copied end to end 400 times), and the fragmented hour
+# again without its mfra.
 make_long_films() {
     make_hour_film
-    [ -e "$media/big_moov.mp4" ] || rm -f "$media/long.done"
+    [ -e "$media/big_moov.mp4" ] && [ -e "$media/hour_frag_nomap.mp4" ] || rm -f "$media/long.done"
     if [ ! -e "$media/long.done" ]; then
         echo "generating $media/hour_frag.mp4, $media/ten_hours{,_frag}.mp4 and $media/big_moov.mp4 (about two minutes)"
         local quiet=(-hide_banner -loglevel error -y -nostdin)
@@ -185,6 +186,9 @@ make_long_films() {
         for _ in $(seq 400); do echo "file 'one_minute.mp4'"; done > "$media/big_moov.txt"
         ffmpeg "${quiet[@]}" -f concat -safe 0 -i "$media/big_moov.txt" -c copy "$media/big_moov.mp4"
         rm -f "$media/one_minute.mp4" "$media/big_moov.txt"
+        # The fragmented hour without the mfra ffmpeg writes at the end: no
+        # map of its moofs to read ahead from a cold disk.
+        ffmpeg "${quiet[@]}" -i "$media/hour.mp4" -map 0 -c copy -movflags frag_keyframe+empty_moov+skip_trailer "$media/hour_frag_nomap.mp4"
         touch "$media/long.done"
     fi
 }
