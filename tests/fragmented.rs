@@ -1,7 +1,8 @@
 //! Fragmented MP4 (issue 24): files made by ffmpeg's fragmenting muxers
 //! (frag_keyframe, frag_every_frame, dash with a sidx, fragments that start
 //! between keyframes, CMAF, negative composition offsets, samples in the moov
-//! and in fragments, two audio tracks, audio only) seeked, served whole,
+//! and in fragments, two audio tracks, each track in moofs of its own in no
+//! fixed order, audio only) seeked, served whole,
 //! packaged and put in a rendition set; cut short, damaged and encrypted
 //! files answered clearly.
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 use common::{Server, TempDir, ensure_fixtures, media_folder, options_file, probe, sha256_bytes};
 
 /// The fragmented fixtures of one 20 s film (keyframe every second).
-const FILMS: [&str; 8] = [
+const FILMS: [&str; 9] = [
     "frag_keyframe.mp4",
     "frag_every_frame.mp4",
     "frag_dash.mp4",
@@ -22,6 +23,7 @@ const FILMS: [&str; 8] = [
     "frag_negative_cts.mp4",
     "frag_moov_samples.mp4",
     "frag_two_audio.mp4",
+    "frag_separate.mp4",
 ];
 
 fn server() -> Server {
@@ -173,6 +175,7 @@ fn fragmented_films_are_packaged_and_put_in_sets() {
         "frag_keyframe.mp4",
         "frag_duration.mp4",
         "frag_two_audio.mp4",
+        "frag_separate.mp4",
     ] {
         for name in ["master.m3u8", "manifest.mpd"] {
             let target = url(&server, &format!("{film}/{name}"));

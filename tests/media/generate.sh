@@ -132,6 +132,29 @@ fragment frag_negative_cts.mp4 regular.mp4 -movflags frag_keyframe+empty_moov+ne
 # The first fragment's samples in the moov's own tables, the rest in moofs.
 fragment frag_moov_samples.mp4 regular.mp4 -movflags frag_keyframe
 fragment frag_two_audio.mp4 two-audio.mp4 -movflags frag_keyframe+empty_moov
+# Each track in moofs of its own, data offsets counted from the moof; then in
+# every other fragment the second track's moof and mdat are moved before the
+# first's, so the tracks' fragments interleave in no fixed order (and the
+# mfra, which names the old places, is a map that lies).
+fragment frag_separate.mp4 regular.mp4 -movflags frag_keyframe+empty_moov+separate_moof+default_base_moof
+python3 - frag_separate.mp4 <<'PY'
+import struct, sys
+
+path = sys.argv[1]
+data = open(path, "rb").read()
+boxes, pos = [], 0
+while pos + 8 <= len(data):
+    size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+    boxes.append((kind, data[pos:pos + size]))
+    pos += size
+head = [b for k, b in boxes if k not in (b"moof", b"mdat", b"mfra")]
+tail = [b for k, b in boxes if k == b"mfra"]
+pairs = [boxes[i][1] + boxes[i + 1][1] for i, (k, _) in enumerate(boxes) if k == b"moof"]
+assert len(pairs) % 2 == 0 and len(pairs) >= 8, len(pairs)
+for i in range(0, len(pairs), 4):
+    pairs[i], pairs[i + 1] = pairs[i + 1], pairs[i]
+open(path, "wb").write(b"".join(head + pairs + tail))
+PY
 fragment frag_audio.m4a audio.m4a -movflags empty_moov -frag_duration 1000000
 # The throttling film, fragmented: paced on its media time like the original.
 fragment frag_vbr60.mp4 vbr60.mp4 -movflags frag_keyframe+empty_moov
