@@ -13,18 +13,7 @@ use std::time::Duration;
 
 use common::{Server, TempDir, ensure_fixtures, media_folder, options_file, probe, sha256_bytes};
 
-/// The fragmented fixtures of one 20 s film (keyframe every second).
-const FILMS: [&str; 9] = [
-    "frag_keyframe.mp4",
-    "frag_every_frame.mp4",
-    "frag_dash.mp4",
-    "frag_duration.mp4",
-    "frag_cmaf.mp4",
-    "frag_negative_cts.mp4",
-    "frag_moov_samples.mp4",
-    "frag_two_audio.mp4",
-    "frag_separate.mp4",
-];
+const FILMS: [&str; 9] = common::FRAGMENTED_FILMS;
 
 fn server() -> Server {
     ensure_fixtures();
@@ -110,7 +99,7 @@ fn a_fragmented_audio_file_seeks_to_the_frame() {
     let whole = probe(&url(&server, "frag_audio.m4a"))
         .expect("probe")
         .duration;
-    for start in [0.5, 3.3, 7.77, 11.0] {
+    for start in [0.5, 1.7, 2.9, 3.3, 4.65, 5.8, 7.77, 8.9, 10.2, 11.0] {
         let target = format!("frag_audio.m4a?start={start}");
         let seeked = probe(&url(&server, &target)).expect("probe");
         assert!(
@@ -171,12 +160,8 @@ fn a_plain_request_is_the_file_byte_for_byte() {
 #[test]
 fn fragmented_films_are_packaged_and_put_in_sets() {
     let server = server();
-    for film in [
-        "frag_keyframe.mp4",
-        "frag_duration.mp4",
-        "frag_two_audio.mp4",
-        "frag_separate.mp4",
-    ] {
+    // Every layout, and the file cut short (its whole fragments).
+    for film in FILMS.into_iter().chain(["frag_cut.mp4"]) {
         for name in ["master.m3u8", "manifest.mpd"] {
             let target = url(&server, &format!("{film}/{name}"));
             let probed = probe(&target).unwrap_or_else(|e| panic!("{target}: {e}"));
@@ -187,13 +172,37 @@ fn fragmented_films_are_packaged_and_put_in_sets() {
             assert!(audio >= tracks, "{target}: {audio} audio streams");
             decodes(&target).unwrap_or_else(|e| panic!("{target}: {e}"));
         }
-        let clipped = url(&server, &format!("{film}/master.m3u8?start=5&stop=11"));
+        let (start, stop) = if film == "frag_cut.mp4" {
+            (1, 4)
+        } else {
+            (5, 11)
+        };
+        let clipped = url(
+            &server,
+            &format!("{film}/master.m3u8?start={start}&stop={stop}"),
+        );
         let probed = probe(&clipped).expect("probe");
         assert!(
-            (probed.duration - 6.0).abs() < 0.2,
+            (probed.duration - f64::from(stop - start)).abs() < 0.2,
             "{clipped}: {}",
             probed.duration
         );
+    }
+    // Audio only: an audio presentation as long as the file.
+    let whole = probe(&url(&server, "frag_audio.m4a"))
+        .expect("probe")
+        .duration;
+    for name in ["master.m3u8", "manifest.mpd"] {
+        let target = url(&server, &format!("frag_audio.m4a/{name}"));
+        let probed = probe(&target).unwrap_or_else(|e| panic!("{target}: {e}"));
+        assert!(probed.stream("video").is_none(), "{target}");
+        assert!(probed.stream("audio").is_some(), "{target}");
+        assert!(
+            (probed.duration - whole).abs() < 0.1,
+            "{target}: {} s, the file {whole} s",
+            probed.duration
+        );
+        decodes(&target).unwrap_or_else(|e| panic!("{target}: {e}"));
     }
     // Two layouts of the same film share their keyframes: a rendition set.
     let master = server.get("/frag_,keyframe,cmaf,.mp4.urlset/master.m3u8", &[]);
@@ -204,6 +213,23 @@ fn fragmented_films_are_packaged_and_put_in_sets() {
     assert_eq!(variants, 2);
     let set = url(&server, "frag_,keyframe,cmaf,.mp4.urlset/master.m3u8");
     decodes(&set).unwrap_or_else(|e| panic!("{set}: {e}"));
+}
+
+#[test]
+fn a_file_cut_short_seeks_anywhere_in_its_whole_fragments() {
+    let server = server();
+    // Five whole fragments of a second each are left before the cut.
+    for start in start_points().into_iter().map(|s| s * 4.9 / 17.9) {
+        let target = format!("frag_cut.mp4?start={start:.2}");
+        let seeked = probe(&url(&server, &target)).unwrap_or_else(|e| panic!("{target}: {e}"));
+        let kept = seeked.stream("video").expect("video").1;
+        let expected = 5.0 - start.floor();
+        assert!(
+            (kept - expected).abs() < 0.15,
+            "{target}: {kept:.3} s of video, expected {expected:.3}"
+        );
+        decodes(&url(&server, &target)).unwrap_or_else(|e| panic!("{target}: {e}"));
+    }
 }
 
 #[test]

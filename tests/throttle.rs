@@ -18,13 +18,18 @@ const SOCKET_BUFFER: u64 = 128 * 1024;
 /// A server with `throttle = 3`, `period = 0.25` on the generated fixtures,
 /// and a host `fast` that does not throttle (to fetch reference bodies).
 fn server() -> Server {
+    server_with("")
+}
+
+/// [`server`] with more options.
+fn server_with(extra: &str) -> Server {
     ensure_fixtures();
     let dir = TempDir::new("throttle");
     let folder = media_folder().join("generated");
     let path = options_file(
         &dir,
         &format!(
-            "options.throttle = {LEAD}\noptions.period = {PERIOD}\n\
+            "options.throttle = {LEAD}\noptions.period = {PERIOD}\n{extra}\n\
              options.hosts['^fast'] = {{ folder = '{0}', throttle = 0 }}\n\
              options.hosts[''] = {{ folder = '{0}' }}\n",
             folder.display()
@@ -53,6 +58,18 @@ fn check_follows_curve(
     first: Option<u64>,
     curve: &NeedCurve,
 ) -> Vec<(f64, u64)> {
+    check_follows_curve_for(server, target, first, curve, 10.0)
+}
+
+/// [`check_follows_curve`] for `span` seconds (less than the body lasts
+/// past its lead, so a paced body is still going at the end).
+fn check_follows_curve_for(
+    server: &Server,
+    target: &str,
+    first: Option<u64>,
+    curve: &NeedCurve,
+    span: f64,
+) -> Vec<(f64, u64)> {
     let range = first.map(|f| format!("Range: bytes={f}-"));
     let headers: Vec<&str> = range.iter().map(String::as_str).collect();
     let reader = Reader::get(server.port, target, &headers);
@@ -63,7 +80,7 @@ fn check_follows_curve(
     } else {
         curve.time_at(first)
     };
-    let samples = reader.sample(0.1, 10.0);
+    let samples = reader.sample(0.1, span);
     let need = |seconds: f64| curve.needed(start + seconds).saturating_sub(first);
     let (at, held) = samples[4];
     assert!(
@@ -123,6 +140,27 @@ fn a_plain_mp4_follows_its_variable_bitrate() {
 #[test]
 fn a_plain_fragmented_mp4_is_paced_from_its_start() {
     follows_its_variable_bitrate("frag_vbr60.mp4");
+}
+
+/// Every fragmented fixture (each of ffmpeg's fragmenting muxers, tracks in
+/// moofs of their own in no fixed order, audio only) is paced on its own
+/// media curve from its start, all at once.
+#[test]
+fn every_fragmented_fixture_is_paced_on_its_media_curve() {
+    // The fixtures are under the 1 MB below which bodies go unpaced.
+    let server = server_with("options.throttle_from = 0");
+    let films = common::FRAGMENTED_FILMS.map(|film| (film, 10.0));
+    // The 12 s audio file would be whole within 10 s of lead and play.
+    let audio = [("frag_audio.m4a", 6.0)];
+    std::thread::scope(|scope| {
+        for (film, span) in films.into_iter().chain(audio) {
+            let server = &server;
+            scope.spawn(move || {
+                let curve = NeedCurve::probe(&media_folder().join("generated").join(film));
+                check_follows_curve_for(server, &format!("/{film}"), None, &curve, span);
+            });
+        }
+    });
 }
 
 #[test]

@@ -423,6 +423,23 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
         .to_string()
 }
 
+/// The fragmented fixtures of one 20 s film (a keyframe every second) as
+/// tests/media/generate.sh makes them with ffmpeg's fragmenting muxers
+/// (issue 24): frag_keyframe, frag_every_frame, dash with a sidx, fragments
+/// between keyframes, CMAF, negative composition offsets, samples in the
+/// moov and in fragments, two audio tracks, each track in moofs of its own.
+pub const FRAGMENTED_FILMS: [&str; 9] = [
+    "frag_keyframe.mp4",
+    "frag_every_frame.mp4",
+    "frag_dash.mp4",
+    "frag_duration.mp4",
+    "frag_cmaf.mp4",
+    "frag_negative_cts.mp4",
+    "frag_moov_samples.mp4",
+    "frag_two_audio.mp4",
+    "frag_separate.mp4",
+];
+
 /// The repository's media folder (committed fixtures, and `generated/`).
 pub fn media_folder() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/media"))

@@ -9,12 +9,17 @@ use super::*;
 
 /// Runs `page` in headless Chromium against `server`; returns the /done line.
 pub fn play(server: &Server, page: &str) -> String {
+    play_within(server, page, Duration::from_secs(70))
+}
+
+/// [`play`] for a page that takes up to `limit` to report.
+pub fn play_within(server: &Server, page: &str, limit: Duration) -> String {
     let profile = TempDir::new("packaging-chromium");
     let mut browser = headless_chromium(
         &format!("http://127.0.0.1:{}/{page}", server.port),
         &profile,
     );
-    let deadline = Instant::now() + Duration::from_secs(70);
+    let deadline = Instant::now() + limit;
     let done = loop {
         if let Some(line) = server.log_line("GET /done?") {
             break line;
