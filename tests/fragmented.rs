@@ -151,6 +151,39 @@ fn a_fragmented_seek_gives_the_frames_of_the_same_seek_on_the_regular_file() {
     }
 }
 
+/// Fragments of uneven length (keyframes 0.4 s to 4.5 s apart, a fragment
+/// each): a seek starts at the keyframe at or before `start`, with the
+/// frames the same seek gives in the file before it was fragmented.
+#[test]
+fn fragments_of_uneven_length_seek_to_their_keyframes() {
+    // Forced at 7.9 and 15.5 s, they fall on the frames at 7.92 and 15.52 s.
+    const KEYFRAMES: [f64; 10] = [0.0, 0.4, 2.6, 3.0, 7.2, 7.92, 11.0, 15.52, 16.0, 19.0];
+    let server = server();
+    let whole = probe(&url(&server, "frag_uneven.mp4")).expect("probe the film");
+    let video_length = whole.stream("video").expect("video").1;
+    for start in start_points() {
+        let keyframe = KEYFRAMES
+            .into_iter()
+            .filter(|&k| k <= start)
+            .fold(0.0, f64::max);
+        let target = format!("frag_uneven.mp4?start={start:.2}");
+        let seeked = probe(&url(&server, &target)).unwrap_or_else(|e| panic!("{target}: {e}"));
+        let kept = seeked.stream("video").expect("video").1;
+        assert!(
+            (kept - (video_length - keyframe)).abs() < 0.1,
+            "{target}: {kept:.3} s of video, expected {:.3} (from {keyframe})",
+            video_length - keyframe
+        );
+        let source = url(&server, &format!("uneven.mp4?start={start:.2}"));
+        assert_eq!(
+            frame_hashes(&url(&server, &target), "0:v"),
+            frame_hashes(&source, "0:v"),
+            "{target}"
+        );
+        decodes(&url(&server, &target)).unwrap_or_else(|e| panic!("{target}: {e}"));
+    }
+}
+
 /// `start` and `stop` together, in both seek modes: the video kept runs
 /// from the keyframe at or before `start` (from `start` itself in exact
 /// mode, the frames before it hidden by an edit list) to `stop`.

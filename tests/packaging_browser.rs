@@ -165,8 +165,8 @@ next(0);
 "#;
 
 /// Every fragmented fixture (issue 24: each of ffmpeg's fragmenting muxers,
-/// tracks in moofs of their own in no fixed order, audio only, a file cut
-/// short) packaged from its moofs plays in hls.js, seeks and ends.
+/// tracks in moofs of their own in no fixed order, fragments of uneven
+/// length, audio only, a file cut short) packaged from its moofs plays in hls.js, seeks and ends.
 #[test]
 fn hls_js_plays_every_fragmented_fixture_seeks_and_reaches_the_end() {
     let mut films: Vec<(&str, f64)> = common::FRAGMENTED_FILMS
@@ -174,6 +174,7 @@ fn hls_js_plays_every_fragmented_fixture_seeks_and_reaches_the_end() {
         .map(|&f| (f, 20.0))
         .collect();
     // The cut file keeps its five whole fragments; the audio, what ffprobe says.
+    films.push(("frag_uneven.mp4", 20.0));
     films.push(("frag_cut.mp4", 5.0));
     let audio = common::probe(
         &common::media_folder()

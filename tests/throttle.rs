@@ -143,15 +143,17 @@ fn a_plain_fragmented_mp4_is_paced_from_its_start() {
 }
 
 /// Every fragmented fixture (each of ffmpeg's fragmenting muxers, tracks in
-/// moofs of their own in no fixed order, audio only) is paced on its own
+/// moofs of their own in no fixed order, fragments of uneven length, audio
+/// only) is paced on its own
 /// media curve from its start, all at once.
 #[test]
 fn every_fragmented_fixture_is_paced_on_its_media_curve() {
     // The fixtures are under the 1 MB below which bodies go unpaced.
     let server = server_with("options.throttle_from = 0");
     let films = common::FRAGMENTED_FILMS.map(|film| (film, 10.0));
-    // The 12 s audio file would be whole within 10 s of lead and play.
-    let audio = [("frag_audio.m4a", 6.0)];
+    // The 12 s audio file would be whole within 10 s of lead and play;
+    // fragments of uneven length too.
+    let audio = [("frag_audio.m4a", 6.0), ("frag_uneven.mp4", 10.0)];
     std::thread::scope(|scope| {
         for (film, span) in films.into_iter().chain(audio) {
             let server = &server;

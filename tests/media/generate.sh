@@ -132,6 +132,10 @@ fragment frag_negative_cts.mp4 regular.mp4 -movflags frag_keyframe+empty_moov+ne
 # The first fragment's samples in the moov's own tables, the rest in moofs.
 fragment frag_moov_samples.mp4 regular.mp4 -movflags frag_keyframe
 fragment frag_two_audio.mp4 two-audio.mp4 -movflags frag_keyframe+empty_moov
+# Keyframes at uneven times (no others), so its fragments last 0.4 s to 4.5 s.
+ffmpeg "${common[@]}" -i regular.mp4 -c:v libx264 -pix_fmt yuv420p -profile:v main -bf 2 -g 1000 \
+    -sc_threshold 0 -force_key_frames 0,0.4,2.6,3,7.2,7.9,11,15.5,16,19 -b:v 100k -c:a copy uneven.mp4
+fragment frag_uneven.mp4 uneven.mp4 -movflags frag_keyframe+empty_moov
 # Each track in moofs of its own, data offsets counted from the moof; then in
 # every other fragment the second track's moof and mdat are moved before the
 # first's, so the tracks' fragments interleave in no fixed order (and the
