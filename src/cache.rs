@@ -118,7 +118,7 @@ impl MediaCache {
                 }
                 Err(e) => (Entry::Failed(e), 256),
             },
-            MediaKind::Mp4 => match contained(|| mp4::index(source)) {
+            MediaKind::Mp4 => match contained(|| mp4::index_within(source, &self.index_limits())) {
                 Ok(index) => {
                     let weight = index.weight();
                     self.log_indexing(source.name, identity, &index.notes, weight);
@@ -131,6 +131,12 @@ impl MediaCache {
             self.insert(index_key, entry.clone(), weight);
         }
         entry
+    }
+
+    /// The guards of an MP4's indexing, as large as this cache: a file whose
+    /// index it could hold is never refused.
+    fn index_limits(&self) -> mp4::IndexLimits {
+        mp4::IndexLimits::for_cache(self.budget as u64)
     }
 
     /// Logs, once per file, what its indexing left out and whether its
@@ -261,4 +267,20 @@ fn contained<T>(parse: impl FnOnce() -> Result<T, MediaError>) -> Result<T, Medi
             "the parser failed on this file ({what}); please report it"
         )))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_guards_follow_the_budget() {
+        assert_eq!(
+            MediaCache::new(64).index_limits(),
+            mp4::IndexLimits::DEFAULT
+        );
+        let large = MediaCache::new(1024).index_limits();
+        assert_eq!(large, mp4::IndexLimits::for_cache(1 << 30));
+        assert_eq!(large.moov_bytes, 1 << 30);
+    }
 }

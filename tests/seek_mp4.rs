@@ -386,3 +386,37 @@ fn the_timeline_follows_variable_bitrate() {
     let half = timeline.body_offset_at(1.0);
     assert!((timeline.seconds_at(half) - 1.0).abs() <= 0.1);
 }
+
+/// The guards against hostile files (moov size, samples a track) stand at
+/// their defaults for a small cache and grow with `options.cache`: a file
+/// the cache could hold is never refused, and a refusal says what raises it.
+#[test]
+fn the_index_guards_grow_with_the_cache() {
+    use loomiere::media::mp4::{self, IndexLimits};
+    let film = std::fs::read(media_folder().join("sample.mp4")).expect("fixture");
+    let tight = IndexLimits {
+        moov_bytes: 1000,
+        ..IndexLimits::DEFAULT
+    };
+    let error = mp4::index_within(&film[..], &tight).expect_err("a moov over the limit");
+    assert!(
+        error.to_string().contains("options.cache raises it"),
+        "{error}"
+    );
+    let few = IndexLimits {
+        track_samples: 50,
+        ..IndexLimits::DEFAULT
+    };
+    let error = mp4::index_within(&film[..], &few).expect_err("a track over the limit");
+    assert!(error.to_string().contains("more than the 50"), "{error}");
+    assert!(
+        error.to_string().contains("options.cache raises it"),
+        "{error}"
+    );
+    // The defaults and a gigabyte cache's limits take it.
+    assert!(mp4::index_within(&film[..], &IndexLimits::DEFAULT).is_ok());
+    let large = IndexLimits::for_cache(1 << 30);
+    assert!(large.moov_bytes > IndexLimits::DEFAULT.moov_bytes);
+    assert!(large.track_samples > IndexLimits::DEFAULT.track_samples);
+    assert!(mp4::index_within(&film[..], &large).is_ok());
+}

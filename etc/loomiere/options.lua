@@ -55,7 +55,9 @@ options.rate_after = 0
 -- releases less (a low-bitrate film) waits more periods, at most a quarter
 -- of the throttle or 5 s. 0 sends a slice every period.
 options.min_slice = '32k'
--- Index cache size per worker, in MB.
+-- Index cache size per worker, in MB. A larger index is built for each
+-- request and dropped; MP4 files with a moov over 256 MB or over 20 million
+-- samples a track are indexed when the cache could hold them.
 options.cache = 64
 
 -- Account the workers switch to after binding, when started as root.

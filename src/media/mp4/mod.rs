@@ -8,6 +8,7 @@ mod defragment;
 pub mod fragment_map;
 pub mod fragments;
 pub mod header;
+pub mod limits;
 mod moov_writer;
 pub mod runs;
 pub mod seek;
@@ -22,6 +23,7 @@ pub use seek::prepare;
 use super::timeline::{self, TimePoint};
 use super::{MediaError, ReadAt, Timeline, broken};
 use boxes::Node;
+pub use limits::IndexLimits;
 use tables::Track;
 
 /// Everything a seek needs to know about an MP4 file.
@@ -98,8 +100,16 @@ impl Mp4Index {
 
 /// Builds the index of an MP4 file: the moov (wherever it is) and every track's tables.
 pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
+    index_within(source, &IndexLimits::DEFAULT)
+}
+
+/// [`index`] under `limits` (the cache's: see [`IndexLimits::for_cache`]).
+pub fn index_within<R: ReadAt + ?Sized>(
+    source: &R,
+    limits: &IndexLimits,
+) -> Result<Mp4Index, MediaError> {
     let file_size = source.size();
-    let top = top_level::scan_top_level(source)?;
+    let top = top_level::scan_top_level_within(source, limits)?;
     let mut notes = Vec::new();
     if let Some(cut) = top.cut_at {
         notes.push(format!(
@@ -108,9 +118,9 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
     }
     if let Some(capped) = top.fragments_capped_at {
         notes.push(format!(
-            "the fragments from offset {capped} on are left out: more than {} fragments or {} MB of moof boxes",
-            top_level::FRAGMENTS_LIMIT,
-            top_level::MOOFS_LIMIT_BYTES >> 20
+            "the fragments from offset {capped} on are left out: more than {} fragments or {} MB of moof boxes (options.cache raises both)",
+            limits.fragments,
+            limits.moov_bytes >> 20
         ));
     }
     let original = boxes::MoovBytes::new(top.moov);
@@ -130,7 +140,7 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
             &top.moofs,
             &original_tree,
             &original,
-            TRACK_SAMPLES_MAX,
+            limits.track_samples,
         ) {
             Ok(defragmented) => {
                 notes.extend(defragmented.notes);
@@ -181,10 +191,13 @@ pub fn index<R: ReadAt + ?Sized>(source: &R) -> Result<Mp4Index, MediaError> {
             }
         }
     }
-    if let Some(track) = tracks.iter().find(|t| t.sample_count > TRACK_SAMPLES_MAX) {
+    if let Some(track) = tracks
+        .iter()
+        .find(|t| t.sample_count > limits.track_samples)
+    {
         return Err(broken(format!(
-            "track {} declares {} samples, more than the {TRACK_SAMPLES_MAX} this server indexes",
-            track.id, track.sample_count
+            "track {} declares {} samples, more than the {} this server indexes (options.cache raises it)",
+            track.id, track.sample_count, limits.track_samples
         )));
     }
     // The timeline's walk over every sample also checks that the samples lie
@@ -261,11 +274,6 @@ fn encrypted_entry(tree: &Node, moov: &[u8]) -> Option<boxes::FourCc> {
         })
         .next()
 }
-
-/// Most samples a track may have (about 100 hours of 50 fps video): indexing
-/// walks every sample, and a hostile file can declare billions of tiny ones
-/// in a few bytes of tables.
-pub const TRACK_SAMPLES_MAX: u64 = 20_000_000;
 
 /// The honest timeline of a file from every sample of every track (see
 /// [`timeline::from_sample_ends`]); each track contributes one entry per step

@@ -6,20 +6,10 @@
 
 use super::boxes::{BoxHeader, parse_header};
 use super::fragment_map;
+use super::limits::IndexLimits;
 use crate::media::window::Window;
 use crate::media::{MediaError, ReadAt, broken};
 
-/// Largest `moov` loaded into memory.
-pub const MOOV_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
-/// Most top-level boxes scanned: a moof and an mdat for each fragment kept,
-/// and room for the rest.
-const TOP_LEVEL_LIMIT: usize = 2 * FRAGMENTS_LIMIT + 10_000;
-/// Most fragments indexed: one a frame for 23 hours at 60 frames a second
-/// (16 bytes each while the file is indexed).
-pub const FRAGMENTS_LIMIT: usize = 5_000_000;
-/// Most bytes of moof boxes held while a fragmented file is indexed (the
-/// moov they become is held under the same limit).
-pub const MOOFS_LIMIT_BYTES: u64 = MOOV_LIMIT_BYTES;
 /// Read-ahead of the top-level scan: a fragment's moof and the next mdat's
 /// header in one read.
 const SCAN_AHEAD_BYTES: usize = 64 * 1024;
@@ -37,15 +27,24 @@ pub struct TopLevel {
     /// Where the whole boxes end, when the file goes on with a box that
     /// runs past its end or is not a box (a recording cut short).
     pub cut_at: Option<u64>,
-    /// Where the fragments kept end, when there are more than
-    /// [`FRAGMENTS_LIMIT`] or their moofs take more than [`MOOFS_LIMIT_BYTES`].
+    /// Where the fragments kept end, when there are more than the limits
+    /// allow or their moofs take more bytes than a moov may.
     pub fragments_capped_at: Option<u64>,
 }
 
 /// Scans the top level of a file (moov may be anywhere), reading ahead so
 /// that a fragmented file's many small boxes cost few system calls.
 pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaError> {
+    scan_top_level_within(source, &IndexLimits::DEFAULT)
+}
+
+/// [`scan_top_level`] under `limits`.
+pub fn scan_top_level_within<R: ReadAt + ?Sized>(
+    source: &R,
+    limits: &IndexLimits,
+) -> Result<TopLevel, MediaError> {
     let size = source.size();
+    let top_level_boxes = limits.top_level_boxes();
     let mut window = Window::new(source, SCAN_AHEAD_BYTES);
     let mut offset = 0;
     let mut ftyp = None;
@@ -61,9 +60,9 @@ pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaE
     let mut looked_ahead = false;
     while offset < size {
         count += 1;
-        if count > TOP_LEVEL_LIMIT {
+        if count > top_level_boxes {
             return Err(broken(format!(
-                "more than {TOP_LEVEL_LIMIT} top-level boxes"
+                "more than {top_level_boxes} top-level boxes"
             )));
         }
         let raw = window.get(offset, 16)?;
@@ -85,10 +84,11 @@ pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaE
                 ftyp = Some(source.read_exact_at(offset, header.size as usize)?);
             }
             b"moov" if moov.is_none() => {
-                if header.size > MOOV_LIMIT_BYTES {
+                if header.size > limits.moov_bytes {
                     return Err(broken(format!(
-                        "moov at offset {offset} is {} bytes, over the limit",
-                        header.size
+                        "moov at offset {offset} is {} bytes, over the limit of {} MB (options.cache raises it)",
+                        header.size,
+                        limits.moov_bytes >> 20
                     )));
                 }
                 moov = Some((source.read_exact_at(offset, header.size as usize)?, offset));
@@ -108,7 +108,7 @@ pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaE
             // A moof is read whole: one claiming more than a moov may is
             // damage, and ends the file there. (Fragments before the moov
             // describe tracks not yet declared: ignored, as players do.)
-            b"moof" if moov.is_some() && header.size > MOOV_LIMIT_BYTES => {
+            b"moof" if moov.is_some() && header.size > limits.moov_bytes => {
                 cut_at = Some(offset);
                 break;
             }
@@ -117,8 +117,8 @@ pub fn scan_top_level<R: ReadAt + ?Sized>(source: &R) -> Result<TopLevel, MediaE
                     looked_ahead = true;
                     read_moofs_ahead(source, std::mem::take(&mut mapped), offset);
                 }
-                if fragments.len() >= FRAGMENTS_LIMIT
-                    || moofs.len() as u64 + header.size > MOOFS_LIMIT_BYTES
+                if fragments.len() >= limits.fragments
+                    || moofs.len() as u64 + header.size > limits.moov_bytes
                 {
                     fragments_capped_at = Some(offset);
                 } else {
@@ -221,7 +221,7 @@ mod tests {
     fn a_moof_claiming_more_than_a_moov_may_ends_the_file_unread() {
         let mut head = boxed(b"moov", &boxed(b"mvhd", &[0; 100]));
         let moof_at = head.len() as u64;
-        let claimed = MOOV_LIMIT_BYTES + 8;
+        let claimed = IndexLimits::DEFAULT.moov_bytes + 8;
         head.extend_from_slice(&[0, 0, 0, 1]);
         head.extend_from_slice(b"moof");
         head.extend_from_slice(&claimed.to_be_bytes());
