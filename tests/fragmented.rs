@@ -93,6 +93,15 @@ fn every_fragmented_film_seeks_to_the_keyframe_at_or_before_start() {
                 (kept - expected).abs() < 0.1,
                 "{target}: {kept:.3} s of video, expected {expected:.3}"
             );
+            // Timestamps start at the seek, not where it was in the film:
+            // at 0, or the film's own B-frame delay (0.08 s) where ffmpeg
+            // fragmented it without an edit list.
+            for (kind, _, first) in &seeked.streams {
+                assert!(
+                    (-0.01..0.1).contains(first),
+                    "{target}: {kind} starts at {first}"
+                );
+            }
             decodes(&url(&server, &target)).unwrap_or_else(|e| panic!("{target}: {e}"));
         }
     }
