@@ -129,30 +129,39 @@ fn video_span(film: &str) -> (f64, f64) {
     (start, start + length)
 }
 
+/// Checks that `film?start=` keeps the video from the keyframe at or before
+/// `start` in `source` (the same film, regular) to its end, and that its
+/// first 50 frames are the ones ffmpeg's own seek decodes there. `span` is
+/// where the original's video starts and ends as ffmpeg presents it.
+fn check_keyframe_seek(server: &Server, film: &str, source: &str, start: f64, span: (f64, f64)) {
+    let (first, end) = span;
+    let keyframe = keyframe_before(source, first + start);
+    assert!(start - keyframe < 2.1, "keyframe {keyframe} for {start}");
+    let target = format!("{film}?start={start}");
+    let seeked = url(server, &target);
+    let probed = probe(&seeked).unwrap_or_else(|e| panic!("{target}: {e}"));
+    let kept = probed.stream("video").expect("video").1;
+    // An hour or ten minutes off (a wrapped counter, a wrong chunk) would
+    // keep a very different length of video.
+    assert!(
+        (kept - (end - keyframe)).abs() < 0.05,
+        "{target}: {kept:.3} s of video, expected {:.3} (from the keyframe at {keyframe})",
+        end - keyframe
+    );
+    assert_eq!(
+        frame_hashes(&seeked, None, 50),
+        frame_hashes(&original(source), Some(keyframe), 50),
+        "{target}: the first 50 frames differ from the original's at {keyframe}"
+    );
+}
+
 #[test]
 fn tenth_hour_seeks_start_at_the_keyframe_and_decode_to_the_original_frames() {
     let running = server("");
     let (first, end) = video_span(REGULAR);
     for film in [REGULAR, FRAGMENTED] {
         for start in STARTS {
-            let keyframe = keyframe_before(REGULAR, first + start);
-            assert!(start - keyframe < 2.1, "keyframe {keyframe} for {start}");
-            let target = format!("{film}?start={start}");
-            let seeked = url(&running.server, &target);
-            let probed = probe(&seeked).unwrap_or_else(|e| panic!("{target}: {e}"));
-            let kept = probed.stream("video").expect("video").1;
-            // An hour or ten minutes off (a wrapped counter, a wrong chunk)
-            // would keep a very different length of video.
-            assert!(
-                (kept - (end - keyframe)).abs() < 0.05,
-                "{target}: {kept:.3} s of video, expected {:.3} (from the keyframe at {keyframe})",
-                end - keyframe
-            );
-            assert_eq!(
-                frame_hashes(&seeked, None, 50),
-                frame_hashes(&original(REGULAR), Some(keyframe), 50),
-                "{target}: the first 50 frames differ from the original's at {keyframe}"
-            );
+            check_keyframe_seek(&running.server, film, REGULAR, start, (first, end));
         }
         let last = url(&running.server, &format!("{film}?start={}", STARTS[2]));
         decode_cleanly(&last).unwrap_or_else(|e| panic!("{last}: {e}"));
@@ -273,22 +282,7 @@ fn a_moov_over_64_mb_is_cached_under_16_bytes_a_sample_and_seeks_to_the_frame() 
     let running = server("options.cache = 256");
     let (first, end) = video_span(BIG_MOOV);
     for (n, start) in BIG_MOOV_STARTS.into_iter().enumerate() {
-        let keyframe = keyframe_before(BIG_MOOV, first + start);
-        assert!(start - keyframe < 2.1, "keyframe {keyframe} for {start}");
-        let target = format!("{BIG_MOOV}?start={start}");
-        let seeked = url(&running.server, &target);
-        let probed = probe(&seeked).unwrap_or_else(|e| panic!("{target}: {e}"));
-        let kept = probed.stream("video").expect("video").1;
-        assert!(
-            (kept - (end - keyframe)).abs() < 0.05,
-            "{target}: {kept:.3} s of video, expected {:.3} (from the keyframe at {keyframe})",
-            end - keyframe
-        );
-        assert_eq!(
-            frame_hashes(&seeked, None, 50),
-            frame_hashes(&original(BIG_MOOV), Some(keyframe), 50),
-            "{target}: the first 50 frames differ from the original's at {keyframe}"
-        );
+        check_keyframe_seek(&running.server, BIG_MOOV, BIG_MOOV, start, (first, end));
         if n == 0 {
             let bytes = cache_bytes(running.admin);
             let per_sample = bytes as f64 / samples as f64;
