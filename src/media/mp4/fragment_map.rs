@@ -18,8 +18,10 @@ use crate::media::{MediaError, ReadAt};
 /// Bytes read ahead at each fragment: its moof (a trun of a few hundred
 /// samples) and the next box's header.
 const MOOF_AHEAD_BYTES: u64 = 16 * 1024;
-/// Largest sidx or mfra read: an entry a fragment, 5 million fragments.
-const MAP_LIMIT_BYTES: u64 = 128 * 1024 * 1024;
+/// Largest sidx or mfra read for its map: about 300 000 fragments of two
+/// tracks (a ten-hour film's mfra takes 684 KB). A larger map is not read;
+/// the scan goes on without reading ahead.
+const MAP_LIMIT_BYTES: u64 = 16 * 1024 * 1024;
 /// The size of the mfro box that ends a file with an mfra.
 const MFRO_BYTES: u64 = 16;
 
