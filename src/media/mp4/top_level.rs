@@ -13,6 +13,7 @@ use crate::media::{MediaError, ReadAt, broken};
 /// Read-ahead of the top-level scan: a fragment's moof and the next mdat's
 /// header in one read.
 const SCAN_AHEAD_BYTES: usize = 64 * 1024;
+
 /// The top-level boxes a seek needs.
 pub struct TopLevel {
     pub ftyp: Option<Vec<u8>>,
