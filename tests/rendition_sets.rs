@@ -455,7 +455,12 @@ fn sidecar_subtitles_become_renditions_of_sets_and_files() {
         }
         assert!(!master.contains("\"de\""), "{master}");
     }
-    // The file that is not subtitles is left out, and the log says where.
+    // The file that is not subtitles is left out, and the log says where
+    // (the worker's stderr reaches the harness a moment after the answer).
+    server.wait_for_log(
+        "ladder_180.de.srt: line 1:",
+        std::time::Duration::from_secs(5),
+    );
     let logged = server
         .log_line("ladder_180.de.srt: line 1:")
         .expect("a log line for the broken subtitle file");
